@@ -1,0 +1,242 @@
+//! Configuration from the environment only (SPEC §4).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// A malformed variable stops startup; the message names it (and never echoes a secret).
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError { var, reason: reason.into() }
+    }
+}
+
+/// Where messages are stored.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An embedded SQLite file.
+    Local(PathBuf),
+    /// A libSQL server (sqld / Turso) over HTTP.
+    Remote { url: String, auth_token: Option<String> },
+}
+
+impl fmt::Debug for Database {
+    // Hand-written so the auth token can never reach a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Local(path) => f.debug_tuple("Local").field(path).finish(),
+            Database::Remote { url, .. } => f.debug_struct("Remote").field("url", url).finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Database {
+    /// Reads a `DATABASE_URL` value (SPEC §3).
+    pub fn parse(url: &str, auth_token: Option<String>) -> Result<Database, ConfigError> {
+        let err = |reason: &str| ConfigError::new("DATABASE_URL", reason);
+        if url.starts_with("libsql://") || url.starts_with("https://") || url.starts_with("http://") {
+            return Ok(Database::Remote { url: url.to_owned(), auth_token });
+        }
+        // `sqlite:////abs` is an absolute path, `sqlite:///rel` a relative one (SQLAlchemy's convention).
+        let path = if let Some(rest) = url.strip_prefix("sqlite:///") {
+            rest
+        } else if let Some(rest) = url.strip_prefix("file:") {
+            rest.split('?').next().unwrap_or_default()
+        } else if url.contains("://") || url.starts_with("sqlite:") {
+            return Err(err(
+                "unsupported form; use sqlite:////abs/path.db, sqlite:///rel/path.db, file:path, a plain path, \
+                 or libsql://, https://, http:// for a libSQL server",
+            ));
+        } else {
+            url
+        };
+        if path.is_empty() || path == "/" || path.ends_with('/') {
+            return Err(err("names no database file"));
+        }
+        if path == ":memory:" {
+            return Err(err("an in-memory database would lose every message on restart; name a file"));
+        }
+        Ok(Database::Local(PathBuf::from(path)))
+    }
+}
+
+/// How much is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    /// Accepts the SPEC's names and Lambda's (`TRACE`, `FATAL`, `WARNING`), in any case.
+    pub fn parse(s: &str) -> Option<LogLevel> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "ERROR" | "FATAL" | "CRITICAL" => Some(LogLevel::Error),
+            "WARN" | "WARNING" => Some(LogLevel::Warn),
+            "INFO" => Some(LogLevel::Info),
+            "DEBUG" | "TRACE" => Some(LogLevel::Debug),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "ERROR",
+            LogLevel::Warn => "WARN",
+            LogLevel::Info => "INFO",
+            LogLevel::Debug => "DEBUG",
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Current and (during a rotation) previous HMAC secrets; empty when not configured.
+    pub secrets: Vec<String>,
+    pub database: Database,
+    pub log_level: LogLevel,
+    pub listen_addr: SocketAddr,
+    pub max_body_bytes: usize,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("secrets", &format_args!("<{} configured>", self.secrets.len()))
+            .field("database", &self.database)
+            .field("log_level", &self.log_level)
+            .field("listen_addr", &self.listen_addr)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 262_144;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let on_lambda = lookup("AWS_LAMBDA_FUNCTION_NAME").is_some();
+
+        let secrets = ["WEBHOOK_SECRET", "WEBHOOK_SECRET_PREVIOUS"]
+            .into_iter()
+            .filter_map(|name| lookup(name).filter(|s| !s.is_empty()))
+            .collect::<Vec<_>>();
+        // A previous secret alone would mean accepting only the retired key.
+        let secrets = if lookup("WEBHOOK_SECRET").is_some_and(|s| !s.is_empty()) { secrets } else { Vec::new() };
+
+        // On Lambda only /tmp is writable; elsewhere a file under ./data/.
+        let default_db = if on_lambda { "/tmp/app.db" } else { "./data/app.db" };
+        let url = lookup("DATABASE_URL").filter(|s| !s.is_empty()).unwrap_or_else(|| default_db.to_owned());
+        let database = Database::parse(&url, lookup("LIBSQL_AUTH_TOKEN").filter(|s| !s.is_empty()))?;
+
+        let level_var = ["AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL"]
+            .into_iter()
+            .find_map(|name| lookup(name).filter(|s| !s.is_empty()).map(|value| (name, value)));
+        let log_level = match level_var {
+            None => LogLevel::Info,
+            Some((name, value)) => LogLevel::parse(&value)
+                .ok_or_else(|| ConfigError::new(name, format!("{value:?} is not one of ERROR, WARN, INFO, DEBUG")))?,
+        };
+
+        let listen_addr = match lookup("LISTEN_ADDR").filter(|s| !s.is_empty()) {
+            None => SocketAddr::from(([127, 0, 0, 1], 8000)),
+            Some(value) => value
+                .parse()
+                .map_err(|_| ConfigError::new("LISTEN_ADDR", format!("{value:?} is not an address like 0.0.0.0:8000")))?,
+        };
+
+        let max_body_bytes = match lookup("MAX_BODY_BYTES").filter(|s| !s.is_empty()) {
+            None => DEFAULT_MAX_BODY_BYTES,
+            Some(value) => value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::new("MAX_BODY_BYTES", format!("{value:?} is not a positive whole number of bytes")))?,
+        };
+
+        Ok(Config { secrets, database, log_level, listen_addr, max_body_bytes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert!(c.secrets.is_empty());
+        assert_eq!(c.database, Database::Local("./data/app.db".into()));
+        assert_eq!(c.log_level, LogLevel::Info);
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.max_body_bytes, 262_144);
+        let lambda = config(&[("AWS_LAMBDA_FUNCTION_NAME", "f")]).unwrap();
+        assert_eq!(lambda.database, Database::Local("/tmp/app.db".into()));
+    }
+
+    #[test]
+    fn database_url_forms() {
+        let local = |url: &str| Database::parse(url, None).unwrap();
+        assert_eq!(local("sqlite:////data/app.db"), Database::Local("/data/app.db".into()));
+        assert_eq!(local("sqlite:///data/app.db"), Database::Local("data/app.db".into()));
+        assert_eq!(local("file:data/app.db"), Database::Local("data/app.db".into()));
+        assert_eq!(local("file:/abs/app.db?mode=rwc"), Database::Local("/abs/app.db".into()));
+        assert_eq!(local("./x.db"), Database::Local("./x.db".into()));
+        for remote in ["libsql://db.example.com", "https://db.example.com", "http://127.0.0.1:8080"] {
+            assert!(matches!(Database::parse(remote, Some("t".into())).unwrap(), Database::Remote { .. }), "{remote}");
+        }
+        for bad in ["postgres://x", "sqlite://x.db", "sqlite:x.db", "sqlite:///", ":memory:", "file:"] {
+            assert_eq!(Database::parse(bad, None).unwrap_err().var, "DATABASE_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        assert_eq!(config(&[("MAX_BODY_BYTES", "abc")]).unwrap_err().var, "MAX_BODY_BYTES");
+        assert_eq!(config(&[("MAX_BODY_BYTES", "0")]).unwrap_err().var, "MAX_BODY_BYTES");
+        assert_eq!(config(&[("LISTEN_ADDR", "localhost")]).unwrap_err().var, "LISTEN_ADDR");
+        assert_eq!(config(&[("LOG_LEVEL", "loud")]).unwrap_err().var, "LOG_LEVEL");
+        assert_eq!(config(&[("AWS_LAMBDA_LOG_LEVEL", "x"), ("LOG_LEVEL", "INFO")]).unwrap_err().var, "AWS_LAMBDA_LOG_LEVEL");
+    }
+
+    #[test]
+    fn lambda_log_level_wins() {
+        let c = config(&[("AWS_LAMBDA_LOG_LEVEL", "debug"), ("LOG_LEVEL", "ERROR")]).unwrap();
+        assert_eq!(c.log_level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn secrets_rotation_and_redaction() {
+        let c = config(&[("WEBHOOK_SECRET", "new-secret"), ("WEBHOOK_SECRET_PREVIOUS", "old-secret")]).unwrap();
+        assert_eq!(c.secrets, ["new-secret", "old-secret"]);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("new-secret") && !shown.contains("old-secret"), "{shown}");
+        assert!(config(&[("WEBHOOK_SECRET", "")]).unwrap().secrets.is_empty());
+        assert!(config(&[("WEBHOOK_SECRET_PREVIOUS", "old")]).unwrap().secrets.is_empty());
+        let remote = config(&[("DATABASE_URL", "libsql://db"), ("LIBSQL_AUTH_TOKEN", "tok-123")]).unwrap();
+        assert!(!format!("{remote:?}").contains("tok-123"));
+    }
+}

@@ -1,0 +1,100 @@
+//! Every failure a request can meet, and the one place that turns each into its HTTP answer.
+
+use lambda_http::http::{header, StatusCode};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+use crate::message::FieldError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    NotFound,
+    /// The path exists but not for this method; carries the `Allow` header value.
+    MethodNotAllowed(&'static str),
+    PayloadTooLarge,
+    SecretNotConfigured,
+    InvalidSignature,
+    Validation(Vec<FieldError>),
+    /// The database could not be opened or reached.
+    StoreUnavailable(StoreError),
+    /// Any other database fault.
+    Store(StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Open(_) | StoreError::WriterStopped => ApiError::StoreUnavailable(e),
+            _ => ApiError::Store(e),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::SecretNotConfigured | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InvalidSignature => StatusCode::UNAUTHORIZED,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `webhook_requests_total` result this failure counts as, if it ends a delivery.
+    pub fn webhook_result(&self) -> Option<&'static str> {
+        match self {
+            ApiError::PayloadTooLarge => Some("payload_too_large"),
+            ApiError::SecretNotConfigured => Some("not_configured"),
+            ApiError::InvalidSignature => Some("invalid_signature"),
+            ApiError::Validation(_) => Some("validation_error"),
+            ApiError::StoreUnavailable(_) | ApiError::Store(_) => Some("error"),
+            ApiError::NotFound | ApiError::MethodNotAllowed(_) => None,
+        }
+    }
+
+    /// The server-side cause, for the log only: clients see just "internal error".
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            ApiError::StoreUnavailable(e) | ApiError::Store(e) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        #[derive(Serialize)]
+        struct Detail<T> {
+            detail: T,
+        }
+        let status = self.status();
+        let body = match &self {
+            ApiError::NotFound => json(&Detail { detail: "not found" }),
+            ApiError::MethodNotAllowed(_) => json(&Detail { detail: "method not allowed" }),
+            ApiError::PayloadTooLarge => json(&Detail { detail: "payload too large" }),
+            ApiError::SecretNotConfigured => json(&Detail { detail: "webhook secret not configured" }),
+            ApiError::InvalidSignature => json(&Detail { detail: "invalid signature" }),
+            ApiError::Validation(errors) => json(&Detail { detail: errors }),
+            ApiError::StoreUnavailable(_) | ApiError::Store(_) => json(&Detail { detail: "internal error" }),
+        };
+        let mut response = json_response(status, body);
+        if let ApiError::MethodNotAllowed(allow) = self {
+            response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// Serialises a response body. Our bodies are plain data, so this cannot fail.
+pub fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("response bodies serialise")
+}
+
+pub fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response
+}

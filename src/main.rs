@@ -1,0 +1,54 @@
+//! Chooses the runtime: AWS Lambda by default, a local HTTP listener with `--features local`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use webhook_ingest::config::Config;
+use webhook_ingest::{telemetry, App};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            telemetry::init_logging(webhook_ingest::config::LogLevel::Error);
+            tracing::error!(variable = e.var, error = %e, "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logging(config.log_level);
+    let app = Arc::new(App::new(&config).await);
+    tracing::info!(
+        database = ?config.database,
+        secret_configured = !app.verifier.is_empty(),
+        max_body_bytes = config.max_body_bytes,
+        "starting"
+    );
+    run(app, &config).await
+}
+
+#[cfg(feature = "local")]
+async fn run(app: Arc<App>, config: &Config) -> ExitCode {
+    match webhook_ingest::local::serve(app, config.listen_addr).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "listener failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "local"))]
+async fn run(app: Arc<App>, _: &Config) -> ExitCode {
+    let handler = lambda_http::service_fn(move |req| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, std::convert::Infallible>(webhook_ingest::handle(&app, req).await) }
+    });
+    match lambda_http::run(handler).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "lambda runtime failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The validated webhook message and the field rules of SPEC §2.
+//!
+//! A [`Message`] can only be built by [`Message::parse`], so everything downstream (storage, queries) may
+//! assume the rules hold.
+
+use chrono::{NaiveDate, NaiveTime};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Longest accepted `text`, counted in Unicode scalar values.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// One failing field, in FastAPI's validation-error shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub loc: Vec<&'static str>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+impl FieldError {
+    pub fn new(loc: [&'static str; 2], kind: &'static str, msg: impl Into<String>) -> Self {
+        FieldError { loc: loc.to_vec(), msg: msg.into(), kind }
+    }
+
+    fn body(kind: &'static str, msg: impl Into<String>) -> Self {
+        FieldError { loc: vec!["body"], msg: msg.into(), kind }
+    }
+}
+
+/// A phone number in the form `+` followed by one or more ASCII digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msisdn(String);
+
+impl Msisdn {
+    pub fn parse(s: &str) -> Option<Msisdn> {
+        let digits = s.strip_prefix('+')?;
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| Msisdn(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An RFC 3339 UTC timestamp (`YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`) that names a real calendar instant.
+///
+/// Keeps the text exactly as received (that is what the API returns) and a sort key,
+/// `YYYY-MM-DDTHH:MM:SS.fffffffff`, whose byte order is chronological order: the raw text is not
+/// (`…:00.5Z` sorts before `…:00Z` as bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timestamp {
+    raw: String,
+    key: String,
+}
+
+impl Timestamp {
+    pub fn parse(s: &str) -> Option<Timestamp> {
+        let b = s.as_bytes();
+        // Fixed part: YYYY-MM-DDTHH:MM:SS, then an optional fraction, then Z.
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let num = |range: std::ops::Range<usize>| -> Option<u32> {
+            let part = &b[range];
+            part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+        };
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        let rest = &b[19..];
+        let fraction: &[u8] = match rest {
+            [b'Z'] => &[],
+            [b'.', digits @ .., b'Z'] if (1..=9).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) => {
+                digits
+            }
+            _ => return None,
+        };
+        // Year 0 does not exist in the calendar clients use; leap seconds are not instants chrono can name.
+        if year == 0 {
+            return None;
+        }
+        NaiveDate::from_ymd_opt(year as i32, month, day)?;
+        NaiveTime::from_hms_opt(hour, minute, second)?;
+
+        let mut key = String::with_capacity(29);
+        key.push_str(&s[..19]);
+        key.push('.');
+        // Every byte up to the final `Z` was checked to be ASCII, so these are char boundaries.
+        key.push_str(&s[20..20 + fraction.len()]);
+        key.extend(std::iter::repeat_n('0', 9 - fraction.len()));
+        Some(Timestamp { raw: s.to_owned(), key })
+    }
+
+    /// The text as the client sent it.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The chronological sort key stored beside the raw text.
+    pub fn sort_key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// A webhook message that passed every rule of SPEC §2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub message_id: String,
+    pub from: Msisdn,
+    pub to: Msisdn,
+    pub ts: Timestamp,
+    pub text: Option<String>,
+}
+
+impl Message {
+    /// Parses and validates a raw request body, naming every failing field.
+    pub fn parse(body: &[u8]) -> Result<Message, Vec<FieldError>> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| vec![FieldError::body("json_invalid", format!("JSON decode error: {e}"))])?;
+        let Value::Object(mut object) = value else {
+            return Err(vec![FieldError::body(
+                "model_attributes_type",
+                "Input should be a valid dictionary or object to extract fields from",
+            )]);
+        };
+
+        let mut errors = Vec::new();
+        let message_id = required_string(&mut object, "message_id", &mut errors).and_then(|id| {
+            if id.is_empty() {
+                errors.push(FieldError::new(
+                    ["body", "message_id"],
+                    "string_too_short",
+                    "String should have at least 1 character",
+                ));
+                None
+            } else {
+                Some(id)
+            }
+        });
+        let from = msisdn_field(&mut object, "from", &mut errors);
+        let to = msisdn_field(&mut object, "to", &mut errors);
+        let ts = required_string(&mut object, "ts", &mut errors).and_then(|raw| {
+            let parsed = Timestamp::parse(&raw);
+            if parsed.is_none() {
+                errors.push(FieldError::new(
+                    ["body", "ts"],
+                    "value_error",
+                    "Value error, ts must be an RFC 3339 UTC timestamp such as 2025-01-15T10:00:00Z",
+                ));
+            }
+            parsed
+        });
+        let text = match object.remove("text") {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::String(text)) if text.chars().count() <= MAX_TEXT_CHARS => Some(Some(text)),
+            Some(Value::String(_)) => {
+                errors.push(FieldError::new(
+                    ["body", "text"],
+                    "string_too_long",
+                    format!("String should have at most {MAX_TEXT_CHARS} characters"),
+                ));
+                None
+            }
+            Some(_) => {
+                errors.push(not_a_string("text"));
+                None
+            }
+        };
+
+        match (message_id, from, to, ts, text) {
+            (Some(message_id), Some(from), Some(to), Some(ts), Some(text)) if errors.is_empty() => {
+                Ok(Message { message_id, from, to, ts, text })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+fn not_a_string(field: &'static str) -> FieldError {
+    FieldError::new(["body", field], "string_type", "Input should be a valid string")
+}
+
+fn required_string(object: &mut Map<String, Value>, field: &'static str, errors: &mut Vec<FieldError>) -> Option<String> {
+    match object.remove(field) {
+        Some(Value::String(s)) => Some(s),
+        None => {
+            errors.push(FieldError::new(["body", field], "missing", "Field required"));
+            None
+        }
+        Some(_) => {
+            errors.push(not_a_string(field));
+            None
+        }
+    }
+}
+
+fn msisdn_field(object: &mut Map<String, Value>, field: &'static str, errors: &mut Vec<FieldError>) -> Option<Msisdn> {
+    let raw = required_string(object, field, errors)?;
+    let parsed = Msisdn::parse(&raw);
+    if parsed.is_none() {
+        errors.push(FieldError::new(
+            ["body", field],
+            "string_pattern_mismatch",
+            "String should match pattern '^\\+[0-9]+$'",
+        ));
+    }
+    parsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<Message, Vec<FieldError>> {
+        Message::parse(v.to_string().as_bytes())
+    }
+
+    fn valid() -> Value {
+        json!({"message_id":"m1","from":"+919876543210","to":"+14155550100","ts":"2025-01-15T10:00:00Z","text":"Hello"})
+    }
+
+    fn failing_fields(result: Result<Message, Vec<FieldError>>) -> Vec<(String, &'static str)> {
+        result.unwrap_err().into_iter().map(|e| (e.loc.join("."), e.kind)).collect()
+    }
+
+    #[test]
+    fn accepts_the_reference_message() {
+        let m = parse(valid()).unwrap();
+        assert_eq!(m.message_id, "m1");
+        assert_eq!(m.from.as_str(), "+919876543210");
+        assert_eq!(m.to.as_str(), "+14155550100");
+        assert_eq!(m.ts.as_str(), "2025-01-15T10:00:00Z");
+        assert_eq!(m.ts.sort_key(), "2025-01-15T10:00:00.000000000");
+        assert_eq!(m.text.as_deref(), Some("Hello"));
+    }
+
+    #[test]
+    fn text_is_optional_and_may_be_null_and_unknown_keys_are_ignored() {
+        let mut v = valid();
+        v.as_object_mut().unwrap().remove("text");
+        v["extra"] = json!({"nested": [1, 2, 3]});
+        assert_eq!(parse(v.clone()).unwrap().text, None);
+        v["text"] = Value::Null;
+        assert_eq!(parse(v).unwrap().text, None);
+    }
+
+    #[test]
+    fn text_limit_counts_characters_not_bytes() {
+        let mut v = valid();
+        // 4096 four-byte characters: 16 KiB of UTF-8, still exactly at the limit.
+        v["text"] = json!("😀".repeat(MAX_TEXT_CHARS));
+        assert_eq!(parse(v.clone()).unwrap().text.unwrap().chars().count(), MAX_TEXT_CHARS);
+        v["text"] = json!("é".repeat(MAX_TEXT_CHARS + 1));
+        assert_eq!(failing_fields(parse(v)), [("body.text".to_owned(), "string_too_long")]);
+        let mut v = valid();
+        v["text"] = json!("a".repeat(MAX_TEXT_CHARS));
+        assert!(parse(v).is_ok());
+    }
+
+    #[test]
+    fn every_failing_field_is_named() {
+        let v = json!({"message_id": "", "from": "919876543210", "to": 14155550100u64, "ts": "2025-01-15 10:00:00", "text": 5});
+        assert_eq!(
+            failing_fields(parse(v)),
+            [
+                ("body.message_id".to_owned(), "string_too_short"),
+                ("body.from".to_owned(), "string_pattern_mismatch"),
+                ("body.to".to_owned(), "string_type"),
+                ("body.ts".to_owned(), "value_error"),
+                ("body.text".to_owned(), "string_type"),
+            ]
+        );
+        assert_eq!(
+            failing_fields(parse(json!({}))),
+            [
+                ("body.message_id".to_owned(), "missing"),
+                ("body.from".to_owned(), "missing"),
+                ("body.to".to_owned(), "missing"),
+                ("body.ts".to_owned(), "missing"),
+            ]
+        );
+    }
+
+    #[test]
+    fn null_is_not_a_string_for_required_fields() {
+        let mut v = valid();
+        v["message_id"] = Value::Null;
+        assert_eq!(failing_fields(parse(v)), [("body.message_id".to_owned(), "string_type")]);
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_objects_are_rejected() {
+        for body in [&b""[..], b"{", b"[1,2]", b"\"s\"", b"null", b"42", b"\xff\xfe{}", b"{\"message_id\":\"\xff\"}"] {
+            let errors = Message::parse(body).unwrap_err();
+            assert_eq!(errors.len(), 1, "{body:?}");
+            assert_eq!(errors[0].loc, ["body"], "{body:?}");
+        }
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(Message::parse(deep.as_bytes()).unwrap_err()[0].kind, "json_invalid");
+    }
+
+    #[test]
+    fn msisdn_is_plus_and_ascii_digits_only() {
+        for ok in ["+1", "+919876543210"] {
+            assert!(Msisdn::parse(ok).is_some(), "{ok}");
+        }
+        for bad in ["", "+", "1", "++1", "+1 ", " +1", "+1\n", "+１２", "+12a", "+-1"] {
+            assert!(Msisdn::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_follow_the_strict_utc_form() {
+        for ok in [
+            "2025-01-15T10:00:00Z",
+            "2025-01-15T10:00:00.5Z",
+            "2025-01-15T10:00:00.123456789Z",
+            "2024-02-29T23:59:59Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+        ] {
+            assert!(Timestamp::parse(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "",
+            "2025-01-15T10:00:00",
+            "2025-01-15T10:00:00z",
+            "2025-01-15 10:00:00Z",
+            "2025-01-15t10:00:00Z",
+            "2025-01-15T10:00:00+00:00",
+            "2025-01-15T10:00:00.Z",
+            "2025-01-15T10:00:00.1234567890Z",
+            "2025-02-30T10:00:00Z",
+            "2023-02-29T10:00:00Z",
+            "2025-13-01T10:00:00Z",
+            "2025-01-15T24:00:00Z",
+            "2025-01-15T10:60:00Z",
+            "2025-01-15T23:59:60Z",
+            "0000-01-01T00:00:00Z",
+            "2025-1-15T10:00:00Z",
+            "+025-01-15T10:00:00Z",
+            " 2025-01-15T10:00:00Z",
+            "2025-01-15T10:00:00Z ",
+            "2025-01-15T10:00:00ZZ",
+            "2025-01-15T10:00:0٣Z",
+        ] {
+            assert!(Timestamp::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sort_key_orders_chronologically() {
+        let keys: Vec<String> = ["2025-01-15T10:00:00Z", "2025-01-15T10:00:00.5Z", "2025-01-15T10:00:00.05Z", "2025-01-15T10:00:01Z"]
+            .iter()
+            .map(|s| Timestamp::parse(s).unwrap().sort_key().to_owned())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(sorted, [keys[0].clone(), keys[2].clone(), keys[1].clone(), keys[3].clone()]);
+    }
+}

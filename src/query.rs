@@ -1,0 +1,152 @@
+//! Query parameters of `GET /messages` (SPEC §2).
+
+use crate::message::{FieldError, Timestamp};
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 100;
+
+/// Validated filters and page of a message listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListParams {
+    pub limit: u32,
+    pub offset: u64,
+    /// Exact sender.
+    pub from: Option<String>,
+    /// Only messages at or after this instant.
+    pub since: Option<Timestamp>,
+    /// Case-insensitive literal substring of `text`, already folded by [`fold_case`].
+    pub q: Option<String>,
+}
+
+/// The case folding shared by stored text and search terms, so both sides compare alike.
+pub fn fold_case(s: &str) -> String {
+    s.to_lowercase()
+}
+
+impl ListParams {
+    /// Parses a raw (form-encoded) query string. A repeated parameter takes its last value, as FastAPI
+    /// does; unknown parameters are ignored; an empty `from`, `since` or `q` means "no filter".
+    pub fn parse(query: Option<&str>) -> Result<ListParams, Vec<FieldError>> {
+        let (mut limit, mut offset, mut from, mut since, mut q) = (None, None, None, None, None);
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let slot = match key.as_ref() {
+                "limit" => &mut limit,
+                "offset" => &mut offset,
+                "from" => &mut from,
+                "since" => &mut since,
+                "q" => &mut q,
+                _ => continue,
+            };
+            *slot = Some(value.into_owned());
+        }
+
+        let mut errors = Vec::new();
+        let limit = match limit {
+            None => Some(DEFAULT_LIMIT),
+            Some(raw) => bounded_integer(&raw, "limit", 1, u64::from(MAX_LIMIT), &mut errors).map(|n| n as u32),
+        };
+        let offset = match offset {
+            None => Some(0),
+            Some(raw) => bounded_integer(&raw, "offset", 0, i64::MAX as u64, &mut errors),
+        };
+        let since = match since.filter(|s| !s.is_empty()) {
+            None => Some(None),
+            Some(raw) => match Timestamp::parse(&raw) {
+                Some(ts) => Some(Some(ts)),
+                None => {
+                    errors.push(FieldError::new(
+                        ["query", "since"],
+                        "value_error",
+                        "Value error, since must be an RFC 3339 UTC timestamp such as 2025-01-15T10:00:00Z",
+                    ));
+                    None
+                }
+            },
+        };
+        let from = from.filter(|s| !s.is_empty()).map(|raw| unmangle_plus(raw));
+        let q = q.filter(|s| !s.is_empty()).map(|raw| fold_case(&raw));
+
+        match (limit, offset, since) {
+            (Some(limit), Some(offset), Some(since)) if errors.is_empty() => Ok(ListParams { limit, offset, from, since, q }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Form decoding turns an unencoded `+` into a space, so `?from=+9198…` arrives as ` 9198…`;
+/// a leading space followed by digits only is read back as the `+` the client meant.
+fn unmangle_plus(raw: String) -> String {
+    match raw.strip_prefix(' ') {
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => format!("+{digits}"),
+        _ => raw,
+    }
+}
+
+fn bounded_integer(raw: &str, field: &'static str, min: u64, max: u64, errors: &mut Vec<FieldError>) -> Option<u64> {
+    let loc = ["query", field];
+    let parsed = (!raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()))
+        // All digits: anything that does not fit in u64 is certainly above `max`.
+        .then(|| raw.parse::<u64>().unwrap_or(u64::MAX));
+    match parsed {
+        None => errors.push(FieldError::new(loc, "int_parsing", "Input should be a valid integer, unable to parse string as an integer")),
+        Some(n) if n < min => errors.push(FieldError::new(loc, "greater_than_equal", format!("Input should be greater than or equal to {min}"))),
+        Some(n) if n > max => errors.push(FieldError::new(loc, "less_than_equal", format!("Input should be less than or equal to {max}"))),
+        Some(n) => return Some(n),
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(q: &str) -> Result<ListParams, Vec<FieldError>> {
+        ListParams::parse(Some(q))
+    }
+
+    fn failing(q: &str) -> Vec<(String, &'static str)> {
+        parse(q).unwrap_err().into_iter().map(|e| (e.loc.join("."), e.kind)).collect()
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        let p = ListParams::parse(None).unwrap();
+        assert_eq!((p.limit, p.offset, p.from, p.since, p.q), (50, 0, None, None, None));
+        assert_eq!(parse("limit=1").unwrap().limit, 1);
+        assert_eq!(parse("limit=100&offset=7").unwrap().offset, 7);
+        assert_eq!(failing("limit=0"), [("query.limit".to_owned(), "greater_than_equal")]);
+        assert_eq!(failing("limit=101"), [("query.limit".to_owned(), "less_than_equal")]);
+        assert_eq!(failing("limit=99999999999999999999999"), [("query.limit".to_owned(), "less_than_equal")]);
+        for bad in ["limit=", "limit=abc", "limit=-1", "limit=1.0", "limit=%201", "limit=1e1"] {
+            assert_eq!(failing(bad), [("query.limit".to_owned(), "int_parsing")], "{bad}");
+        }
+        assert_eq!(failing("offset=-1"), [("query.offset".to_owned(), "int_parsing")]);
+        assert_eq!(failing("offset=99999999999999999999"), [("query.offset".to_owned(), "less_than_equal")]);
+        assert_eq!(failing("limit=0&offset=x").len(), 2);
+    }
+
+    #[test]
+    fn from_reads_an_unencoded_plus_back() {
+        assert_eq!(parse("from=+919876543210").unwrap().from.as_deref(), Some("+919876543210"));
+        assert_eq!(parse("from=%2B919876543210").unwrap().from.as_deref(), Some("+919876543210"));
+        assert_eq!(parse("from=%20919876543210").unwrap().from.as_deref(), Some("+919876543210"));
+        // Only a space followed by digits is rewritten; anything else stays as it is (and matches nothing).
+        assert_eq!(parse("from=+91+98").unwrap().from.as_deref(), Some(" 91 98"));
+        assert_eq!(parse("from=").unwrap().from, None);
+    }
+
+    #[test]
+    fn since_is_validated_and_q_is_folded() {
+        assert_eq!(parse("since=2025-01-15T09:30:00Z").unwrap().since.unwrap().as_str(), "2025-01-15T09:30:00Z");
+        assert_eq!(failing("since=yesterday"), [("query.since".to_owned(), "value_error")]);
+        assert_eq!(failing("since=2025-01-15T09:30:00+00:00"), [("query.since".to_owned(), "value_error")]);
+        assert_eq!(parse("q=HeLLo%25_").unwrap().q.as_deref(), Some("hello%_"));
+        assert_eq!(parse("q=").unwrap().q, None);
+    }
+
+    #[test]
+    fn last_value_wins_and_unknown_parameters_are_ignored() {
+        let p = parse("limit=5&limit=7&page=3").unwrap();
+        assert_eq!(p.limit, 7);
+    }
+}

@@ -1,0 +1,133 @@
+//! Routing on method + path, and the read endpoints.
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+
+use crate::error::{json, json_response, ApiError};
+use crate::query::ListParams;
+use crate::store::StoredMessage;
+use crate::App;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Webhook,
+    Messages,
+    Stats,
+    Live,
+    Ready,
+    Metrics,
+}
+
+impl Route {
+    pub fn of(path: &str) -> Option<Route> {
+        Some(match path {
+            "/webhook" => Route::Webhook,
+            "/messages" => Route::Messages,
+            "/stats" => Route::Stats,
+            "/health/live" => Route::Live,
+            "/health/ready" => Route::Ready,
+            "/metrics" => Route::Metrics,
+            _ => return None,
+        })
+    }
+
+    /// The `path` label of metrics: the route itself, never what a client typed.
+    pub fn label(route: Option<Route>) -> &'static str {
+        match route {
+            Some(Route::Webhook) => "/webhook",
+            Some(Route::Messages) => "/messages",
+            Some(Route::Stats) => "/stats",
+            Some(Route::Live) => "/health/live",
+            Some(Route::Ready) => "/health/ready",
+            Some(Route::Metrics) => "/metrics",
+            None => "unmatched",
+        }
+    }
+
+    /// The one method the route answers; also the `Allow` header of its 405.
+    pub fn method(self) -> &'static str {
+        if self == Route::Webhook {
+            "POST"
+        } else {
+            "GET"
+        }
+    }
+}
+
+/// The path a route is matched on, whatever the event source.
+///
+/// Locally that is the URI path. On Lambda it is the path of the event: API Gateway REST sends it without
+/// the stage, while an HTTP API's `rawPath` starts with a named stage, which is stripped here, so routing
+/// never depends on `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` (which only changes the URI lambda_http builds).
+pub fn route_path(req: &Request) -> &str {
+    let raw = req.raw_http_path();
+    if raw.is_empty() {
+        return req.uri().path();
+    }
+    if let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref() {
+        if let Some(stage) = context.stage.as_deref().filter(|s| *s != "$default") {
+            match raw.strip_prefix('/').and_then(|p| p.strip_prefix(stage)) {
+                Some("") => return "/",
+                Some(rest) if rest.starts_with('/') => return rest,
+                _ => {}
+            }
+        }
+    }
+    raw
+}
+
+pub async fn messages(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    #[derive(Serialize)]
+    struct Listing<'a> {
+        data: &'a [StoredMessage],
+        total: u64,
+        limit: u32,
+        offset: u64,
+    }
+    let params = ListParams::parse(req.uri().query()).map_err(ApiError::Validation)?;
+    let page = app.store().await?.list(&params).await?;
+    let body = json(&Listing { data: &page.data, total: page.total, limit: params.limit, offset: params.offset });
+    Ok(json_response(StatusCode::OK, body))
+}
+
+pub async fn stats(app: &App) -> Result<Response<Body>, ApiError> {
+    let stats = app.store().await?.stats().await?;
+    Ok(json_response(StatusCode::OK, json(&stats)))
+}
+
+pub fn live() -> Response<Body> {
+    json_response(StatusCode::OK, r#"{"status":"ok"}"#.to_owned())
+}
+
+/// Ready only when a delivery could be accepted: a secret to verify it and a database that answers.
+pub async fn ready(app: &App) -> Response<Body> {
+    #[derive(Serialize)]
+    struct NotReady<'a> {
+        status: &'static str,
+        reason: &'a str,
+    }
+    let reason = if app.verifier.is_empty() {
+        Some("webhook secret not configured".to_owned())
+    } else {
+        match app.store().await {
+            Ok(store) => store.check().await.err().map(|e| format!("database unavailable: {e}")),
+            Err(e) => Some(format!("database unavailable: {e}")),
+        }
+    };
+    match reason {
+        None => json_response(StatusCode::OK, r#"{"status":"ready"}"#.to_owned()),
+        Some(reason) => {
+            json_response(StatusCode::SERVICE_UNAVAILABLE, json(&NotReady { status: "not_ready", reason: &reason }))
+        }
+    }
+}
+
+pub fn metrics(app: &App) -> Response<Body> {
+    let mut response = Response::new(Body::Text(app.metrics.render()));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}

@@ -1,0 +1,370 @@
+//! Message storage on libSQL: schema, the write path and the read queries (SPEC §3).
+//!
+//! Writes go through one writer that owns its connection: concurrent deliveries queue on a channel and
+//! every batch the writer finds waiting is committed in one durable transaction before any of them is
+//! answered. Idempotency is the primary key's (`INSERT … ON CONFLICT DO NOTHING`), never a read-then-write.
+//! Reads use a small pool of read-only connections, each query set in one snapshot.
+
+mod schema;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use libsql::{params::IntoParams, Connection, Value};
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Database;
+use crate::message::Message;
+use crate::query::{fold_case, ListParams};
+
+/// How many queued deliveries one transaction takes at most.
+const MAX_BATCH: usize = 256;
+/// How many deliveries may wait for the writer before callers wait to enqueue.
+const QUEUE_DEPTH: usize = 4096;
+/// How long a statement waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] libsql::Error),
+    #[error("cannot open database: {0}")]
+    Open(String),
+    #[error("write failed: {0}")]
+    Write(String),
+    #[error("the database writer has stopped")]
+    WriterStopped,
+    #[error("unexpected database answer: {0}")]
+    Unexpected(&'static str),
+}
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Created,
+    /// The `message_id` was already stored; nothing was written (first write wins).
+    Duplicate,
+}
+
+/// A stored message as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredMessage {
+    pub message_id: String,
+    pub from: String,
+    pub to: String,
+    pub ts: String,
+    pub text: Option<String>,
+}
+
+/// One page of a listing and the number of messages matching its filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub data: Vec<StoredMessage>,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SenderCount {
+    pub from: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub total_messages: u64,
+    pub senders_count: u64,
+    pub messages_per_sender: Vec<SenderCount>,
+    pub first_message_ts: Option<String>,
+    pub last_message_ts: Option<String>,
+}
+
+struct WriteJob {
+    message: Message,
+    reply: oneshot::Sender<Result<Inserted, StoreError>>,
+}
+
+pub struct Store {
+    writer: mpsc::Sender<WriteJob>,
+    readers: Readers,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, applies migrations and starts the writer.
+    pub async fn open(database: &Database) -> Result<Store, StoreError> {
+        let path = match database {
+            Database::Local(path) => path,
+            Database::Remote { .. } => {
+                return Err(StoreError::Open("this build has no remote libSQL support".into()));
+            }
+        };
+        let db = open_local(path).await?;
+        let writer_conn = db.connect()?;
+        configure(&writer_conn, false).await?;
+        schema::migrate(&writer_conn).await?;
+
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        // libsql runs local SQLite calls synchronously inside its futures, so the writer, which waits on
+        // fsync, gets a thread of its own instead of blocking a runtime worker.
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().expect("writer runtime");
+                runtime.block_on(write_loop(writer_conn, rx));
+            })
+            .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
+
+        Ok(Store { writer: tx, readers: Readers { db, idle: Mutex::new(Vec::new()) } })
+    }
+
+    /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
+    pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        self.writer.send(WriteJob { message, reply }).await.map_err(|_| StoreError::WriterStopped)?;
+        outcome.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// One page of messages matching `params`, chronological then by id, and the count of all matches.
+    pub async fn list(&self, params: &ListParams) -> Result<Page, StoreError> {
+        let mut filter = String::new();
+        let mut args: Vec<Value> = Vec::new();
+        let mut and = |clause: &str, arg: Value| {
+            filter.push_str(if filter.is_empty() { " WHERE " } else { " AND " });
+            filter.push_str(clause);
+            args.push(arg);
+        };
+        if let Some(from) = &params.from {
+            and("from_msisdn = ?", from.clone().into());
+        }
+        if let Some(since) = &params.since {
+            and("ts_key >= ?", since.sort_key().to_owned().into());
+        }
+        if let Some(q) = &params.q {
+            // instr() compares literally: %, _ and quotes in q are plain characters.
+            and("instr(text_folded, ?) > 0", q.clone().into());
+        }
+        let page_sql = format!(
+            "SELECT message_id, from_msisdn, to_msisdn, ts, text FROM messages{filter} \
+             ORDER BY ts_key, message_id LIMIT ? OFFSET ?"
+        );
+        let count_sql = format!("SELECT count(*) FROM messages{filter}");
+        let mut page_args = args.clone();
+        page_args.push(i64::from(params.limit).into());
+        page_args.push(i64::try_from(params.offset).unwrap_or(i64::MAX).into());
+
+        self.readers
+            .snapshot(|conn| async move {
+                let mut rows = conn.query(&page_sql, page_args).await?;
+                let mut data = Vec::with_capacity(params.limit as usize);
+                while let Some(row) = rows.next().await? {
+                    data.push(StoredMessage {
+                        message_id: row.get(0)?,
+                        from: row.get(1)?,
+                        to: row.get(2)?,
+                        ts: row.get(3)?,
+                        text: row.get(4)?,
+                    });
+                }
+                let total = count(&conn, &count_sql, args).await?;
+                Ok(Page { data, total })
+            })
+            .await
+    }
+
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        self.readers
+            .snapshot(|conn| async move {
+                let total_messages = count(&conn, "SELECT count(*) FROM messages", ()).await?;
+                let senders_count =
+                    count(&conn, "SELECT count(*) FROM (SELECT DISTINCT from_msisdn FROM messages)", ()).await?;
+                let mut rows = conn
+                    .query(
+                        "SELECT from_msisdn, count(*) AS n FROM messages GROUP BY from_msisdn \
+                         ORDER BY n DESC, from_msisdn ASC LIMIT 10",
+                        (),
+                    )
+                    .await?;
+                let mut messages_per_sender = Vec::new();
+                while let Some(row) = rows.next().await? {
+                    messages_per_sender.push(SenderCount { from: row.get(0)?, count: row.get::<u64>(1)? });
+                }
+                let first_message_ts =
+                    optional_text(&conn, "SELECT ts FROM messages ORDER BY ts_key, message_id LIMIT 1").await?;
+                let last_message_ts =
+                    optional_text(&conn, "SELECT ts FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1")
+                        .await?;
+                Ok(Stats { total_messages, senders_count, messages_per_sender, first_message_ts, last_message_ts })
+            })
+            .await
+    }
+
+    /// Succeeds when the database answers a query that needs the current schema.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        self.readers.snapshot(|conn| async move { schema::check(&conn).await }).await
+    }
+}
+
+async fn count(conn: &Connection, sql: &str, args: impl IntoParams) -> Result<u64, StoreError> {
+    let mut rows = conn.query(sql, args).await?;
+    let row = rows.next().await?.ok_or_else(|| StoreError::Unexpected("count(*) returned no row"))?;
+    Ok(row.get::<u64>(0)?)
+}
+
+async fn optional_text(conn: &Connection, sql: &str) -> Result<Option<String>, StoreError> {
+    let mut rows = conn.query(sql, ()).await?;
+    Ok(match rows.next().await? {
+        Some(row) => Some(row.get(0)?),
+        None => None,
+    })
+}
+
+async fn open_local(path: &Path) -> Result<libsql::Database, StoreError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Open(format!("cannot create directory {}: {e}", parent.display())))?;
+    }
+    libsql::Builder::new_local(path)
+        .build()
+        .await
+        .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))
+}
+
+/// Per-connection settings: WAL with a full fsync at every commit, so an acknowledged message survives
+/// `kill -9` and power loss; a busy timeout for other processes sharing the file.
+async fn configure(conn: &Connection, read_only: bool) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // journal_mode answers with a row, so it is a query, not an execute.
+    conn.query("PRAGMA journal_mode = WAL", ()).await?;
+    conn.execute("PRAGMA synchronous = FULL", ()).await?;
+    if read_only {
+        conn.execute("PRAGMA query_only = 1", ()).await?;
+    }
+    Ok(())
+}
+
+async fn write_loop(conn: Connection, mut queue: mpsc::Receiver<WriteJob>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        match insert_batch(&conn, &jobs).await {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.drain(..).zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch is committed, so no delivery in it may be acknowledged.
+                let reason = e.to_string();
+                for job in jobs.drain(..) {
+                    let _ = job.reply.send(Err(StoreError::Write(reason.clone())));
+                }
+            }
+        }
+    }
+}
+
+async fn insert_batch(conn: &Connection, jobs: &[WriteJob]) -> Result<Vec<Inserted>, libsql::Error> {
+    conn.execute("BEGIN IMMEDIATE", ()).await?;
+    let inserted = async {
+        let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for WriteJob { message: m, .. } in jobs {
+            let changed = conn
+                .execute(
+                    "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                    (
+                        m.message_id.as_str(),
+                        m.from.as_str(),
+                        m.to.as_str(),
+                        m.ts.as_str(),
+                        m.text.as_deref(),
+                        created_at.as_str(),
+                        m.ts.sort_key(),
+                        m.text.as_deref().map(fold_case),
+                    ),
+                )
+                .await?;
+            outcomes.push(if changed == 1 { Inserted::Created } else { Inserted::Duplicate });
+        }
+        conn.execute("COMMIT", ()).await?;
+        Ok(outcomes)
+    }
+    .await;
+    if inserted.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute("ROLLBACK", ()).await;
+    }
+    inserted
+}
+
+/// Read-only connections, opened on demand and reused.
+struct Readers {
+    db: libsql::Database,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// Runs `work` inside one read transaction, so its queries see one consistent snapshot.
+    async fn snapshot<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let conn = self.take().await?;
+        conn.execute("BEGIN", ()).await?;
+        let result = work(conn.clone()).await;
+        let ended = conn.execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" }, ()).await;
+        // A connection left inside a transaction would pin an old snapshot; drop it instead of reusing it.
+        if ended.is_ok() && conn.is_autocommit() {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        }
+        let value = result?;
+        ended?;
+        Ok(value)
+    }
+
+    async fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let conn = self.db.connect()?;
+        configure(&conn, true).await?;
+        Ok(conn)
+    }
+}
+
+/// A [`Store`] opened on first need and, after a failure, retried at most once per [`RETRY_AFTER`].
+///
+/// A database that cannot be opened at start (a missing volume, a server not up yet) therefore does not
+/// stop the process: requests answer 503 and `/health/ready` says why until it can be opened.
+pub struct LazyStore {
+    database: Database,
+    store: tokio::sync::OnceCell<Store>,
+    last_failure: Mutex<Option<(std::time::Instant, String)>>,
+}
+
+/// How long a failed open is remembered before the next request tries again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl LazyStore {
+    pub fn new(database: Database) -> LazyStore {
+        LazyStore { database, store: tokio::sync::OnceCell::new(), last_failure: Mutex::new(None) }
+    }
+
+    pub async fn get(&self) -> Result<&Store, StoreError> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        if let Some((at, reason)) = &*self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < RETRY_AFTER {
+                return Err(StoreError::Open(reason.clone()));
+            }
+        }
+        self.store.get_or_try_init(|| Store::open(&self.database)).await.inspect_err(|e| {
+            tracing::error!(error = %e, "database unavailable");
+            *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((std::time::Instant::now(), e.to_string()));
+        })
+    }
+}

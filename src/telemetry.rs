@@ -1,0 +1,202 @@
+//! JSON-lines logs on stdout and Prometheus metrics (SPEC §2 `/metrics`, §5).
+//!
+//! stdout carries only JSON lines. Events from `tracing` (startup, shutdown, database faults, the Lambda
+//! runtime) and the one access line per request share the same writer and the same base keys:
+//! `ts` (RFC 3339 UTC, milliseconds, `Z`), `level`, `msg`.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+
+use crate::config::LogLevel;
+
+static MAX_LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
+
+fn enabled(level: LogLevel) -> bool {
+    level as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Writes one line in a single call, so lines from concurrent requests never interleave.
+fn write_line(mut line: Vec<u8>) {
+    line.push(b'\n');
+    // A closed stdout must not take the service down; the line is lost, nothing else.
+    let _ = std::io::stdout().lock().write_all(&line);
+}
+
+/// Installs the JSON log layer as the global `tracing` subscriber. Calling it again only changes the level.
+pub fn init_logging(level: LogLevel) {
+    MAX_LEVEL.store(level as u8, Ordering::Relaxed);
+    let subscriber = tracing_subscriber::registry().with(JsonLayer);
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Formats `tracing` events as JSON lines. Other crates' events are kept at WARN and above unless
+/// DEBUG is asked for, so a dependency cannot flood the log.
+struct JsonLayer;
+
+impl<S: Subscriber> Layer<S> for JsonLayer {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
+        let level = match *metadata.level() {
+            Level::ERROR => LogLevel::Error,
+            Level::WARN => LogLevel::Warn,
+            Level::INFO => LogLevel::Info,
+            _ => LogLevel::Debug,
+        };
+        let ours = metadata.target().starts_with(env!("CARGO_CRATE_NAME"));
+        enabled(level) && (ours || level <= LogLevel::Warn || enabled(LogLevel::Debug))
+    }
+
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let mut fields = Map::new();
+        fields.insert("ts".into(), now().into());
+        fields.insert("level".into(), event.metadata().level().as_str().into());
+        event.record(&mut JsonVisitor(&mut fields));
+        if !event.metadata().target().starts_with(env!("CARGO_CRATE_NAME")) {
+            fields.insert("target".into(), event.metadata().target().into());
+        }
+        if let Ok(line) = serde_json::to_vec(&fields) {
+            write_line(line);
+        }
+    }
+}
+
+struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+
+impl JsonVisitor<'_> {
+    fn key(field: &Field) -> String {
+        match field.name() {
+            "message" => "msg".into(),
+            name => name.into(),
+        }
+    }
+}
+
+impl Visit for JsonVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(Self::key(field), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(Self::key(field), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(Self::key(field), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(Self::key(field), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(Self::key(field), value.into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(Self::key(field), format!("{value:?}").into());
+    }
+}
+
+/// The access-log line of one request (SPEC §5). `/webhook` lines add `result`, `dup` and, when the body
+/// parsed, `message_id`.
+#[derive(Debug, Serialize)]
+pub struct RequestLog<'a> {
+    pub request_id: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dup: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<&'a str>,
+    /// Why a request failed on the server side (5xx); never client input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+}
+
+impl RequestLog<'_> {
+    /// Invalid signatures and server errors are logged at ERROR, everything else at INFO.
+    pub fn write(&self) {
+        let level = if self.status >= 500 || self.result == Some("invalid_signature") {
+            LogLevel::Error
+        } else {
+            LogLevel::Info
+        };
+        if !enabled(level) {
+            return;
+        }
+        #[derive(Serialize)]
+        struct Line<'a> {
+            ts: String,
+            level: &'static str,
+            msg: &'static str,
+            #[serde(flatten)]
+            request: &'a RequestLog<'a>,
+        }
+        let line = Line { ts: now(), level: level.as_str(), msg: "request", request: self };
+        if let Ok(line) = serde_json::to_vec(&line) {
+            write_line(line);
+        }
+    }
+}
+
+/// Counters of `webhook_requests_total{result}`; the first four are present from the start.
+pub const WEBHOOK_RESULTS: [&str; 6] =
+    ["created", "duplicate", "invalid_signature", "validation_error", "payload_too_large", "not_configured"];
+
+const LATENCY_BUCKETS_MS: [f64; 12] = [1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0];
+
+/// Installs the process-wide Prometheus recorder once and returns its handle.
+///
+/// Must be called inside a Tokio runtime: a background task drains histogram samples into buckets every
+/// few seconds, so memory stays flat however long nobody scrapes.
+pub fn install_metrics() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full("request_latency_ms".into()), &LATENCY_BUCKETS_MS)
+                .expect("bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder can only be present if an embedding program installed one; ours then stays idle.
+            let _ = metrics::set_global_recorder(recorder);
+            metrics::describe_counter!("http_requests_total", "HTTP requests by method, matched route and status");
+            metrics::describe_counter!("webhook_requests_total", "Webhook deliveries by outcome");
+            metrics::describe_histogram!("request_latency_ms", "Request latency in milliseconds by matched route");
+            for result in WEBHOOK_RESULTS {
+                metrics::counter!("webhook_requests_total", "result" => result).absolute(0);
+            }
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+            handle
+        })
+        .clone()
+}
+
+/// Records one finished request. `route` is the matched route template or `unmatched`.
+pub fn record_request(method: &'static str, route: &'static str, status: u16, latency: Duration, result: Option<&'static str>) {
+    metrics::counter!("http_requests_total", "method" => method, "path" => route, "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("request_latency_ms", "path" => route).record(latency.as_secs_f64() * 1000.0);
+    if let Some(result) = result {
+        metrics::counter!("webhook_requests_total", "result" => result).increment(1);
+    }
+}

@@ -146,7 +146,8 @@ impl Store {
             and("instr(text_folded, ?) > 0", q.clone().into());
         }
         let page_sql = format!(
-            "SELECT message_id, from_msisdn, to_msisdn, ts, text FROM messages{filter} \
+            "SELECT CAST(message_id AS BLOB), CAST(from_msisdn AS BLOB), CAST(to_msisdn AS BLOB), CAST(ts AS BLOB), \
+             CAST(text AS BLOB) FROM messages{filter} \
              ORDER BY ts_key, message_id LIMIT ? OFFSET ?"
         );
         let count_sql = format!("SELECT count(*) FROM messages{filter}");
@@ -160,11 +161,11 @@ impl Store {
                 let mut data = Vec::with_capacity(params.limit as usize);
                 while let Some(row) = rows.next().await? {
                     data.push(StoredMessage {
-                        message_id: row.get(0)?,
-                        from: row.get(1)?,
-                        to: row.get(2)?,
-                        ts: row.get(3)?,
-                        text: row.get(4)?,
+                        message_id: text(&row, 0)?,
+                        from: text(&row, 1)?,
+                        to: text(&row, 2)?,
+                        ts: text(&row, 3)?,
+                        text: optional(&row, 4)?,
                     });
                 }
                 let total = count(&conn, &count_sql, args).await?;
@@ -181,19 +182,19 @@ impl Store {
                     count(&conn, "SELECT count(*) FROM (SELECT DISTINCT from_msisdn FROM messages)", ()).await?;
                 let mut rows = conn
                     .query(
-                        "SELECT from_msisdn, count(*) AS n FROM messages GROUP BY from_msisdn \
+                        "SELECT CAST(from_msisdn AS BLOB), count(*) AS n FROM messages GROUP BY from_msisdn \
                          ORDER BY n DESC, from_msisdn ASC LIMIT 10",
                         (),
                     )
                     .await?;
                 let mut messages_per_sender = Vec::new();
                 while let Some(row) = rows.next().await? {
-                    messages_per_sender.push(SenderCount { from: row.get(0)?, count: row.get::<u64>(1)? });
+                    messages_per_sender.push(SenderCount { from: text(&row, 0)?, count: row.get::<u64>(1)? });
                 }
                 let first_message_ts =
-                    optional_text(&conn, "SELECT ts FROM messages ORDER BY ts_key, message_id LIMIT 1").await?;
+                    optional_text(&conn, "SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key, message_id LIMIT 1").await?;
                 let last_message_ts =
-                    optional_text(&conn, "SELECT ts FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1")
+                    optional_text(&conn, "SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1")
                         .await?;
                 Ok(Stats { total_messages, senders_count, messages_per_sender, first_message_ts, last_message_ts })
             })
@@ -212,10 +213,28 @@ async fn count(conn: &Connection, sql: &str, args: impl IntoParams) -> Result<u6
     Ok(row.get::<u64>(0)?)
 }
 
+/// A text column selected as `CAST(column AS BLOB)`.
+///
+/// libsql converts TEXT values through a C string: it cuts them at the first NUL character (which a
+/// message may legitimately contain) and panics on invalid UTF-8 (which a database written by another
+/// program may hold). As a BLOB the value arrives with its exact length.
+pub(crate) fn optional(row: &libsql::Row, idx: i32) -> Result<Option<String>, StoreError> {
+    match row.get_value(idx)? {
+        Value::Blob(bytes) => Ok(Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))),
+        Value::Text(s) => Ok(Some(s)),
+        Value::Null => Ok(None),
+        _ => Err(StoreError::Unexpected("a text column holds another type")),
+    }
+}
+
+pub(crate) fn text(row: &libsql::Row, idx: i32) -> Result<String, StoreError> {
+    optional(row, idx)?.ok_or(StoreError::Unexpected("a NOT NULL text column is NULL"))
+}
+
 async fn optional_text(conn: &Connection, sql: &str) -> Result<Option<String>, StoreError> {
     let mut rows = conn.query(sql, ()).await?;
     Ok(match rows.next().await? {
-        Some(row) => Some(row.get(0)?),
+        Some(row) => Some(text(&row, 0)?),
         None => None,
     })
 }

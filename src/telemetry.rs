@@ -60,14 +60,20 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
     }
 
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        #[derive(Serialize)]
+        struct Line {
+            ts: String,
+            level: &'static str,
+            #[serde(flatten)]
+            fields: Map<String, Value>,
+        }
         let mut fields = Map::new();
-        fields.insert("ts".into(), now().into());
-        fields.insert("level".into(), event.metadata().level().as_str().into());
         event.record(&mut JsonVisitor(&mut fields));
         if !event.metadata().target().starts_with(env!("CARGO_CRATE_NAME")) {
             fields.insert("target".into(), event.metadata().target().into());
         }
-        if let Ok(line) = serde_json::to_vec(&fields) {
+        let line = Line { ts: now(), level: event.metadata().level().as_str(), fields };
+        if let Ok(line) = serde_json::to_vec(&line) {
             write_line(line);
         }
     }

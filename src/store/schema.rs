@@ -76,10 +76,10 @@ async fn v2_sort_and_search_keys(conn: &Connection) -> Result<(), StoreError> {
     conn.execute("ALTER TABLE messages ADD COLUMN ts_key TEXT NOT NULL DEFAULT ''", ()).await?;
     conn.execute("ALTER TABLE messages ADD COLUMN text_folded TEXT", ()).await?;
 
-    let mut rows = conn.query("SELECT rowid, ts, text FROM messages", ()).await?;
+    let mut rows = conn.query("SELECT rowid, CAST(ts AS BLOB), CAST(text AS BLOB) FROM messages", ()).await?;
     let mut updates = Vec::new();
     while let Some(row) = rows.next().await? {
-        let (rowid, ts, text) = (row.get::<i64>(0)?, row.get::<String>(1)?, row.get::<Option<String>>(2)?);
+        let (rowid, ts, text) = (row.get::<i64>(0)?, super::text(&row, 1)?, super::optional(&row, 2)?);
         updates.push((rowid, legacy_sort_key(&ts), text.as_deref().map(fold_case)));
     }
     drop(rows);

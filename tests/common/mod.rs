@@ -1,0 +1,271 @@
+//! Test harness: runs the real `webhook-ingest` binary (built with `--features local`) on an ephemeral
+//! port with a SQLite file in a temporary directory, and talks to it over HTTP like a client would.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+use webhook_ingest::signature::sign;
+
+pub const SECRET: &str = "test-secret";
+
+pub struct TestApp {
+    pub addr: String,
+    pub client: reqwest::Client,
+    pub db_path: PathBuf,
+    child: Mutex<Child>,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    _dir: Option<TempDir>,
+}
+
+/// A configuration for [`TestApp::start`]; `spawn_app()` covers the common case.
+pub struct Setup {
+    pub env: Vec<(String, String)>,
+    pub db_path: Option<PathBuf>,
+}
+
+impl Setup {
+    pub fn new() -> Setup {
+        Setup { env: vec![("WEBHOOK_SECRET".into(), SECRET.into())], db_path: None }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Setup {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn without(mut self, key: &str) -> Setup {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    /// Uses this database file instead of a fresh one.
+    pub fn db(mut self, path: &Path) -> Setup {
+        self.db_path = Some(path.to_owned());
+        self
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    TestApp::start(Setup::new()).await
+}
+
+/// Starts the binary with exactly `env` (nothing inherited but PATH) and returns it with its output.
+pub fn run_binary(env: &[(String, String)]) -> (Child, Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<String>>>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_webhook-ingest"));
+    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start the binary");
+    let stdout = collect_lines(child.stdout.take().unwrap());
+    let stderr = collect_lines(child.stderr.take().unwrap());
+    (child, stdout, stderr)
+}
+
+fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+impl TestApp {
+    pub async fn start(setup: Setup) -> TestApp {
+        let (dir, db_path) = match setup.db_path {
+            Some(path) => (None, path),
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("app.db");
+                (Some(dir), path)
+            }
+        };
+        let mut env = vec![
+            ("DATABASE_URL".to_owned(), format!("sqlite:///{}", db_path.display())),
+            ("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ];
+        env.extend(setup.env);
+        let (child, stdout, stderr) = run_binary(&env);
+        let mut app = TestApp {
+            addr: String::new(),
+            client: reqwest::Client::new(),
+            db_path,
+            child: Mutex::new(child),
+            stdout,
+            stderr,
+            _dir: dir,
+        };
+        let fixed = env.iter().rev().find(|(k, _)| k == "LISTEN_ADDR").map(|(_, v)| v.clone()).filter(|a| !a.ends_with(":0"));
+        app.addr = match fixed {
+            Some(addr) => {
+                app.wait_until_accepting(&addr).await;
+                format!("http://{addr}")
+            }
+            None => {
+                let listening = app.wait_for_log(|line| line["msg"] == "listening").await;
+                format!("http://{}", listening["addr"].as_str().unwrap())
+            }
+        };
+        app
+    }
+
+    async fn wait_until_accepting(&self, addr: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(self.exit_status().is_none(), "the server exited: {:?}", self.logs());
+            assert!(Instant::now() < deadline, "nothing listens on {addr}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}")))
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// POSTs `body` to /webhook with a valid signature.
+    pub async fn deliver(&self, body: &str) -> (u16, Value) {
+        self.post_webhook(body.as_bytes(), Some(&sign(SECRET, body.as_bytes()))).await
+    }
+
+    pub async fn post_webhook(&self, body: &[u8], signature: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.url("/webhook"))
+            .header("Content-Type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("X-Signature", signature);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}")))
+    }
+
+    /// Every stdout line so far, each parsed as JSON (the test fails on any line that is not).
+    pub fn logs(&self) -> Vec<Value> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")))
+            .collect()
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub async fn wait_for_log(&self, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(line) = self.logs().into_iter().find(&matches) {
+                return line;
+            }
+            if let Some(status) = self.exit_status() {
+                panic!("the server exited ({status}); stdout: {:?} stderr: {:?}", self.logs(), self.stderr());
+            }
+            assert!(Instant::now() < deadline, "no such log line; stdout: {:?}", self.logs());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The access-log line of the request that got this `X-Request-ID`.
+    pub async fn request_log(&self, request_id: &str) -> Value {
+        self.wait_for_log(|line| line["request_id"] == request_id).await
+    }
+
+    fn exit_status(&self) -> Option<ExitStatus> {
+        self.child.lock().unwrap().try_wait().ok().flatten()
+    }
+
+    /// Sends `signal` (e.g. "TERM") without waiting.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.lock().unwrap().id().to_string();
+        Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub async fn wait_exit(&self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Rows stored in the database file, read directly rather than through the API.
+    pub async fn stored_rows(&self) -> Vec<(String, String, String, String, Option<String>)> {
+        let db = libsql::Builder::new_local(&self.db_path).build().await.unwrap();
+        let conn = db.connect().unwrap();
+        let mut rows = conn
+            .query("SELECT message_id, from_msisdn, to_msisdn, ts, text FROM messages ORDER BY message_id", ())
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await.unwrap() {
+            out.push((row.get(0).unwrap(), row.get(1).unwrap(), row.get(2).unwrap(), row.get(3).unwrap(), row.get(4).unwrap()));
+        }
+        out
+    }
+
+    pub async fn stored_count(&self) -> usize {
+        self.stored_rows().await.len()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A valid message body with the given id, sender, timestamp and text.
+pub fn message(id: &str, from: &str, ts: &str, text: Option<&str>) -> String {
+    serde_json::json!({"message_id": id, "from": from, "to": "+14155550100", "ts": ts, "text": text}).to_string()
+}
+
+/// Sends raw bytes on a fresh connection and returns the status code and the response body, for requests
+/// an HTTP client library would refuse to make (chunked oversize bodies, odd framing).
+pub async fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = addr.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    // The server may answer and close before it has read everything; a failed write is then expected.
+    let _ = stream.write_all(request).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}

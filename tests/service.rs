@@ -1,0 +1,266 @@
+//! The service around the endpoints: health, metrics, logs, request ids, unknown routes, configuration
+//! errors, shutdown, adopting an older database file, and database faults.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{message, run_binary, spawn_app, Setup, TestApp, SECRET};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn health_probes() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/health/live").await, (200, json!({"status": "ok"})));
+    assert_eq!(app.get("/health/ready").await, (200, json!({"status": "ready"})));
+    let response = app.client.post(app.url("/health/live")).send().await.unwrap();
+    assert_eq!((response.status().as_u16(), response.headers()["allow"].to_str().unwrap()), (405, "GET"));
+}
+
+#[tokio::test]
+async fn unknown_paths_are_json_404() {
+    let app = spawn_app().await;
+    for path in ["/", "/nope", "/webhook/", "/messages/1", "/health", "/../etc/passwd", "/%00"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "not found"}), "{path}");
+    }
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(metrics.contains(r#"http_requests_total{method="GET",path="unmatched",status="404"} 7"#), "{metrics}");
+    assert!(!metrics.contains("/nope"), "raw paths must not become labels");
+}
+
+#[tokio::test]
+async fn metrics_use_stable_names_and_bounded_labels() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let fresh = response.text().await.unwrap();
+    for result in ["created", "duplicate", "invalid_signature", "validation_error"] {
+        assert!(fresh.contains(&format!("webhook_requests_total{{result=\"{result}\"}} 0")), "{result}: {fresh}");
+    }
+
+    let body = message("m1", "+1", "2025-01-15T10:00:00Z", Some("hi"));
+    app.deliver(&body).await;
+    app.deliver(&body).await;
+    app.post_webhook(body.as_bytes(), Some("00")).await;
+    app.get("/messages").await;
+    app.client.request(reqwest::Method::from_bytes(b"BREW").unwrap(), app.url("/stats")).send().await.unwrap();
+    let (_, metrics) = app.get_text("/metrics").await;
+    for line in [
+        r#"webhook_requests_total{result="created"} 1"#,
+        r#"webhook_requests_total{result="duplicate"} 1"#,
+        r#"webhook_requests_total{result="invalid_signature"} 1"#,
+        r#"http_requests_total{method="POST",path="/webhook",status="200"} 2"#,
+        r#"http_requests_total{method="POST",path="/webhook",status="401"} 1"#,
+        r#"http_requests_total{method="GET",path="/messages",status="200"} 1"#,
+        r#"http_requests_total{method="other",path="/stats",status="405"} 1"#,
+        r#"request_latency_ms_count{path="/webhook"} 3"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line}\n{metrics}");
+    }
+    for le in ["1", "5", "10", "25", "50", "100", "250", "500", "1000", "+Inf"] {
+        assert!(metrics.contains(&format!("request_latency_ms_bucket{{path=\"/webhook\",le=\"{le}\"}}")), "le={le}");
+    }
+}
+
+#[tokio::test]
+async fn every_stdout_line_is_json_and_each_request_logs_one_line() {
+    let app = spawn_app().await;
+    let body = message("log-1", "+1", "2025-01-15T10:00:00Z", None);
+    let mut ids = Vec::new();
+    for signature in [Some(webhook_ingest::signature::sign(SECRET, body.as_bytes())), Some("bad".into()), None] {
+        let mut request = app.client.post(app.url("/webhook")).body(body.clone());
+        if let Some(signature) = signature {
+            request = request.header("X-Signature", signature);
+        }
+        let response = request.send().await.unwrap();
+        ids.push(response.headers()["x-request-id"].to_str().unwrap().to_owned());
+    }
+    let response = app.client.get(app.url("/messages?limit=5")).send().await.unwrap();
+    ids.push(response.headers()["x-request-id"].to_str().unwrap().to_owned());
+    ids.push(app.client.get(app.url("/missing")).send().await.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned());
+    // An incoming id is not trusted: every response carries a fresh one.
+    let echoed = app.client.get(app.url("/health/live")).header("X-Request-ID", "client-id").send().await.unwrap();
+    ids.push(echoed.headers()["x-request-id"].to_str().unwrap().to_owned());
+
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    assert!(ids.iter().all(|id| uuid::Uuid::parse_str(id).is_ok()), "{ids:?}");
+
+    let created = app.request_log(&ids[0]).await;
+    assert_eq!(created["level"], "INFO");
+    assert_eq!((created["method"].as_str(), created["path"].as_str(), created["status"].as_u64()), (Some("POST"), Some("/webhook"), Some(200)));
+    assert_eq!((created["result"].as_str(), created["dup"].as_bool(), created["message_id"].as_str()), (Some("created"), Some(false), Some("log-1")));
+    assert!(created["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    let ts = created["ts"].as_str().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok() && ts.ends_with('Z') && ts.len() == 24, "{ts}");
+
+    for id in &ids[1..3] {
+        let rejected = app.request_log(id).await;
+        assert_eq!((rejected["level"].as_str(), rejected["result"].as_str(), rejected["status"].as_u64()), (Some("ERROR"), Some("invalid_signature"), Some(401)));
+        assert_eq!(rejected["dup"], false);
+    }
+    let listing = app.request_log(&ids[3]).await;
+    assert_eq!((listing["path"].as_str(), listing["status"].as_u64()), (Some("/messages"), Some(200)));
+    assert!(listing.get("result").is_none() && listing.get("dup").is_none());
+    assert_eq!(app.request_log(&ids[4]).await["status"], 404);
+
+    let duplicate = app.deliver(&body).await;
+    assert_eq!(duplicate.0, 200);
+    let dup = app.wait_for_log(|l| l["result"] == "duplicate").await;
+    assert_eq!((dup["dup"].as_bool(), dup["message_id"].as_str()), (Some(true), Some("log-1")));
+
+    let logs = app.logs();
+    let requests = logs.iter().filter(|l| l["msg"] == "request").count();
+    assert_eq!(requests, ids.len() + 1);
+    for line in &logs {
+        for key in ["ts", "level", "msg"] {
+            assert!(line.get(key).is_some(), "{key} missing: {line}");
+        }
+    }
+    let everything = logs.iter().map(Value::to_string).collect::<String>();
+    assert!(!everything.contains(SECRET), "the secret leaked into the log");
+    assert!(app.stderr().is_empty(), "{:?}", app.stderr());
+}
+
+#[tokio::test]
+async fn log_level_filters_lines() {
+    // The "listening" line is INFO, so the port is chosen up front.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = TestApp::start(Setup::new().env("LOG_LEVEL", "ERROR").env("LISTEN_ADDR", &format!("127.0.0.1:{port}"))).await;
+    app.get("/health/live").await;
+    app.post_webhook(b"{}", Some("00")).await;
+    let _ = app.wait_for_log(|l| l["result"] == "invalid_signature").await;
+    assert!(app.logs().iter().all(|l| l["level"] == "ERROR"), "{:?}", app.logs());
+}
+
+#[tokio::test]
+async fn malformed_configuration_stops_startup_naming_the_variable() {
+    for (var, value) in [("MAX_BODY_BYTES", "abc"), ("LISTEN_ADDR", "nowhere"), ("LOG_LEVEL", "chatty"), ("DATABASE_URL", "postgres://db/x")] {
+        let env = vec![("WEBHOOK_SECRET".to_owned(), "s3cr3t-value".to_owned()), (var.to_owned(), value.to_owned())];
+        let (mut child, stdout, stderr) = run_binary(&env);
+        let status = child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!status.success(), "{var}");
+        let lines = stdout.lock().unwrap().clone();
+        let line: Value = serde_json::from_str(lines.first().unwrap_or_else(|| panic!("{var}: no output"))).unwrap();
+        assert_eq!((line["level"].as_str(), line["variable"].as_str()), (Some("ERROR"), Some(var)), "{line}");
+        assert!(line["error"].as_str().unwrap().contains(var));
+        assert!(!lines.concat().contains("s3cr3t-value"));
+        assert!(stderr.lock().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn sigterm_and_sigint_stop_the_listener_cleanly() {
+    for signal in ["TERM", "INT"] {
+        let app = spawn_app().await;
+        assert_eq!(app.deliver(&message("before", "+1", "2025-01-15T10:00:00Z", None)).await.0, 200);
+        app.signal(signal);
+        let status = app.wait_exit(Duration::from_secs(10)).await;
+        assert_eq!(status.code(), Some(0), "SIG{signal}");
+        app.wait_for_log(|l| l["msg"] == "stopped").await;
+        assert!(app.client.get(app.url("/health/live")).send().await.is_err(), "still accepting after SIG{signal}");
+        assert_eq!(app.stored_count().await, 1);
+    }
+}
+
+#[tokio::test]
+async fn an_acknowledged_message_survives_sigkill() {
+    let app = spawn_app().await;
+    assert_eq!(app.deliver(&message("durable", "+1", "2025-01-15T10:00:00Z", Some("kept"))).await.0, 200);
+    app.signal("KILL");
+    app.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(app.stored_rows().await[0].4.as_deref(), Some("kept"));
+    let again = TestApp::start(Setup::new().db(&app.db_path)).await;
+    let (_, listing) = again.get("/messages").await;
+    assert_eq!(listing["total"], 1);
+}
+
+#[tokio::test]
+async fn a_database_from_an_earlier_implementation_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("legacy.db");
+    {
+        let db = libsql::Builder::new_local(&path).build().await.unwrap();
+        let conn = db.connect().unwrap();
+        conn.execute(
+            "CREATE TABLE messages (message_id TEXT PRIMARY KEY, from_msisdn TEXT NOT NULL, to_msisdn TEXT NOT NULL, \
+             ts TEXT NOT NULL, text TEXT, created_at TEXT NOT NULL)",
+            (),
+        )
+        .await
+        .unwrap();
+        for (id, ts, text) in [("old-2", "2025-01-15T10:00:00.5Z", Some("Second")), ("old-1", "2025-01-15T10:00:00Z", None), ("old-3", "2025-01-15T12:00:01+02:00", Some("third"))] {
+            conn.execute(
+                "INSERT INTO messages VALUES (?, '+919876543210', '+14155550100', ?, ?, '2025-01-15T10:00:00Z')",
+                (id, ts, text),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let app = TestApp::start(Setup::new().db(&path)).await;
+    let (_, listing) = app.get("/messages").await;
+    let ids: Vec<&str> = listing["data"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    // old-3 is 10:00:01Z once its offset is applied.
+    assert_eq!(ids, ["old-1", "old-2", "old-3"]);
+    assert_eq!(listing["data"][2]["ts"], "2025-01-15T12:00:01+02:00", "stored text is returned as it is");
+    assert_eq!(app.get("/messages?q=SECOND").await.1["total"], 1);
+    // Old ids still deduplicate; new ones are added.
+    assert_eq!(app.deliver(&message("old-1", "+1", "2026-01-01T00:00:00Z", Some("replaced?"))).await.0, 200);
+    assert_eq!(app.deliver(&message("new-1", "+1", "2026-01-01T00:00:00Z", None)).await.0, 200);
+    assert_eq!(app.stored_count().await, 4);
+    assert_eq!(app.get("/stats").await.1["total_messages"], 4);
+    assert_eq!(app.get("/health/ready").await.0, 200);
+    drop(app);
+
+    // Opening again finds the schema current and changes nothing.
+    let again = TestApp::start(Setup::new().db(&path)).await;
+    assert_eq!(again.get("/messages").await.1["total"], 4);
+}
+
+#[tokio::test]
+async fn an_unusable_database_path_answers_503_and_recovers_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file where the directory should be: not even root can create the database there.
+    let blocker = dir.path().join("data");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let app = TestApp::start(Setup::new().db(&blocker.join("app.db"))).await;
+
+    let body = message("m1", "+1", "2025-01-15T10:00:00Z", Some("hi"));
+    assert_eq!(app.deliver(&body).await, (503, json!({"detail": "internal error"})));
+    assert_eq!(app.get("/messages").await, (503, json!({"detail": "internal error"})));
+    assert_eq!(app.get("/stats").await.0, 503);
+    let (status, ready) = app.get("/health/ready").await;
+    assert_eq!((status, ready["status"].as_str()), (503, Some("not_ready")));
+    assert!(ready["reason"].as_str().unwrap().contains("database"), "{ready}");
+    assert_eq!(app.get("/health/live").await.0, 200);
+    // Bad input is still judged before storage is needed.
+    assert_eq!(app.post_webhook(body.as_bytes(), None).await.0, 401);
+    let failed = app.wait_for_log(|l| l["msg"] == "request" && l["status"] == 503 && l["path"] == "/webhook").await;
+    assert_eq!(failed["level"], "ERROR");
+    assert!(failed["error"].as_str().is_some_and(|e| !e.is_empty()), "{failed}");
+
+    // Clear the fault; within the retry interval the service opens the database by itself.
+    std::fs::remove_file(&blocker).unwrap();
+    std::fs::create_dir(&blocker).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.get("/health/ready").await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.deliver(&body).await.0, 200);
+    assert_eq!(app.stored_count().await, 1);
+}
+
+#[tokio::test]
+async fn the_database_directory_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/app.db");
+    let app = TestApp::start(Setup::new().db(&path)).await;
+    assert_eq!(app.get("/health/ready").await.0, 200);
+    assert!(path.exists());
+}

@@ -157,18 +157,16 @@ impl Config {
 
         let listen_addr = match lookup("LISTEN_ADDR").filter(|s| !s.is_empty()) {
             None => SocketAddr::from(([127, 0, 0, 1], 8000)),
-            Some(value) => value
-                .parse()
-                .map_err(|_| ConfigError::new("LISTEN_ADDR", format!("{value:?} is not an address like 0.0.0.0:8000")))?,
+            Some(value) => value.parse().map_err(|_| {
+                ConfigError::new("LISTEN_ADDR", format!("{value:?} is not an address like 0.0.0.0:8000"))
+            })?,
         };
 
         let max_body_bytes = match lookup("MAX_BODY_BYTES").filter(|s| !s.is_empty()) {
             None => DEFAULT_MAX_BODY_BYTES,
-            Some(value) => value
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ConfigError::new("MAX_BODY_BYTES", format!("{value:?} is not a positive whole number of bytes")))?,
+            Some(value) => value.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ConfigError::new("MAX_BODY_BYTES", format!("{value:?} is not a positive whole number of bytes"))
+            })?,
         };
 
         Ok(Config { secrets, database, log_level, listen_addr, max_body_bytes })
@@ -219,7 +217,10 @@ mod tests {
         assert_eq!(config(&[("MAX_BODY_BYTES", "0")]).unwrap_err().var, "MAX_BODY_BYTES");
         assert_eq!(config(&[("LISTEN_ADDR", "localhost")]).unwrap_err().var, "LISTEN_ADDR");
         assert_eq!(config(&[("LOG_LEVEL", "loud")]).unwrap_err().var, "LOG_LEVEL");
-        assert_eq!(config(&[("AWS_LAMBDA_LOG_LEVEL", "x"), ("LOG_LEVEL", "INFO")]).unwrap_err().var, "AWS_LAMBDA_LOG_LEVEL");
+        assert_eq!(
+            config(&[("AWS_LAMBDA_LOG_LEVEL", "x"), ("LOG_LEVEL", "INFO")]).unwrap_err().var,
+            "AWS_LAMBDA_LOG_LEVEL"
+        );
     }
 
     #[test]

@@ -52,10 +52,8 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
         };
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(
+        let connection =
+            http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).serve_connection(
                 TokioIo::new(stream),
                 service_fn(move |req| {
                     let app = Arc::clone(&app);

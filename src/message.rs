@@ -181,7 +181,11 @@ fn not_a_string(field: &'static str) -> FieldError {
     FieldError::new(["body", field], "string_type", "Input should be a valid string")
 }
 
-fn required_string(object: &mut Map<String, Value>, field: &'static str, errors: &mut Vec<FieldError>) -> Option<String> {
+fn required_string(
+    object: &mut Map<String, Value>,
+    field: &'static str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     match object.remove(field) {
         Some(Value::String(s)) => Some(s),
         None => {
@@ -352,10 +356,11 @@ mod tests {
 
     #[test]
     fn sort_key_orders_chronologically() {
-        let keys: Vec<String> = ["2025-01-15T10:00:00Z", "2025-01-15T10:00:00.5Z", "2025-01-15T10:00:00.05Z", "2025-01-15T10:00:01Z"]
-            .iter()
-            .map(|s| Timestamp::parse(s).unwrap().sort_key().to_owned())
-            .collect();
+        let keys: Vec<String> =
+            ["2025-01-15T10:00:00Z", "2025-01-15T10:00:00.5Z", "2025-01-15T10:00:00.05Z", "2025-01-15T10:00:01Z"]
+                .iter()
+                .map(|s| Timestamp::parse(s).unwrap().sort_key().to_owned())
+                .collect();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(sorted, [keys[0].clone(), keys[2].clone(), keys[1].clone(), keys[3].clone()]);

@@ -63,11 +63,13 @@ impl ListParams {
                 }
             },
         };
-        let from = from.filter(|s| !s.is_empty()).map(|raw| unmangle_plus(raw));
+        let from = from.filter(|s| !s.is_empty()).map(unmangle_plus);
         let q = q.filter(|s| !s.is_empty()).map(|raw| fold_case(&raw));
 
         match (limit, offset, since) {
-            (Some(limit), Some(offset), Some(since)) if errors.is_empty() => Ok(ListParams { limit, offset, from, since, q }),
+            (Some(limit), Some(offset), Some(since)) if errors.is_empty() => {
+                Ok(ListParams { limit, offset, from, since, q })
+            }
             _ => Err(errors),
         }
     }
@@ -88,9 +90,19 @@ fn bounded_integer(raw: &str, field: &'static str, min: u64, max: u64, errors: &
         // All digits: anything that does not fit in u64 is certainly above `max`.
         .then(|| raw.parse::<u64>().unwrap_or(u64::MAX));
     match parsed {
-        None => errors.push(FieldError::new(loc, "int_parsing", "Input should be a valid integer, unable to parse string as an integer")),
-        Some(n) if n < min => errors.push(FieldError::new(loc, "greater_than_equal", format!("Input should be greater than or equal to {min}"))),
-        Some(n) if n > max => errors.push(FieldError::new(loc, "less_than_equal", format!("Input should be less than or equal to {max}"))),
+        None => errors.push(FieldError::new(
+            loc,
+            "int_parsing",
+            "Input should be a valid integer, unable to parse string as an integer",
+        )),
+        Some(n) if n < min => errors.push(FieldError::new(
+            loc,
+            "greater_than_equal",
+            format!("Input should be greater than or equal to {min}"),
+        )),
+        Some(n) if n > max => {
+            errors.push(FieldError::new(loc, "less_than_equal", format!("Input should be less than or equal to {max}")))
+        }
         Some(n) => return Some(n),
     }
     None

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::error::{json, json_response, ApiError};
 use crate::query::ListParams;
 use crate::store::StoredMessage;
-use crate::App;
+use crate::{telemetry, App};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -125,7 +125,7 @@ pub async fn ready(app: &App) -> Response<Body> {
 }
 
 pub fn metrics(app: &App) -> Response<Body> {
-    let mut response = Response::new(Body::Text(app.metrics.render()));
+    let mut response = Response::new(Body::Text(telemetry::render_metrics(&app.metrics)));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));

@@ -56,7 +56,8 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const BODY: &[u8] = br#"{"message_id":"m1","from":"+919876543210","to":"+14155550100","ts":"2025-01-15T10:00:00Z","text":"Hello"}"#;
+    const BODY: &[u8] =
+        br#"{"message_id":"m1","from":"+919876543210","to":"+14155550100","ts":"2025-01-15T10:00:00Z","text":"Hello"}"#;
 
     #[test]
     fn matches_a_known_vector() {

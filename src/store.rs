@@ -192,10 +192,13 @@ impl Store {
                     messages_per_sender.push(SenderCount { from: text(&row, 0)?, count: row.get::<u64>(1)? });
                 }
                 let first_message_ts =
-                    optional_text(&conn, "SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key, message_id LIMIT 1").await?;
-                let last_message_ts =
-                    optional_text(&conn, "SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1")
+                    optional_text(&conn, "SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key, message_id LIMIT 1")
                         .await?;
+                let last_message_ts = optional_text(
+                    &conn,
+                    "SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1",
+                )
+                .await?;
                 Ok(Stats { total_messages, senders_count, messages_per_sender, first_message_ts, last_message_ts })
             })
             .await
@@ -220,7 +223,9 @@ async fn count(conn: &Connection, sql: &str, args: impl IntoParams) -> Result<u6
 /// program may hold). As a BLOB the value arrives with its exact length.
 pub(crate) fn optional(row: &libsql::Row, idx: i32) -> Result<Option<String>, StoreError> {
     match row.get_value(idx)? {
-        Value::Blob(bytes) => Ok(Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))),
+        Value::Blob(bytes) => {
+            Ok(Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
+        }
         Value::Text(s) => Ok(Some(s)),
         Value::Null => Ok(None),
         _ => Err(StoreError::Unexpected("a text column holds another type")),
@@ -244,10 +249,7 @@ async fn open_local(path: &Path) -> Result<libsql::Database, StoreError> {
         std::fs::create_dir_all(parent)
             .map_err(|e| StoreError::Open(format!("cannot create directory {}: {e}", parent.display())))?;
     }
-    libsql::Builder::new_local(path)
-        .build()
-        .await
-        .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))
+    libsql::Builder::new_local(path).build().await.map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))
 }
 
 /// Per-connection settings: WAL with a full fsync at every commit, so an acknowledged message survives

@@ -178,9 +178,6 @@ pub fn install_metrics() -> PrometheusHandle {
             let handle = recorder.handle();
             // Another recorder can only be present if an embedding program installed one; ours then stays idle.
             let _ = metrics::set_global_recorder(recorder);
-            metrics::describe_counter!("http_requests_total", "HTTP requests by method, matched route and status");
-            metrics::describe_counter!("webhook_requests_total", "Webhook deliveries by outcome");
-            metrics::describe_histogram!("request_latency_ms", "Request latency in milliseconds by matched route");
             for result in WEBHOOK_RESULTS {
                 metrics::counter!("webhook_requests_total", "result" => result).absolute(0);
             }
@@ -197,8 +194,50 @@ pub fn install_metrics() -> PrometheusHandle {
         .clone()
 }
 
+/// Families in the order `/metrics` lists them: the short, fixed set of webhook outcomes first, so that
+/// the first lines of the page (what `curl … | head` shows) hold both request counters.
+const FAMILY_ORDER: [&str; 3] = ["webhook_requests_total", "http_requests_total", "request_latency_ms"];
+
+/// The Prometheus text exposition, in a stable order.
+///
+/// The exporter emits families and label sets in hash order, which differs from scrape to scrape. Here
+/// families follow [`FAMILY_ORDER`], counter samples are sorted, and histogram lines keep the exporter's
+/// order (buckets ascending within each label set). Blank separator lines are dropped.
+pub fn render_metrics(handle: &PrometheusHandle) -> String {
+    let rendered = handle.render();
+    let mut families: Vec<(&str, bool, Vec<&str>)> = Vec::new();
+    for line in rendered.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut words = rest.split(' ');
+            let name = words.next().unwrap_or_default();
+            families.push((name, words.next() == Some("counter"), vec![line]));
+        } else if let Some((_, _, lines)) = families.last_mut() {
+            lines.push(line);
+        }
+    }
+    let rank = |name: &str| FAMILY_ORDER.iter().position(|f| *f == name).unwrap_or(FAMILY_ORDER.len());
+    families.sort_by(|a, b| (rank(a.0), a.0).cmp(&(rank(b.0), b.0)));
+    let mut out = String::with_capacity(rendered.len());
+    for (_, is_counter, mut lines) in families {
+        if is_counter {
+            lines[1..].sort_unstable();
+        }
+        for line in lines {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Records one finished request. `route` is the matched route template or `unmatched`.
-pub fn record_request(method: &'static str, route: &'static str, status: u16, latency: Duration, result: Option<&'static str>) {
+pub fn record_request(
+    method: &'static str,
+    route: &'static str,
+    status: u16,
+    latency: Duration,
+    result: Option<&'static str>,
+) {
     metrics::counter!("http_requests_total", "method" => method, "path" => route, "status" => status.to_string())
         .increment(1);
     metrics::histogram!("request_latency_ms", "path" => route).record(latency.as_secs_f64() * 1000.0);

@@ -35,10 +35,16 @@ async fn lists_chronologically_then_by_id_with_the_page_contract() {
     assert_eq!(status, 200);
     // 10:00:00.5Z comes after 10:00:00Z even though it sorts before it as text; ties go by id.
     assert_eq!(ids(&listing), ["m6", "m4", "m1", "m2", "m3", "m5", "m7"]);
-    assert_eq!((listing["total"].clone(), listing["limit"].clone(), listing["offset"].clone()), (json!(7), json!(50), json!(0)));
+    assert_eq!(
+        (listing["total"].clone(), listing["limit"].clone(), listing["offset"].clone()),
+        (json!(7), json!(50), json!(0))
+    );
     // ts exactly as received; text null when absent.
     let m4 = &listing["data"][1];
-    assert_eq!(m4, &json!({"message_id": "m4", "from": "+447700900000", "to": "+14155550100", "ts": "2025-01-15T09:00:00Z", "text": null}));
+    assert_eq!(
+        m4,
+        &json!({"message_id": "m4", "from": "+447700900000", "to": "+14155550100", "ts": "2025-01-15T09:00:00Z", "text": null})
+    );
     assert_eq!(listing["data"][0]["ts"], "2025-01-14T23:59:59.999999999Z");
 
     let (_, page) = app.get("/messages?limit=2&offset=0").await;
@@ -194,7 +200,8 @@ async fn stats_count_top_senders_and_chronological_bounds() {
 #[tokio::test]
 async fn text_round_trips_exactly() {
     let app = spawn_app().await;
-    let texts = ["", "nul\u{0}inside", "tab\tnew\nline", "emoji 😀 and RTL שלום", "\u{feff}bom", "back\\slash \"quote\""];
+    let texts =
+        ["", "nul\u{0}inside", "tab\tnew\nline", "emoji 😀 and RTL שלום", "\u{feff}bom", "back\\slash \"quote\""];
     for (i, text) in texts.iter().enumerate() {
         assert_eq!(app.deliver(&message(&format!("t{i}"), "+1", "2025-01-15T10:00:00Z", Some(text))).await.0, 200);
     }

@@ -60,6 +60,17 @@ async fn metrics_use_stable_names_and_bounded_labels() {
     ] {
         assert!(metrics.lines().any(|l| l == line), "missing {line}\n{metrics}");
     }
+    // The first ten lines (what `curl … | head` shows) hold samples of both request counters.
+    let head: Vec<&str> = metrics.lines().take(10).collect();
+    for family in ["webhook_requests_total{", "http_requests_total{"] {
+        assert!(head.iter().any(|l| l.starts_with(family)), "{family} not in the first lines:\n{}", head.join("\n"));
+    }
+    // Stable from one scrape to the next.
+    let again = app.get_text("/metrics").await.1;
+    let samples = |text: &str| {
+        text.lines().filter(|l| l.starts_with("webhook_requests_total")).map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(samples(&metrics), samples(&again));
     for le in ["1", "5", "10", "25", "50", "100", "250", "500", "1000", "+Inf"] {
         assert!(metrics.contains(&format!("request_latency_ms_bucket{{path=\"/webhook\",le=\"{le}\"}}")), "le={le}");
     }
@@ -80,7 +91,12 @@ async fn every_stdout_line_is_json_and_each_request_logs_one_line() {
     }
     let response = app.client.get(app.url("/messages?limit=5")).send().await.unwrap();
     ids.push(response.headers()["x-request-id"].to_str().unwrap().to_owned());
-    ids.push(app.client.get(app.url("/missing")).send().await.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned());
+    ids.push(
+        app.client.get(app.url("/missing")).send().await.unwrap().headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned(),
+    );
     // An incoming id is not trusted: every response carries a fresh one.
     let echoed = app.client.get(app.url("/health/live")).header("X-Request-ID", "client-id").send().await.unwrap();
     ids.push(echoed.headers()["x-request-id"].to_str().unwrap().to_owned());
@@ -91,15 +107,24 @@ async fn every_stdout_line_is_json_and_each_request_logs_one_line() {
 
     let created = app.request_log(&ids[0]).await;
     assert_eq!(created["level"], "INFO");
-    assert_eq!((created["method"].as_str(), created["path"].as_str(), created["status"].as_u64()), (Some("POST"), Some("/webhook"), Some(200)));
-    assert_eq!((created["result"].as_str(), created["dup"].as_bool(), created["message_id"].as_str()), (Some("created"), Some(false), Some("log-1")));
+    assert_eq!(
+        (created["method"].as_str(), created["path"].as_str(), created["status"].as_u64()),
+        (Some("POST"), Some("/webhook"), Some(200))
+    );
+    assert_eq!(
+        (created["result"].as_str(), created["dup"].as_bool(), created["message_id"].as_str()),
+        (Some("created"), Some(false), Some("log-1"))
+    );
     assert!(created["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
     let ts = created["ts"].as_str().unwrap();
     assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok() && ts.ends_with('Z') && ts.len() == 24, "{ts}");
 
     for id in &ids[1..3] {
         let rejected = app.request_log(id).await;
-        assert_eq!((rejected["level"].as_str(), rejected["result"].as_str(), rejected["status"].as_u64()), (Some("ERROR"), Some("invalid_signature"), Some(401)));
+        assert_eq!(
+            (rejected["level"].as_str(), rejected["result"].as_str(), rejected["status"].as_u64()),
+            (Some("ERROR"), Some("invalid_signature"), Some(401))
+        );
         assert_eq!(rejected["dup"], false);
     }
     let listing = app.request_log(&ids[3]).await;
@@ -129,7 +154,8 @@ async fn every_stdout_line_is_json_and_each_request_logs_one_line() {
 async fn log_level_filters_lines() {
     // The "listening" line is INFO, so the port is chosen up front.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let app = TestApp::start(Setup::new().env("LOG_LEVEL", "ERROR").env("LISTEN_ADDR", &format!("127.0.0.1:{port}"))).await;
+    let app =
+        TestApp::start(Setup::new().env("LOG_LEVEL", "ERROR").env("LISTEN_ADDR", &format!("127.0.0.1:{port}"))).await;
     app.get("/health/live").await;
     app.post_webhook(b"{}", Some("00")).await;
     let _ = app.wait_for_log(|l| l["result"] == "invalid_signature").await;
@@ -138,7 +164,12 @@ async fn log_level_filters_lines() {
 
 #[tokio::test]
 async fn malformed_configuration_stops_startup_naming_the_variable() {
-    for (var, value) in [("MAX_BODY_BYTES", "abc"), ("LISTEN_ADDR", "nowhere"), ("LOG_LEVEL", "chatty"), ("DATABASE_URL", "postgres://db/x")] {
+    for (var, value) in [
+        ("MAX_BODY_BYTES", "abc"),
+        ("LISTEN_ADDR", "nowhere"),
+        ("LOG_LEVEL", "chatty"),
+        ("DATABASE_URL", "postgres://db/x"),
+    ] {
         let env = vec![("WEBHOOK_SECRET".to_owned(), "s3cr3t-value".to_owned()), (var.to_owned(), value.to_owned())];
         let (mut child, stdout, stderr) = run_binary(&env);
         let status = child.wait().unwrap();
@@ -193,7 +224,11 @@ async fn a_database_from_an_earlier_implementation_is_migrated_in_place() {
         )
         .await
         .unwrap();
-        for (id, ts, text) in [("old-2", "2025-01-15T10:00:00.5Z", Some("Second")), ("old-1", "2025-01-15T10:00:00Z", None), ("old-3", "2025-01-15T12:00:01+02:00", Some("third"))] {
+        for (id, ts, text) in [
+            ("old-2", "2025-01-15T10:00:00.5Z", Some("Second")),
+            ("old-1", "2025-01-15T10:00:00Z", None),
+            ("old-3", "2025-01-15T12:00:01+02:00", Some("third")),
+        ] {
             conn.execute(
                 "INSERT INTO messages VALUES (?, '+919876543210', '+14155550100', ?, ?, '2025-01-15T10:00:00Z')",
                 (id, ts, text),
@@ -204,7 +239,8 @@ async fn a_database_from_an_earlier_implementation_is_migrated_in_place() {
     }
     let app = TestApp::start(Setup::new().db(&path)).await;
     let (_, listing) = app.get("/messages").await;
-    let ids: Vec<&str> = listing["data"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        listing["data"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap()).collect();
     // old-3 is 10:00:01Z once its offset is applied.
     assert_eq!(ids, ["old-1", "old-2", "old-3"]);
     assert_eq!(listing["data"][2]["ts"], "2025-01-15T12:00:01+02:00", "stored text is returned as it is");

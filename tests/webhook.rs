@@ -3,12 +3,13 @@
 
 mod common;
 
-use futures::future::join_all;
 use common::{message, raw_http, spawn_app, Setup, TestApp, SECRET};
+use futures::future::join_all;
 use serde_json::{json, Value};
 use webhook_ingest::signature::sign;
 
-const BODY: &str = r#"{"message_id":"m1","from":"+919876543210","to":"+14155550100","ts":"2025-01-15T10:00:00Z","text":"Hello"}"#;
+const BODY: &str =
+    r#"{"message_id":"m1","from":"+919876543210","to":"+14155550100","ts":"2025-01-15T10:00:00Z","text":"Hello"}"#;
 
 #[tokio::test]
 async fn valid_delivery_is_stored_once_and_first_write_wins() {
@@ -143,7 +144,10 @@ async fn every_validation_failure_is_422_naming_each_field_and_stores_nothing() 
 
     assert_eq!(app.stored_count().await, 0);
     let (_, metrics) = app.get_text("/metrics").await;
-    assert!(metrics.contains(&format!("webhook_requests_total{{result=\"validation_error\"}} {}", cases.len() + 1)), "{metrics}");
+    assert!(
+        metrics.contains(&format!("webhook_requests_total{{result=\"validation_error\"}} {}", cases.len() + 1)),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -210,7 +214,7 @@ async fn concurrent_deliveries_of_one_message_store_exactly_one_row() {
     let body = message("same", "+15550001", "2025-01-15T10:00:00Z", Some("once"));
     let deliveries = (0..48).map(|_| app.deliver(&body));
     let answers = join_all(deliveries).await;
-    assert!(answers.iter().all(|a| *a == (200, json!({"status": "ok"})) ), "{answers:?}");
+    assert!(answers.iter().all(|a| *a == (200, json!({"status": "ok"}))), "{answers:?}");
     assert_eq!(app.stored_count().await, 1);
     let logs = app.logs();
     let results: Vec<&str> =

@@ -19,8 +19,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db_path: PathBuf,
     child: Mutex<Child>,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    stdout: Lines,
+    stderr: Lines,
     _dir: Option<TempDir>,
 }
 
@@ -57,8 +57,11 @@ pub async fn spawn_app() -> TestApp {
     TestApp::start(Setup::new()).await
 }
 
-/// Starts the binary with exactly `env` (nothing inherited but PATH) and returns it with its output.
-pub fn run_binary(env: &[(String, String)]) -> (Child, Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<String>>>) {
+/// Lines a process printed, collected as they arrive.
+pub type Lines = Arc<Mutex<Vec<String>>>;
+
+/// Starts the binary with exactly `env` (nothing inherited but PATH) and returns it with its stdout and stderr.
+pub fn run_binary(env: &[(String, String)]) -> (Child, Lines, Lines) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_webhook-ingest"));
     command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
@@ -70,7 +73,7 @@ pub fn run_binary(env: &[(String, String)]) -> (Child, Arc<Mutex<Vec<String>>>, 
     (child, stdout, stderr)
 }
 
-fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Lines {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
     std::thread::spawn(move || {
@@ -107,7 +110,8 @@ impl TestApp {
             stderr,
             _dir: dir,
         };
-        let fixed = env.iter().rev().find(|(k, _)| k == "LISTEN_ADDR").map(|(_, v)| v.clone()).filter(|a| !a.ends_with(":0"));
+        let fixed =
+            env.iter().rev().find(|(k, _)| k == "LISTEN_ADDR").map(|(_, v)| v.clone()).filter(|a| !a.ends_with(":0"));
         app.addr = match fixed {
             Some(addr) => {
                 app.wait_until_accepting(&addr).await;
@@ -152,11 +156,8 @@ impl TestApp {
     }
 
     pub async fn post_webhook(&self, body: &[u8], signature: Option<&str>) -> (u16, Value) {
-        let mut request = self
-            .client
-            .post(self.url("/webhook"))
-            .header("Content-Type", "application/json")
-            .body(body.to_vec());
+        let mut request =
+            self.client.post(self.url("/webhook")).header("Content-Type", "application/json").body(body.to_vec());
         if let Some(signature) = signature {
             request = request.header("X-Signature", signature);
         }
@@ -231,7 +232,13 @@ impl TestApp {
             .unwrap();
         let mut out = Vec::new();
         while let Some(row) = rows.next().await.unwrap() {
-            out.push((row.get(0).unwrap(), row.get(1).unwrap(), row.get(2).unwrap(), row.get(3).unwrap(), row.get(4).unwrap()));
+            out.push((
+                row.get(0).unwrap(),
+                row.get(1).unwrap(),
+                row.get(2).unwrap(),
+                row.get(3).unwrap(),
+                row.get(4).unwrap(),
+            ));
         }
         out
     }

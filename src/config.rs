@@ -20,31 +20,18 @@ impl ConfigError {
     }
 }
 
-/// Where messages are stored.
-#[derive(Clone, PartialEq, Eq)]
+/// Where messages are stored: an embedded SQLite file.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
-    /// An embedded SQLite file.
     Local(PathBuf),
-    /// A libSQL server (sqld / Turso) over HTTP.
-    Remote { url: String, auth_token: Option<String> },
-}
-
-impl fmt::Debug for Database {
-    // Hand-written so the auth token can never reach a log line.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Database::Local(path) => f.debug_tuple("Local").field(path).finish(),
-            Database::Remote { url, .. } => f.debug_struct("Remote").field("url", url).finish_non_exhaustive(),
-        }
-    }
 }
 
 impl Database {
     /// Reads a `DATABASE_URL` value (SPEC §3).
-    pub fn parse(url: &str, auth_token: Option<String>) -> Result<Database, ConfigError> {
+    pub fn parse(url: &str) -> Result<Database, ConfigError> {
         let err = |reason: &str| ConfigError::new("DATABASE_URL", reason);
         if url.starts_with("libsql://") || url.starts_with("https://") || url.starts_with("http://") {
-            return Ok(Database::Remote { url: url.to_owned(), auth_token });
+            return Err(err("remote libSQL servers are not supported by this build yet; use a local file"));
         }
         // `sqlite:////abs` is an absolute path, `sqlite:///rel` a relative one (SQLAlchemy's convention).
         let path = if let Some(rest) = url.strip_prefix("sqlite:///") {
@@ -144,7 +131,7 @@ impl Config {
         // On Lambda only /tmp is writable; elsewhere a file under ./data/.
         let default_db = if on_lambda { "/tmp/app.db" } else { "./data/app.db" };
         let url = lookup("DATABASE_URL").filter(|s| !s.is_empty()).unwrap_or_else(|| default_db.to_owned());
-        let database = Database::parse(&url, lookup("LIBSQL_AUTH_TOKEN").filter(|s| !s.is_empty()))?;
+        let database = Database::parse(&url)?;
 
         let level_var = ["AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL"]
             .into_iter()
@@ -197,17 +184,23 @@ mod tests {
 
     #[test]
     fn database_url_forms() {
-        let local = |url: &str| Database::parse(url, None).unwrap();
+        let local = |url: &str| Database::parse(url).unwrap();
         assert_eq!(local("sqlite:////data/app.db"), Database::Local("/data/app.db".into()));
         assert_eq!(local("sqlite:///data/app.db"), Database::Local("data/app.db".into()));
         assert_eq!(local("file:data/app.db"), Database::Local("data/app.db".into()));
         assert_eq!(local("file:/abs/app.db?mode=rwc"), Database::Local("/abs/app.db".into()));
         assert_eq!(local("./x.db"), Database::Local("./x.db".into()));
-        for remote in ["libsql://db.example.com", "https://db.example.com", "http://127.0.0.1:8080"] {
-            assert!(matches!(Database::parse(remote, Some("t".into())).unwrap(), Database::Remote { .. }), "{remote}");
-        }
-        for bad in ["postgres://x", "sqlite://x.db", "sqlite:x.db", "sqlite:///", ":memory:", "file:"] {
-            assert_eq!(Database::parse(bad, None).unwrap_err().var, "DATABASE_URL", "{bad}");
+        for bad in [
+            "postgres://x",
+            "sqlite://x.db",
+            "sqlite:x.db",
+            "sqlite:///",
+            ":memory:",
+            "file:",
+            "libsql://db.example.com",
+            "https://db.example.com",
+        ] {
+            assert_eq!(Database::parse(bad).unwrap_err().var, "DATABASE_URL", "{bad}");
         }
     }
 
@@ -237,7 +230,5 @@ mod tests {
         assert!(!shown.contains("new-secret") && !shown.contains("old-secret"), "{shown}");
         assert!(config(&[("WEBHOOK_SECRET", "")]).unwrap().secrets.is_empty());
         assert!(config(&[("WEBHOOK_SECRET_PREVIOUS", "old")]).unwrap().secrets.is_empty());
-        let remote = config(&[("DATABASE_URL", "libsql://db"), ("LIBSQL_AUTH_TOKEN", "tok-123")]).unwrap();
-        assert!(!format!("{remote:?}").contains("tok-123"));
     }
 }

@@ -366,3 +366,54 @@ mod tests {
         assert_eq!(sorted, [keys[0].clone(), keys[2].clone(), keys[1].clone(), keys[3].clone()]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An independent statement of the `ts` rule: the strict shape, then chrono's calendar.
+    fn reference_accepts(s: &str) -> bool {
+        let Some(body) = s.strip_suffix('Z') else { return false };
+        let (main, fraction) = body.split_once('.').unwrap_or((body, ""));
+        let shape_ok = main.len() == 19
+            && main.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                10 => b == b'T',
+                13 | 16 => b == b':',
+                _ => b.is_ascii_digit(),
+            })
+            && (body.len() == 19 || (1..=9).contains(&fraction.len()) && fraction.bytes().all(|b| b.is_ascii_digit()));
+        shape_ok
+            && !main.starts_with("0000")
+            && chrono::NaiveDateTime::parse_from_str(main, "%Y-%m-%dT%H:%M:%S").is_ok_and(|t| {
+                use chrono::Timelike;
+                t.nanosecond() < 1_000_000_000
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn no_byte_sequence_panics_the_parser(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Message::parse(&body);
+        }
+
+        #[test]
+        fn timestamps_are_accepted_exactly_when_the_rule_says(
+            s in "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,10})?Z?|.{0,30}"
+        ) {
+            prop_assert_eq!(Timestamp::parse(&s).is_some(), reference_accepts(&s), "{:?}", s);
+        }
+
+        #[test]
+        fn valid_messages_round_trip(
+            id in "\\PC{1,40}",
+            from in "\\+[0-9]{1,15}",
+            text in proptest::option::of("\\PC{0,200}"),
+        ) {
+            let body = serde_json::json!({"message_id": id, "from": from, "to": "+1", "ts": "2025-01-15T10:00:00Z", "text": text});
+            let m = Message::parse(body.to_string().as_bytes()).unwrap();
+            prop_assert_eq!((m.message_id, m.from.as_str().to_owned(), m.text), (id, from, text));
+        }
+    }
+}

@@ -162,3 +162,27 @@ mod tests {
         assert_eq!(p.limit, 7);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn no_query_string_panics_the_parser(query in "\\PC{0,200}") {
+            let _ = ListParams::parse(Some(&query));
+        }
+
+        #[test]
+        fn accepted_limits_are_always_in_range(limit in any::<i64>(), offset in any::<i64>()) {
+            if let Ok(p) = ListParams::parse(Some(&format!("limit={limit}&offset={offset}"))) {
+                prop_assert!((1..=MAX_LIMIT).contains(&p.limit));
+                prop_assert_eq!(p.limit as i64, limit);
+                prop_assert_eq!(p.offset as i64, offset);
+            } else {
+                prop_assert!(!(1..=100).contains(&limit) || offset < 0);
+            }
+        }
+    }
+}

@@ -94,12 +94,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database, applies migrations and starts the writer.
     pub async fn open(database: &Database) -> Result<Store, StoreError> {
-        let path = match database {
-            Database::Local(path) => path,
-            Database::Remote { .. } => {
-                return Err(StoreError::Open("this build has no remote libSQL support".into()));
-            }
-        };
+        let Database::Local(path) = database;
         let db = open_local(path).await?;
         let writer_conn = db.connect()?;
         configure(&writer_conn, false).await?;

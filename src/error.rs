@@ -9,6 +9,8 @@ use crate::store::StoreError;
 
 #[derive(Debug)]
 pub enum ApiError {
+    /// The request itself is malformed in transport (not in content), e.g. an undecodable base64 body.
+    BadRequest(&'static str),
     NotFound,
     /// The path exists but not for this method; carries the `Allow` header value.
     MethodNotAllowed(&'static str),
@@ -34,6 +36,7 @@ impl From<StoreError> for ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -47,6 +50,7 @@ impl ApiError {
     /// The `webhook_requests_total` result this failure counts as, if it ends a delivery.
     pub fn webhook_result(&self) -> Option<&'static str> {
         match self {
+            ApiError::BadRequest(_) => Some("bad_request"),
             ApiError::PayloadTooLarge => Some("payload_too_large"),
             ApiError::SecretNotConfigured => Some("not_configured"),
             ApiError::InvalidSignature => Some("invalid_signature"),
@@ -71,6 +75,7 @@ impl ApiError {
         }
         let status = self.status();
         let body = match &self {
+            ApiError::BadRequest(detail) => json(&Detail { detail }),
             ApiError::NotFound => json(&Detail { detail: "not found" }),
             ApiError::MethodNotAllowed(_) => json(&Detail { detail: "method not allowed" }),
             ApiError::PayloadTooLarge => json(&Detail { detail: "payload too large" }),

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod error;
+pub mod lambda;
 pub mod message;
 pub mod query;
 pub mod routes;
@@ -64,7 +65,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         Some(context) if !context.request_id.is_empty() => context.request_id.clone(),
         _ => uuid::Uuid::new_v4().to_string(),
     };
-    let path = routes::route_path(&req);
+    let path = req.uri().path();
     let route = Route::of(path);
 
     let mut answer: Answer = match route {

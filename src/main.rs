@@ -40,11 +40,7 @@ async fn run(app: Arc<App>, config: &Config) -> ExitCode {
 
 #[cfg(not(feature = "local"))]
 async fn run(app: Arc<App>, _: &Config) -> ExitCode {
-    let handler = lambda_http::service_fn(move |req| {
-        let app = Arc::clone(&app);
-        async move { Ok::<_, std::convert::Infallible>(webhook_ingest::handle(&app, req).await) }
-    });
-    match lambda_http::run(handler).await {
+    match webhook_ingest::lambda::run(app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "lambda runtime failed");

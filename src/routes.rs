@@ -1,8 +1,7 @@
 //! Routing on method + path, and the read endpoints.
 
 use lambda_http::http::{header, HeaderValue, StatusCode};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use crate::error::{json, json_response, ApiError};
@@ -54,28 +53,6 @@ impl Route {
             "GET"
         }
     }
-}
-
-/// The path a route is matched on, whatever the event source.
-///
-/// Locally that is the URI path. On Lambda it is the path of the event: API Gateway REST sends it without
-/// the stage, while an HTTP API's `rawPath` starts with a named stage, which is stripped here, so routing
-/// never depends on `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` (which only changes the URI lambda_http builds).
-pub fn route_path(req: &Request) -> &str {
-    let raw = req.raw_http_path();
-    if raw.is_empty() {
-        return req.uri().path();
-    }
-    if let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref() {
-        if let Some(stage) = context.stage.as_deref().filter(|s| *s != "$default") {
-            match raw.strip_prefix('/').and_then(|p| p.strip_prefix(stage)) {
-                Some("") => return "/",
-                Some(rest) if rest.starts_with('/') => return rest,
-                _ => {}
-            }
-        }
-    }
-    raw
 }
 
 pub async fn messages(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {

@@ -4,6 +4,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
 use crate::error::{json_response, ApiError};
+use crate::lambda::UndecodableBody;
 use crate::message::Message;
 use crate::store::Inserted;
 use crate::App;
@@ -42,6 +43,10 @@ impl Delivery {
 pub struct Oversized;
 
 pub async fn receive(app: &App, req: &Request) -> Delivery {
+    // 0. A body flagged base64 that does not decode never reached us intact (Lambda only).
+    if req.extensions().get::<UndecodableBody>().is_some() {
+        return Delivery::failed(ApiError::BadRequest("body is not valid base64"));
+    }
     let body: &[u8] = req.body().as_ref();
     // 1. Size. The local listener stops reading at the limit and marks the request; on Lambda the event
     //    arrives whole, so the length is checked here.

@@ -1,12 +1,14 @@
-//! The handler fed with Lambda events of every source it can sit behind, in process: routing (stage or
-//! not), query strings, HMAC over base64-decoded bodies, and the Lambda request id.
+//! Lambda events of every source the function sits behind, through the same conversion the runtime uses
+//! (`lambda::invoke`), in process: routing (stage or not), query strings, HMAC over base64-decoded bodies,
+//! response shapes, the Lambda request id, and events built to break the conversion.
 
 use base64::Engine;
-use lambda_http::{Context, Request, RequestExt};
+use lambda_http::Context;
 use serde_json::{json, Value};
 use webhook_ingest::config::{Config, LogLevel};
+use webhook_ingest::lambda::{self, Event};
 use webhook_ingest::signature::sign;
-use webhook_ingest::{handle, telemetry, App};
+use webhook_ingest::{telemetry, App};
 
 const SECRET: &str = "lambda-test-secret";
 const BODY: &str =
@@ -30,12 +32,17 @@ async fn app() -> Fixture {
     Fixture { app: App::new(&config).await, _dir: dir }
 }
 
+/// The serialised reply to `event`, exactly what the runtime would send back to Lambda.
+async fn reply(app: &App, event: Value, context: Context) -> Value {
+    let event: Event = serde_json::from_value(event).expect("an HTTP event");
+    serde_json::to_value(lambda::invoke(app, event, context).await).unwrap()
+}
+
 async fn call(app: &App, event: Value) -> (u16, Value) {
-    let request = lambda_http::request::from_str(&event.to_string()).expect("lambda_http accepts the event");
-    let response = handle(app, request).await;
-    let status = response.status().as_u16();
-    let body: &[u8] = response.body().as_ref();
-    (status, serde_json::from_slice(body).unwrap_or(Value::Null))
+    let reply = reply(app, event, Context::default()).await;
+    let status = reply["statusCode"].as_u64().unwrap() as u16;
+    let body = reply["body"].as_str().map(|b| serde_json::from_str(b).unwrap()).unwrap_or(Value::Null);
+    (status, body)
 }
 
 fn signed_headers(body: &[u8]) -> Value {
@@ -218,7 +225,76 @@ async fn the_lambda_request_id_is_the_request_id() {
     let event = http_v2("$default", "GET", "/health/live", "", json!({}), None, false);
     let mut context = Context::default();
     context.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".into();
-    let request: Request = lambda_http::request::from_str(&event.to_string()).unwrap().with_lambda_context(context);
-    let response = handle(&f.app, request).await;
-    assert_eq!(response.headers()["x-request-id"], "8476a536-e9f4-11e8-9739-2dfe598c3fcd");
+    let reply = reply(&f.app, event, context).await;
+    assert_eq!(reply["headers"]["x-request-id"], "8476a536-e9f4-11e8-9739-2dfe598c3fcd");
+}
+
+#[tokio::test]
+async fn replies_take_the_shape_of_their_source() {
+    let f = app().await;
+    let v2 =
+        reply(&f.app, http_v2("$default", "GET", "/health/live", "", json!({}), None, false), Context::default()).await;
+    assert_eq!(
+        (v2["statusCode"].as_u64(), v2["headers"]["content-type"].as_str()),
+        (Some(200), Some("application/json"))
+    );
+    assert_eq!((v2["body"].as_str(), v2["isBase64Encoded"].as_bool()), (Some(r#"{"status":"ok"}"#), Some(false)));
+    // REST merges `headers` into `multiValueHeaders`, so only the latter is set.
+    let v1 = reply(&f.app, rest_v1("GET", "/health/live", None, json!({}), None, false), Context::default()).await;
+    assert_eq!(v1["multiValueHeaders"]["content-type"], json!(["application/json"]));
+    assert!(v1["headers"].as_object().is_none_or(|h| h.is_empty()), "{v1}");
+    // ALB wants a status description, and `headers` works with or without multi-value headers enabled.
+    let alb = reply(&f.app, alb("GET", "/nope", json!({}), json!({}), None, false), Context::default()).await;
+    assert_eq!((alb["statusCode"].as_u64(), alb["statusDescription"].as_str()), (Some(404), Some("404 Not Found")));
+    assert_eq!(alb["headers"]["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn a_body_flagged_base64_that_does_not_decode_is_400() {
+    let f = app().await;
+    for event in [
+        http_v2("$default", "POST", "/webhook", "", signed_headers(b"x"), Some("%%% not base64 %%%"), true),
+        rest_v1("POST", "/webhook", None, signed_headers(b"x"), Some("a"), true),
+        alb("POST", "/webhook", json!({}), signed_headers(b"x"), Some("===="), true),
+    ] {
+        assert_eq!(call(&f.app, event).await, (400, json!({"detail": "body is not valid base64"})));
+    }
+    let listing = call(&f.app, http_v2("$default", "GET", "/messages", "", json!({}), None, false)).await.1;
+    assert_eq!(total(&listing), 0);
+}
+
+#[tokio::test]
+async fn hostile_paths_hosts_and_queries_are_answered_not_fatal() {
+    let f = app().await;
+    let odd_headers = json!({"host": "a b:99999", "x-forwarded-proto": "no such scheme", "x-signature": "00"});
+    let cases = [
+        http_v2("$default", "GET", "/messages", "q=a b&from=+1 2&since=\u{7f}", odd_headers.clone(), None, false),
+        http_v2("st age", "GET", "/st age/x y/ü", "%%%", odd_headers.clone(), None, false),
+        http_v2("$default", "POST", "webhook", "", odd_headers.clone(), Some("{}"), false),
+        rest_v1(
+            "GET",
+            "/messages",
+            Some(json!({"q": "100% \"odd\" <&>", "from": " 1"})),
+            odd_headers.clone(),
+            None,
+            false,
+        ),
+        rest_v1("GET", "", None, json!({}), None, false),
+        alb("GET", "/messages", json!({"q": "a b%zz", "limit": "%31"}), odd_headers, None, false),
+    ];
+    for event in cases {
+        let (status, body) = call(&f.app, event.clone()).await;
+        assert!([200, 401, 404, 422].contains(&status), "{status} {body} for {event}");
+    }
+    // Still serving.
+    assert_eq!(call(&f.app, http_v2("$default", "GET", "/health/live", "", json!({}), None, false)).await.0, 200);
+}
+
+#[test]
+fn events_that_are_not_http_fail_to_deserialise_instead_of_crashing() {
+    for event in [json!({}), json!({"Records": [{"eventSource": "aws:sqs", "body": "x"}]}), json!([1, 2]), json!("x")] {
+        assert!(serde_json::from_value::<Event>(event.clone()).is_err(), "{event}");
+    }
+    let wrong_method = json!({"httpMethod": "NOT A METHOD", "path": "/webhook", "headers": {}, "requestContext": {}});
+    assert!(serde_json::from_value::<Event>(wrong_method).is_err());
 }

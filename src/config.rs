@@ -95,6 +95,8 @@ pub struct Config {
     pub log_level: LogLevel,
     pub listen_addr: SocketAddr,
     pub max_body_bytes: usize,
+    /// Also write each request's metrics as a CloudWatch Embedded Metric Format line.
+    pub metrics_emf: bool,
 }
 
 impl fmt::Debug for Config {
@@ -105,6 +107,7 @@ impl fmt::Debug for Config {
             .field("log_level", &self.log_level)
             .field("listen_addr", &self.listen_addr)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("metrics_emf", &self.metrics_emf)
             .finish()
     }
 }
@@ -156,7 +159,17 @@ impl Config {
             })?,
         };
 
-        Ok(Config { secrets, database, log_level, listen_addr, max_body_bytes })
+        // On Lambda, /metrics sees one instance; EMF lines give CloudWatch the whole fleet without a scraper.
+        let metrics_emf = match lookup("METRICS_EMF").filter(|s| !s.is_empty()) {
+            None => on_lambda,
+            Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => return Err(ConfigError::new("METRICS_EMF", format!("{value:?} is not true or false"))),
+            },
+        };
+
+        Ok(Config { secrets, database, log_level, listen_addr, max_body_bytes, metrics_emf })
     }
 }
 
@@ -178,8 +191,12 @@ mod tests {
         assert_eq!(c.log_level, LogLevel::Info);
         assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8000");
         assert_eq!(c.max_body_bytes, 262_144);
+        assert!(!c.metrics_emf);
         let lambda = config(&[("AWS_LAMBDA_FUNCTION_NAME", "f")]).unwrap();
         assert_eq!(lambda.database, Database::Local("/tmp/app.db".into()));
+        assert!(lambda.metrics_emf);
+        assert!(!config(&[("AWS_LAMBDA_FUNCTION_NAME", "f"), ("METRICS_EMF", "off")]).unwrap().metrics_emf);
+        assert!(config(&[("METRICS_EMF", "TRUE")]).unwrap().metrics_emf);
     }
 
     #[test]
@@ -210,6 +227,7 @@ mod tests {
         assert_eq!(config(&[("MAX_BODY_BYTES", "0")]).unwrap_err().var, "MAX_BODY_BYTES");
         assert_eq!(config(&[("LISTEN_ADDR", "localhost")]).unwrap_err().var, "LISTEN_ADDR");
         assert_eq!(config(&[("LOG_LEVEL", "loud")]).unwrap_err().var, "LOG_LEVEL");
+        assert_eq!(config(&[("METRICS_EMF", "sometimes")]).unwrap_err().var, "METRICS_EMF");
         assert_eq!(
             config(&[("AWS_LAMBDA_LOG_LEVEL", "x"), ("LOG_LEVEL", "INFO")]).unwrap_err().var,
             "AWS_LAMBDA_LOG_LEVEL"

@@ -36,6 +36,7 @@ pub struct App {
     pub verifier: Verifier,
     pub max_body_bytes: usize,
     pub metrics: PrometheusHandle,
+    pub metrics_emf: bool,
     store: LazyStore,
 }
 
@@ -47,6 +48,7 @@ impl App {
             verifier: Verifier::new(config.secrets.iter().map(String::as_str)),
             max_body_bytes: config.max_body_bytes,
             metrics: telemetry::install_metrics(),
+            metrics_emf: config.metrics_emf,
             store: LazyStore::new(config.database.clone()),
         };
         let _ = app.store().await;
@@ -96,7 +98,17 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         error: answer.cause.as_deref(),
     }
     .write();
-    telemetry::record_request(method_label(req.method()), Route::label(route), status, latency, answer.result);
+    let sample = telemetry::Sample {
+        method: method_label(req.method()),
+        route: Route::label(route),
+        status,
+        latency,
+        result: answer.result,
+    };
+    sample.record();
+    if app.metrics_emf {
+        sample.write_emf();
+    }
     answer.response
 }
 

@@ -230,18 +230,73 @@ pub fn render_metrics(handle: &PrometheusHandle) -> String {
     out
 }
 
-/// Records one finished request. `route` is the matched route template or `unmatched`.
-pub fn record_request(
-    method: &'static str,
-    route: &'static str,
-    status: u16,
-    latency: Duration,
-    result: Option<&'static str>,
-) {
-    metrics::counter!("http_requests_total", "method" => method, "path" => route, "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!("request_latency_ms", "path" => route).record(latency.as_secs_f64() * 1000.0);
-    if let Some(result) = result {
-        metrics::counter!("webhook_requests_total", "result" => result).increment(1);
+/// The metrics of one finished request.
+pub struct Sample {
+    pub method: &'static str,
+    /// The matched route, or `unmatched`.
+    pub route: &'static str,
+    pub status: u16,
+    pub latency: Duration,
+    /// The webhook outcome, on `/webhook` only.
+    pub result: Option<&'static str>,
+}
+
+impl Sample {
+    /// Adds the request to the Prometheus counters and histogram.
+    pub fn record(&self) {
+        let status = self.status.to_string();
+        metrics::counter!("http_requests_total", "method" => self.method, "path" => self.route, "status" => status)
+            .increment(1);
+        metrics::histogram!("request_latency_ms", "path" => self.route).record(self.latency_ms());
+        if let Some(result) = self.result {
+            metrics::counter!("webhook_requests_total", "result" => result).increment(1);
+        }
+    }
+
+    fn latency_ms(&self) -> f64 {
+        self.latency.as_secs_f64() * 1000.0
+    }
+
+    /// Writes the same counters and latency as one CloudWatch Embedded Metric Format line, which CloudWatch
+    /// turns into metrics for the whole fleet of Lambda instances. Written whatever the log level: these
+    /// are metrics, not log messages.
+    pub fn write_emf(&self) {
+        let mut directives = vec![serde_json::json!({
+            "Namespace": EMF_NAMESPACE,
+            "Dimensions": [["path", "method", "status"]],
+            "Metrics": [
+                {"Name": "http_requests_total", "Unit": "Count"},
+                {"Name": "request_latency_ms", "Unit": "Milliseconds"}
+            ]
+        })];
+        let mut line = serde_json::json!({
+            "ts": now(),
+            "level": "INFO",
+            "msg": "metrics",
+            "path": self.route,
+            "method": self.method,
+            "status": self.status.to_string(),
+            "http_requests_total": 1,
+            "request_latency_ms": (self.latency_ms() * 1000.0).round() / 1000.0,
+        });
+        if let Some(result) = self.result {
+            directives.push(serde_json::json!({
+                "Namespace": EMF_NAMESPACE,
+                "Dimensions": [["result"]],
+                "Metrics": [{"Name": "webhook_requests_total", "Unit": "Count"}]
+            }));
+            line["result"] = result.into();
+            line["webhook_requests_total"] = 1.into();
+        }
+        line["_aws"] = serde_json::json!({
+            "Timestamp": chrono::Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": directives,
+        });
+        if let Ok(line) = serde_json::to_vec(&line) {
+            write_line(line);
+        }
     }
 }
+
+/// The CloudWatch namespace of the EMF metrics.
+pub const EMF_NAMESPACE: &str = "webhook-ingest";

@@ -300,3 +300,62 @@ async fn the_database_directory_is_created() {
     assert_eq!(app.get("/health/ready").await.0, 200);
     assert!(path.exists());
 }
+
+#[tokio::test]
+async fn emf_lines_carry_the_same_metrics_when_enabled() {
+    let app = TestApp::start(Setup::new().env("METRICS_EMF", "true")).await;
+    let body = message("emf-1", "+1", "2025-01-15T10:00:00Z", None);
+    app.deliver(&body).await;
+    app.deliver(&body).await;
+    app.get("/nowhere").await;
+    let lines = loop {
+        let lines: Vec<Value> = app.logs().into_iter().filter(|l| l.get("_aws").is_some()).collect();
+        if lines.len() >= 3 {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(lines.len(), 3, "one EMF line per request");
+    for line in &lines {
+        let aws = &line["_aws"];
+        assert!(aws["Timestamp"].as_i64().is_some_and(|t| t > 1_700_000_000_000), "{line}");
+        for directive in aws["CloudWatchMetrics"].as_array().unwrap() {
+            assert_eq!(directive["Namespace"], "webhook-ingest");
+            // Every dimension and metric a directive names is a member of the line, as EMF requires.
+            for dimension in directive["Dimensions"][0].as_array().unwrap() {
+                assert!(line[dimension.as_str().unwrap()].is_string(), "{dimension} in {line}");
+            }
+            for metric in directive["Metrics"].as_array().unwrap() {
+                assert!(line[metric["Name"].as_str().unwrap()].is_number(), "{metric} in {line}");
+            }
+        }
+        assert_eq!(line["http_requests_total"], 1);
+        assert!(line["request_latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    }
+    let summary: Vec<(String, String, Option<String>)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["path"].as_str().unwrap().into(),
+                l["status"].as_str().unwrap().into(),
+                l["result"].as_str().map(Into::into),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("/webhook".into(), "200".into(), Some("created".into())),
+            ("/webhook".into(), "200".into(), Some("duplicate".into())),
+            ("unmatched".into(), "404".into(), None),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn emf_is_off_locally_by_default() {
+    let app = spawn_app().await;
+    let (_, _) = app.get("/health/live").await;
+    app.wait_for_log(|l| l["msg"] == "request").await;
+    assert!(app.logs().iter().all(|l| l.get("_aws").is_none()));
+}

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Regenerates events/: Lambda test events from `sam local generate-event`, adapted to our routes and signed.
+
+Each event is SAM's own sample for its source (HTTP API v2, REST v1 with stage "prod", ALB; a Function URL
+event is an HTTP API event with a lambda-url domain, which is what Function URLs send), with method, path,
+query, headers and body replaced. Bodies of POSTs are signed with EVENTS_SECRET. Next to every
+NN-name.json sits NN-name.expected.json: the status, and the body where it is deterministic. The events
+are replayed in file order on a fresh database, so later expectations depend on earlier deliveries.
+
+Usage: SAM=path/to/sam scripts/make-events.py   (make events does this)
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import pathlib
+import subprocess
+import urllib.parse
+
+EVENTS_SECRET = "events-test-secret"
+SAM = os.environ.get("SAM", "sam")
+OUT = pathlib.Path(__file__).resolve().parent.parent / "events"
+
+
+def sam(*args):
+    result = subprocess.run([SAM, "local", "generate-event", *args], check=True, capture_output=True, text=True)
+    return json.loads(result.stdout)
+
+
+def sign(body: bytes) -> str:
+    return hmac.new(EVENTS_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def message(mid, sender="+919876543210", ts="2025-01-15T10:00:00Z", text="Hello"):
+    m = {"message_id": mid, "from": sender, "to": "+14155550100", "ts": ts}
+    if text is not None:
+        m["text"] = text
+    return json.dumps(m, separators=(",", ":"))
+
+
+def headers_for(body, signature):
+    headers = {"content-type": "application/json", "user-agent": "webhook-provider/1.0"}
+    if signature == "valid":
+        headers["x-signature"] = sign(body.encode())
+    elif signature is not None:
+        headers["x-signature"] = signature
+    return headers
+
+
+def http_api(method, path, query="", body=None, signature="valid", b64=False, stage="$default", url=False):
+    event = sam("apigateway", "http-api-proxy", "--method", method, "--path", path.lstrip("/"), "--stage", stage)
+    # SAM puts the stage in neither rawPath nor http.path; a real HTTP API with a named stage does.
+    raw_path = path if stage == "$default" else f"/{stage}{path}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = raw_path
+    event["rawQueryString"] = query
+    params = urllib.parse.parse_qs(query, keep_blank_values=True)
+    event["queryStringParameters"] = {k: ",".join(v) for k, v in params.items()} or None
+    event["headers"] = headers_for(body, signature) if body is not None else {"user-agent": "curl/8.5.0"}
+    event.pop("cookies", None)
+    if url:
+        event["requestContext"]["domainName"] = "abcdefghijklmnop.lambda-url.us-east-1.on.aws"
+        event["requestContext"]["domainPrefix"] = "abcdefghijklmnop"
+        for key in ("authentication", "authorizer"):
+            event["requestContext"].pop(key, None)
+        event.pop("pathParameters", None)
+        event.pop("stageVariables", None)
+    set_body(event, body, b64)
+    return event
+
+
+def rest(method, path, query=None, body=None, signature="valid", b64=False):
+    event = sam("apigateway", "aws-proxy", "--method", method, "--path", path.lstrip("/"),
+                "--querystringparameters", json.dumps(query or {}))
+    event["path"] = path
+    event["requestContext"]["path"] = f"/{event['requestContext']['stage']}{path}"
+    event["pathParameters"] = {"proxy": path.lstrip("/")}
+    event["queryStringParameters"] = query
+    event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
+    headers = headers_for(body, signature) if body is not None else {"user-agent": "curl/8.5.0"}
+    event["headers"] = headers
+    event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
+    set_body(event, body, b64)
+    return event
+
+
+def alb(method, path, query=None, body=None, signature="valid", b64=False):
+    event = sam("alb", "request", "--method", method, "--path", path.lstrip("/"))
+    event["path"] = path
+    # ALB hands over query keys and values as the client encoded them.
+    event["queryStringParameters"] = query or {}
+    headers = {"host": "lambda-alb-123578498.us-east-2.elb.amazonaws.com", "x-forwarded-proto": "https"}
+    headers.update(headers_for(body, signature) if body is not None else {"user-agent": "curl/8.5.0"})
+    event["headers"] = headers
+    set_body(event, body, b64)
+    return event
+
+
+def set_body(event, body, b64):
+    if body is None:
+        event["body"] = None
+        event["isBase64Encoded"] = False
+    elif b64:
+        event["body"] = base64.b64encode(body.encode()).decode()
+        event["isBase64Encoded"] = True
+    else:
+        event["body"] = body
+        event["isBase64Encoded"] = False
+
+
+OK = {"status": "ok"}
+M1 = message("m1")
+CORPUS = [
+    ("v2-health-live", http_api("GET", "/health/live"), 200, OK),
+    ("v2-health-ready", http_api("GET", "/health/ready"), 200, {"status": "ready"}),
+    ("v2-webhook-created", http_api("POST", "/webhook", body=M1), 200, OK),
+    ("v2-webhook-duplicate", http_api("POST", "/webhook", body=M1), 200, OK),
+    ("v2-webhook-invalid-signature", http_api("POST", "/webhook", body=message("x1"), signature="123"), 401,
+     {"detail": "invalid signature"}),
+    ("v2-webhook-missing-signature", http_api("POST", "/webhook", body=message("x2"), signature=None), 401,
+     {"detail": "invalid signature"}),
+    ("v2-webhook-validation-error",
+     http_api("POST", "/webhook", body=message("x3", sender="919876543210", ts="2025-01-15 10:00:00")), 422,
+     {"detail": [
+         {"loc": ["body", "from"], "msg": "String should match pattern '^\\+[0-9]+$'", "type": "string_pattern_mismatch"},
+         {"loc": ["body", "ts"], "msg": "Value error, ts must be an RFC 3339 UTC timestamp such as 2025-01-15T10:00:00Z",
+          "type": "value_error"}]}),
+    ("v2-webhook-base64", http_api("POST", "/webhook", body=message("m2", ts="2025-01-15T09:00:00Z",
+                                                                     text="Earlier hello"), b64=True), 200, OK),
+    ("v2-named-stage-webhook", http_api("POST", "/webhook", stage="prod",
+                                        body=message("m3", sender="+14155550100", ts="2025-01-15T10:00:00.5Z",
+                                                     text="Reply")), 200, OK),
+    ("rest-webhook-plain", rest("POST", "/webhook", body=message("m4", sender="+447700900123",
+                                                                 ts="2025-01-16T08:30:00Z", text=None)), 200, OK),
+    ("rest-webhook-base64", rest("POST", "/webhook", body=message("m5", ts="2025-01-15T11:45:00Z",
+                                                                  text="hello again"), b64=True), 200, OK),
+    ("alb-webhook-plain", alb("POST", "/webhook", body=message("m6", sender="+447700900123",
+                                                               ts="2025-01-15T12:00:00Z", text="HELLO from ALB")),
+     200, OK),
+    ("function-url-webhook", http_api("POST", "/webhook", body=message("m7", sender="+15550001111",
+                                                                      ts="2025-01-14T23:59:59.999Z", text="night"),
+                                      url=True), 200, OK),
+    ("v2-messages-from-unencoded-plus",
+     http_api("GET", "/messages", query="from=+919876543210&since=2025-01-15T09:30:00Z&limit=10"), 200,
+     {"data": [
+         {"message_id": "m1", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T10:00:00Z",
+          "text": "Hello"},
+         {"message_id": "m5", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T11:45:00Z",
+          "text": "hello again"}],
+      "total": 2, "limit": 10, "offset": 0}),
+    ("rest-messages-page", rest("GET", "/messages", query={"limit": "2", "offset": "1"}), 200,
+     {"data": [
+         {"message_id": "m2", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T09:00:00Z",
+          "text": "Earlier hello"},
+         {"message_id": "m1", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T10:00:00Z",
+          "text": "Hello"}],
+      "total": 7, "limit": 2, "offset": 1}),
+    ("alb-messages-search", alb("GET", "/messages", query={"q": "hello%20"}), 200,
+     {"data": [
+         {"message_id": "m5", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T11:45:00Z",
+          "text": "hello again"},
+         {"message_id": "m6", "from": "+447700900123", "to": "+14155550100", "ts": "2025-01-15T12:00:00Z",
+          "text": "HELLO from ALB"}],
+      "total": 2, "limit": 50, "offset": 0}),
+    ("v2-messages-bad-limit", http_api("GET", "/messages", query="limit=0"), 422,
+     {"detail": [{"loc": ["query", "limit"], "msg": "Input should be greater than or equal to 1",
+                  "type": "greater_than_equal"}]}),
+    ("v2-stats", http_api("GET", "/stats"), 200,
+     {"total_messages": 7, "senders_count": 4,
+      "messages_per_sender": [{"from": "+919876543210", "count": 3}, {"from": "+447700900123", "count": 2},
+                              {"from": "+14155550100", "count": 1}, {"from": "+15550001111", "count": 1}],
+      "first_message_ts": "2025-01-14T23:59:59.999Z", "last_message_ts": "2025-01-16T08:30:00Z"}),
+    ("v2-metrics", http_api("GET", "/metrics"), 200, None),
+    ("rest-health-ready", rest("GET", "/health/ready"), 200, {"status": "ready"}),
+    ("alb-health-live", alb("GET", "/health/live"), 200, OK),
+    ("v2-unknown-route", http_api("GET", "/wp-login.php"), 404, {"detail": "not found"}),
+    ("v2-wrong-method", http_api("DELETE", "/webhook"), 405, {"detail": "method not allowed"}),
+    ("v2-broken-base64", dict(http_api("POST", "/webhook", body=message("x4"), b64=True), body="%%%not base64%%%"),
+     400, {"detail": "body is not valid base64"}),
+]
+
+
+def main():
+    OUT.mkdir(exist_ok=True)
+    for old in OUT.glob("*.json"):
+        old.unlink()
+    for index, (name, event, status, body) in enumerate(CORPUS, start=1):
+        stem = f"{index:02d}-{name}"
+        (OUT / f"{stem}.json").write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
+        expected = {"status": status} if body is None else {"status": status, "body": body}
+        (OUT / f"{stem}.expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {len(CORPUS)} events to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

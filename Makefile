@@ -1,14 +1,23 @@
 # webhook-ingest
 #   make run    serve on 127.0.0.1:8000 (local listener, ./data/app.db, a development secret)
-#   make test   every test: format, lints, unit + integration + Lambda-event tests, the graders' script
+#   make test   every test: lints, unit + integration + Lambda-event tests, the graders' script, the event
+#               corpus replayed through cargo lambda, the SAM template and container files checked, the
+#               arm64 Lambda zip built
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
-BIN := target/release/webhook-ingest
+PYTHON ?= python3
+# Test and packaging tools (cargo-lambda with zig, cfn-lint, hadolint), pinned, installed here.
+VENV := .venv
+TOOLS := $(VENV)/.installed
+# aws-sam-cli, only for regenerating events/.
+SAM_VENV := .venv-sam
 # Only `make run` supplies this, and says so; the binary itself has no default secret.
 DEV_SECRET := dev-secret-do-not-use-in-production
+ZIP := target/lambda/webhook-ingest/bootstrap.zip
 
-.PHONY: help run test lint unit graders release send tools
+.PHONY: help run send test check-tools lint unit graders release lambda-e2e lint-template lint-container \
+	package events up down logs
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,17 +31,22 @@ run: ## Serve on 127.0.0.1:8000 with ./data/app.db (WEBHOOK_SECRET, DATABASE_URL
 send: ## Send one signed message to a running `make run` (BODY='{"message_id":...}' to choose it)
 	WEBHOOK_SECRET="$${WEBHOOK_SECRET:-$(DEV_SECRET)}" scripts/send.sh $(if $(BODY),'$(BODY)')
 
-test: tools lint unit graders ## Run every test
+test: check-tools lint unit graders lambda-e2e lint-template lint-container package ## Run every test
 
-tools:
-	@for tool in curl jq openssl; do command -v $$tool >/dev/null || { echo "make: '$$tool' is needed by the tests (apt-get install $$tool)" >&2; exit 1; }; done
+check-tools:
+	@for tool in curl jq openssl $(PYTHON); do command -v $$tool >/dev/null || { echo "make: '$$tool' is needed by the tests (apt-get install $$tool)" >&2; exit 1; }; done
+
+$(TOOLS): tools/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	touch $@
 
 lint: ## Formatting and clippy, for the Lambda build and the local one
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --features local -- -D warnings
 
-unit: ## Unit, integration and Lambda-event tests (`cargo test --features local NAME` for one)
+unit: ## Unit, integration, Lambda-event and corpus-replay tests (`cargo test --features local NAME` for one)
 	$(CARGO) test --features local
 
 release: ## The local-listener release binary
@@ -40,3 +54,32 @@ release: ## The local-listener release binary
 
 graders: release ## SPEC §9 line by line against the release binary on a fresh database
 	tests/graders.sh
+
+lambda-e2e: $(TOOLS) ## events/ replayed through `cargo lambda watch` + `cargo lambda invoke`
+	VENV=$(VENV) tests/lambda-watch.sh
+
+lint-template: $(TOOLS) ## cfn-lint on the SAM template
+	$(VENV)/bin/cfn-lint template.yaml
+	@echo "cfn-lint: template.yaml passed"
+
+lint-container: $(TOOLS) ## hadolint on the Dockerfile; compose files and Dockerfile checked without Docker
+	$(VENV)/bin/hadolint local/Dockerfile
+	$(VENV)/bin/python tests/check-container.py
+
+package: $(TOOLS) ## The deployable arm64 Lambda zip (cargo lambda build --release --arm64 --output-format zip)
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip
+	@echo "package: $(ZIP) is $$(stat -c %s $(ZIP)) bytes"
+
+events: ## Regenerate and re-sign events/ from `sam local generate-event`
+	[ -x $(SAM_VENV)/bin/sam ] || { $(PYTHON) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install --quiet -r tools/sam-requirements.txt; }
+	SAM=$(SAM_VENV)/bin/sam scripts/make-events.py
+
+up: ## Build and start the container on localhost:8000 (needs Docker)
+	docker compose up -d --build
+
+down: ## Stop the container and delete its volume
+	docker compose down -v
+
+logs: ## Follow the container's logs
+	docker compose logs -f api

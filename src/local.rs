@@ -121,3 +121,23 @@ async fn shutdown_signal() -> &'static str {
         _ = int.recv() => "SIGINT",
     }
 }
+
+/// `webhook-ingest healthcheck`: asks the listener on `addr` for `/health/live` and reports through the exit
+/// code, so a container image without a shell or curl can still have a HEALTHCHECK.
+pub fn healthcheck(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    // A wildcard bind address is reached over loopback.
+    let target = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        _ => addr,
+    };
+    let timeout = Duration::from_secs(3);
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&target, timeout) else { return false };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let mut answer = [0u8; 12];
+    stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_ok()
+        && stream.read_exact(&mut answer).is_ok()
+        && answer.starts_with(b"HTTP/1.1 200")
+}

@@ -16,6 +16,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    #[cfg(feature = "local")]
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return if webhook_ingest::local::healthcheck(config.listen_addr) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     telemetry::init_logging(config.log_level);
     let app = Arc::new(App::new(&config).await);
     tracing::info!(

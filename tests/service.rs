@@ -359,3 +359,39 @@ async fn emf_is_off_locally_by_default() {
     app.wait_for_log(|l| l["msg"] == "request").await;
     assert!(app.logs().iter().all(|l| l.get("_aws").is_none()));
 }
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_reports_through_its_exit_code() {
+    let app = spawn_app().await;
+    let port = app.addr.rsplit(':').next().unwrap().to_owned();
+    let check = |addr: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_webhook-ingest"))
+            .arg("healthcheck")
+            .env_clear()
+            .env("LISTEN_ADDR", addr)
+            .output()
+            .unwrap()
+    };
+    // As in the container: the listener binds 0.0.0.0, the check goes over loopback.
+    let up = check(format!("0.0.0.0:{port}"));
+    assert!(up.status.success() && up.stdout.is_empty(), "{up:?}");
+    drop(app);
+    assert!(!check(format!("127.0.0.1:{port}")).status.success());
+}
+
+#[tokio::test]
+async fn the_container_configuration_binds_all_interfaces_and_uses_data_app_db() {
+    // What local/Dockerfile sets; /data is replaced by a temporary directory.
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = TestApp::start(
+        Setup::new()
+            .env("LISTEN_ADDR", &format!("0.0.0.0:{port}"))
+            .env("DATABASE_URL", &format!("sqlite:///{}/data/app.db", dir.path().display())),
+    )
+    .await;
+    assert_eq!(app.deliver(&message("c1", "+1", "2025-01-15T10:00:00Z", None)).await.0, 200);
+    assert!(dir.path().join("data/app.db").exists());
+    app.signal("TERM");
+    assert_eq!(app.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
+}

@@ -16,7 +16,7 @@ SAM_VENV := .venv-sam
 DEV_SECRET := dev-secret-do-not-use-in-production
 ZIP := target/lambda/webhook-ingest/bootstrap.zip
 
-.PHONY: help run send test check-tools lint unit graders release lambda-e2e lint-template lint-container \
+.PHONY: help run send test tools check-tools lint unit graders release lambda-e2e lint-template lint-container \
 	package events up down logs
 
 help:
@@ -35,6 +35,8 @@ test: check-tools lint unit graders lambda-e2e lint-template lint-container pack
 
 check-tools:
 	@for tool in curl jq openssl $(PYTHON); do command -v $$tool >/dev/null || { echo "make: '$$tool' is needed by the tests (apt-get install $$tool)" >&2; exit 1; }; done
+
+tools: $(TOOLS) ## Install the pinned test and packaging tools into .venv/ (cargo-lambda, cfn-lint, hadolint)
 
 $(TOOLS): tools/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -47,6 +47,7 @@ lint: ## Formatting and clippy, for the Lambda build and the local one
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --features local -- -D warnings
+	$(CARGO) clippy -p webhook-bench -- -D warnings
 
 unit: ## Unit, integration, Lambda-event and corpus-replay tests (`cargo test --features local NAME` for one)
 	$(CARGO) test --features local

@@ -6,9 +6,10 @@
 //! Reads use a small pool of read-only connections, each query set in one snapshot.
 
 mod schema;
+mod session;
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libsql::{params::IntoParams, Connection, Value};
@@ -19,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Database;
 use crate::message::Message;
 use crate::query::{fold_case, ListParams};
+use session::Session;
 
 /// How many queued deliveries one transaction takes at most.
 const MAX_BATCH: usize = 256;
@@ -107,7 +109,7 @@ impl Store {
             .name("db-writer".into())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().build().expect("writer runtime");
-                runtime.block_on(write_loop(writer_conn, rx));
+                runtime.block_on(write_loop(Session::new(writer_conn), rx));
             })
             .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
 
@@ -137,16 +139,33 @@ impl Store {
             and("ts_key >= ?", since.sort_key().to_owned().into());
         }
         if let Some(q) = &params.q {
-            // instr() compares literally: %, _ and quotes in q are plain characters.
+            // The trigram index finds candidates for terms of three characters or more (shorter ones have
+            // no trigram); instr() then decides, comparing literally: %, _ and quotes are plain characters.
+
+            if q.chars().count() >= 3 {
+                and("rowid IN (SELECT rowid FROM messages_text WHERE messages_text MATCH ?)", trigram_query(q).into());
+            }
             and("instr(text_folded, ?) > 0", q.clone().into());
         }
+        // Totals without filters, or by sender alone, come from the aggregates. Otherwise the page query counts
+        // every match in the same pass (a window over the whole result), and only a page past the end, which
+        // has no row to carry that count, needs a count of its own.
+        let aggregate_total = match (&params.from, &params.since, &params.q) {
+            (None, None, None) => Some(("SELECT messages FROM totals", Vec::new())),
+            (Some(from), None, None) => Some((
+                "SELECT coalesce((SELECT count FROM sender_counts WHERE from_msisdn = ?), 0)",
+                vec![Value::from(from.clone())],
+            )),
+            _ => None,
+        };
+        let window = if aggregate_total.is_some() { "" } else { ", count(*) OVER ()" };
         let page_sql = format!(
             "SELECT CAST(message_id AS BLOB), CAST(from_msisdn AS BLOB), CAST(to_msisdn AS BLOB), CAST(ts AS BLOB), \
-             CAST(text AS BLOB) FROM messages{filter} \
-             ORDER BY ts_key, message_id LIMIT ? OFFSET ?"
+             CAST(text AS BLOB){window} FROM messages{filter} ORDER BY ts_key, message_id LIMIT ? OFFSET ?"
         );
         let count_sql = format!("SELECT count(*) FROM messages{filter}");
-        let mut page_args = args.clone();
+        let count_args = args.clone();
+        let mut page_args = args;
         page_args.push(i64::from(params.limit).into());
         page_args.push(i64::try_from(params.offset).unwrap_or(i64::MAX).into());
 
@@ -154,6 +173,7 @@ impl Store {
             .snapshot(|conn| async move {
                 let mut rows = conn.query(&page_sql, page_args).await?;
                 let mut data = Vec::with_capacity(params.limit as usize);
+                let mut counted = None;
                 while let Some(row) = rows.next().await? {
                     data.push(StoredMessage {
                         message_id: text(&row, 0)?,
@@ -162,23 +182,32 @@ impl Store {
                         ts: text(&row, 3)?,
                         text: optional(&row, 4)?,
                     });
+                    if aggregate_total.is_none() {
+                        counted = Some(row.get::<u64>(5)?);
+                    }
                 }
-                let total = count(&conn, &count_sql, args).await?;
+                drop(rows);
+                let total = match (aggregate_total, counted) {
+                    (Some((sql, args)), _) => count(&conn, sql, args).await?,
+                    (None, Some(total)) => total,
+                    (None, None) => count(&conn, &count_sql, count_args).await?,
+                };
                 Ok(Page { data, total })
             })
             .await
     }
 
+    /// Everything `/stats` says, from the aggregates the insert trigger keeps (no scan of messages).
     pub async fn stats(&self) -> Result<Stats, StoreError> {
         self.readers
             .snapshot(|conn| async move {
-                let total_messages = count(&conn, "SELECT count(*) FROM messages", ()).await?;
-                let senders_count =
-                    count(&conn, "SELECT count(*) FROM (SELECT DISTINCT from_msisdn FROM messages)", ()).await?;
+                let mut rows = conn.query("SELECT messages, senders FROM totals", ()).await?;
+                let row = rows.next().await?.ok_or(StoreError::Unexpected("the totals row is missing"))?;
+                let (total_messages, senders_count) = (row.get::<u64>(0)?, row.get::<u64>(1)?);
                 let mut rows = conn
                     .query(
-                        "SELECT CAST(from_msisdn AS BLOB), count(*) AS n FROM messages GROUP BY from_msisdn \
-                         ORDER BY n DESC, from_msisdn ASC LIMIT 10",
+                        "SELECT CAST(from_msisdn AS BLOB), count FROM sender_counts \
+                         ORDER BY count DESC, from_msisdn ASC LIMIT 10",
                         (),
                     )
                     .await?;
@@ -201,11 +230,27 @@ impl Store {
 
     /// Succeeds when the database answers a query that needs the current schema.
     pub async fn check(&self) -> Result<(), StoreError> {
-        self.readers.snapshot(|conn| async move { schema::check(&conn).await }).await
+        self.readers.snapshot(|session| async move { schema::check(&session.conn).await }).await
     }
 }
 
-async fn count(conn: &Connection, sql: &str, args: impl IntoParams) -> Result<u64, StoreError> {
+/// Adds a message's folded text to the trigram index, NUL as a space (FTS5 would stop reading at it).
+async fn index_text(conn: &Session, rowid: i64, folded: &str) -> Result<(), libsql::Error> {
+    conn.run("INSERT INTO messages_text (rowid, text_folded) VALUES (?, ?)", (rowid, folded.replace('\0', " "))).await
+}
+
+/// The text-index query for `q`: every trigram of it, each quoted so its characters are text and never
+/// query syntax, NUL as a space as the index holds it. Rows holding all of them are the candidates.
+fn trigram_query(q: &str) -> String {
+    let chars: Vec<char> = q.chars().map(|c| if c == '\0' { ' ' } else { c }).collect();
+    let mut trigrams: Vec<String> =
+        chars.windows(3).map(|w| format!("\"{}\"", w.iter().collect::<String>().replace('"', "\"\""))).collect();
+    trigrams.sort_unstable();
+    trigrams.dedup();
+    trigrams.join(" AND ")
+}
+
+async fn count(conn: &Session, sql: &str, args: impl IntoParams) -> Result<u64, StoreError> {
     let mut rows = conn.query(sql, args).await?;
     let row = rows.next().await?.ok_or_else(|| StoreError::Unexpected("count(*) returned no row"))?;
     Ok(row.get::<u64>(0)?)
@@ -231,7 +276,7 @@ pub(crate) fn text(row: &libsql::Row, idx: i32) -> Result<String, StoreError> {
     optional(row, idx)?.ok_or(StoreError::Unexpected("a NOT NULL text column is NULL"))
 }
 
-async fn optional_text(conn: &Connection, sql: &str) -> Result<Option<String>, StoreError> {
+async fn optional_text(conn: &Session, sql: &str) -> Result<Option<String>, StoreError> {
     let mut rows = conn.query(sql, ()).await?;
     Ok(match rows.next().await? {
         Some(row) => Some(text(&row, 0)?),
@@ -260,7 +305,7 @@ async fn configure(conn: &Connection, read_only: bool) -> Result<(), StoreError>
     Ok(())
 }
 
-async fn write_loop(conn: Connection, mut queue: mpsc::Receiver<WriteJob>) {
+async fn write_loop(conn: Session, mut queue: mpsc::Receiver<WriteJob>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         match insert_batch(&conn, &jobs).await {
@@ -280,16 +325,17 @@ async fn write_loop(conn: Connection, mut queue: mpsc::Receiver<WriteJob>) {
     }
 }
 
-async fn insert_batch(conn: &Connection, jobs: &[WriteJob]) -> Result<Vec<Inserted>, libsql::Error> {
-    conn.execute("BEGIN IMMEDIATE", ()).await?;
+async fn insert_batch(conn: &Session, jobs: &[WriteJob]) -> Result<Vec<Inserted>, libsql::Error> {
+    conn.run("BEGIN IMMEDIATE", ()).await?;
     let inserted = async {
         let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut outcomes = Vec::with_capacity(jobs.len());
         for WriteJob { message: m, .. } in jobs {
-            let changed = conn
-                .execute(
+            let folded = m.text.as_deref().map(fold_case);
+            let mut inserted = conn
+                .query(
                     "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING RETURNING rowid",
                     (
                         m.message_id.as_str(),
                         m.from.as_str(),
@@ -298,55 +344,69 @@ async fn insert_batch(conn: &Connection, jobs: &[WriteJob]) -> Result<Vec<Insert
                         m.text.as_deref(),
                         created_at.as_str(),
                         m.ts.sort_key(),
-                        m.text.as_deref().map(fold_case),
+                        folded.as_deref(),
                     ),
                 )
                 .await?;
-            outcomes.push(if changed == 1 { Inserted::Created } else { Inserted::Duplicate });
+            // A row comes back only when one was inserted; a duplicate returns none.
+            let rowid = match inserted.next().await? {
+                Some(row) => Some(row.get::<i64>(0)?),
+                None => None,
+            };
+            drop(inserted);
+            outcomes.push(match rowid {
+                Some(rowid) => {
+                    if let Some(folded) = &folded {
+                        index_text(conn, rowid, folded).await?;
+                    }
+                    Inserted::Created
+                }
+                None => Inserted::Duplicate,
+            });
         }
-        conn.execute("COMMIT", ()).await?;
+        conn.end_transaction("COMMIT").await?;
         Ok(outcomes)
     }
     .await;
-    if inserted.is_err() && !conn.is_autocommit() {
-        let _ = conn.execute("ROLLBACK", ()).await;
+    if inserted.is_err() && !conn.conn.is_autocommit() {
+        let _ = conn.end_transaction("ROLLBACK").await;
     }
     inserted
 }
 
-/// Read-only connections, opened on demand and reused.
+/// Read-only connections with their statements, opened on demand and reused.
 struct Readers {
     db: libsql::Database,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Arc<Session>>>,
 }
 
 impl Readers {
     /// Runs `work` inside one read transaction, so its queries see one consistent snapshot.
     async fn snapshot<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: FnOnce(Arc<Session>) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
-        let conn = self.take().await?;
-        conn.execute("BEGIN", ()).await?;
-        let result = work(conn.clone()).await;
-        let ended = conn.execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" }, ()).await;
+        let session = self.take().await?;
+        session.run("BEGIN", ()).await?;
+        let result = work(Arc::clone(&session)).await;
+        let ended = session.end_transaction(if result.is_ok() { "COMMIT" } else { "ROLLBACK" }).await;
         // A connection left inside a transaction would pin an old snapshot; drop it instead of reusing it.
-        if ended.is_ok() && conn.is_autocommit() {
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        if ended.is_ok() && session.conn.is_autocommit() {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(session);
         }
         let value = result?;
         ended?;
         Ok(value)
     }
 
-    async fn take(&self) -> Result<Connection, StoreError> {
-        if let Some(conn) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-            return Ok(conn);
+    async fn take(&self) -> Result<Arc<Session>, StoreError> {
+        if let Some(session) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(session);
         }
         let conn = self.db.connect()?;
         configure(&conn, true).await?;
-        Ok(conn)
+        Ok(Arc::new(Session::new(conn)))
     }
 }
 

@@ -216,9 +216,8 @@ async fn concurrent_deliveries_of_one_message_store_exactly_one_row() {
     let answers = join_all(deliveries).await;
     assert!(answers.iter().all(|a| *a == (200, json!({"status": "ok"}))), "{answers:?}");
     assert_eq!(app.stored_count().await, 1);
-    let logs = app.logs();
-    let results: Vec<&str> =
-        logs.iter().filter(|l| l["message_id"] == "same").map(|l| l["result"].as_str().unwrap()).collect();
+    let logs = app.wait_for_logs(48, |l| l["message_id"] == "same").await;
+    let results: Vec<&str> = logs.iter().map(|l| l["result"].as_str().unwrap()).collect();
     assert_eq!(results.len(), 48);
     assert_eq!(results.iter().filter(|r| **r == "created").count(), 1, "{results:?}");
     assert_eq!(results.iter().filter(|r| **r == "duplicate").count(), 47);
@@ -233,7 +232,7 @@ async fn a_burst_of_distinct_and_duplicate_deliveries_gets_the_right_outcome_eac
     let answers = join_all(bodies.iter().map(|b| app.deliver(b))).await;
     assert!(answers.iter().all(|(status, _)| *status == 200));
     assert_eq!(app.stored_count().await, 40);
-    let logs = app.logs();
+    let logs = app.wait_for_logs(120, |l| l["path"] == "/webhook").await;
     for i in 0..40 {
         let id = format!("b{i}");
         let mut results: Vec<&str> =
@@ -254,4 +253,60 @@ async fn other_methods_on_webhook_are_405_with_allow() {
         assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "method not allowed"}));
     }
     assert_eq!(app.stored_count().await, 0);
+}
+
+/// Makes inserts whose id matches `pattern` fail, from a second connection, while the server runs.
+async fn inject_fault(app: &TestApp, pattern: &str) {
+    let db = libsql::Builder::new_local(&app.db_path).build().await.unwrap();
+    let conn = db.connect().unwrap();
+    conn.execute("DROP TRIGGER IF EXISTS injected_fault", ()).await.unwrap();
+    conn.execute(
+        &format!(
+            "CREATE TRIGGER injected_fault BEFORE INSERT ON messages WHEN NEW.message_id GLOB '{pattern}' \
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+        ),
+        (),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_batch_acknowledges_nothing_it_did_not_store() {
+    let app = spawn_app().await;
+    inject_fault(&app, "poison-*").await;
+    // Concurrent deliveries share batches; any batch holding a poisoned message fails as a whole.
+    let ids: Vec<String> =
+        (0..90).map(|i| if i % 9 == 4 { format!("poison-{i}") } else { format!("good-{i}") }).collect();
+    let bodies: Vec<String> = ids.iter().map(|id| message(id, "+1555", "2025-01-15T10:00:00Z", None)).collect();
+    let answers = join_all(bodies.iter().map(|b| app.deliver(b))).await;
+    let stored: std::collections::HashSet<String> = app.stored_rows().await.into_iter().map(|r| r.0).collect();
+    for (id, (status, body)) in ids.iter().zip(&answers) {
+        match status {
+            200 => assert!(stored.contains(id), "{id} was acknowledged but not stored"),
+            500 => {
+                assert_eq!(body, &json!({"detail": "internal error"}));
+                assert!(!stored.contains(id), "{id} was stored but answered 500");
+            }
+            other => panic!("{id}: unexpected {other} {body}"),
+        }
+        if id.starts_with("poison") {
+            assert_eq!(*status, 500, "{id}");
+        }
+    }
+    assert_eq!(stored.len(), answers.iter().filter(|(s, _)| *s == 200).count());
+
+    // Every insert failing: every delivery is a 5xx and nothing is stored; clearing the fault recovers.
+    inject_fault(&app, "*").await;
+    let more: Vec<String> =
+        (0..20).map(|i| message(&format!("later-{i}"), "+1555", "2025-01-15T10:00:00Z", None)).collect();
+    let answers = join_all(more.iter().map(|b| app.deliver(b))).await;
+    assert!(answers.iter().all(|(status, _)| *status == 500), "{answers:?}");
+    assert_eq!(app.stored_count().await, stored.len());
+    let log = app.wait_for_log(|l| l["status"] == 500 && l["path"] == "/webhook").await;
+    assert!(log["error"].as_str().unwrap().contains("injected fault"), "{log}");
+
+    inject_fault(&app, "nothing-matches").await;
+    assert_eq!(app.deliver(&more[0]).await.0, 200);
+    assert_eq!(app.stored_count().await, stored.len() + 1);
 }

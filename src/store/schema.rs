@@ -11,7 +11,7 @@ use crate::message::Timestamp;
 use crate::query::fold_case;
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 pub async fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // IMMEDIATE: two processes starting on one file cannot both migrate.
@@ -37,6 +37,7 @@ async fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
         match version {
             0 => v1_messages(conn).await?,
             1 => v2_sort_and_search_keys(conn).await?,
+            2 => v3_aggregates_and_text_index(conn).await?,
             _ => unreachable!("versions above LATEST were refused"),
         }
         version += 1;
@@ -93,6 +94,66 @@ async fn v2_sort_and_search_keys(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Keeps what `/stats` and unfiltered totals need up to date in the inserting transaction itself (per-sender
+/// counts, message and sender totals), and a trigram full-text index over the folded text for `q`. Triggers
+/// do the upkeep, so every insert — the writer's, or any other program's — keeps them exact; a duplicate
+/// (`ON CONFLICT DO NOTHING`) inserts nothing and fires nothing.
+///
+/// The text index only proposes candidates (`instr` on the real text decides), so it keeps no positions
+/// (`detail = 'none'`: a far smaller index, cheaper to write) and is asked for rows holding all of the
+/// term's trigrams. FTS5 stops reading text at a
+/// NUL character and SQL's replace() cannot replace NUL, so the writer feeds this contentless index itself,
+/// with NUL as a space ([`super::index_text`]).
+async fn v3_aggregates_and_text_index(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE sender_counts (
+            from_msisdn TEXT PRIMARY KEY,
+            count       INTEGER NOT NULL
+         ) WITHOUT ROWID;
+         CREATE INDEX sender_counts_top ON sender_counts (count DESC, from_msisdn);
+         INSERT INTO sender_counts SELECT from_msisdn, count(*) FROM messages GROUP BY from_msisdn;
+
+         CREATE TABLE totals (
+            id       INTEGER PRIMARY KEY CHECK (id = 1),
+            messages INTEGER NOT NULL,
+            senders  INTEGER NOT NULL
+         );
+         INSERT INTO totals VALUES (1, (SELECT count(*) FROM messages), (SELECT count(*) FROM sender_counts));
+
+         CREATE VIRTUAL TABLE messages_text USING fts5(
+            text_folded, content = '', contentless_delete = 1, tokenize = 'trigram', detail = 'none'
+         );
+
+         CREATE TRIGGER messages_added AFTER INSERT ON messages BEGIN
+            INSERT INTO sender_counts VALUES (NEW.from_msisdn, 1)
+                ON CONFLICT (from_msisdn) DO UPDATE SET count = count + 1;
+            UPDATE totals SET messages = messages + 1,
+                senders = senders + (SELECT count = 1 FROM sender_counts WHERE from_msisdn = NEW.from_msisdn);
+         END;
+         CREATE TRIGGER messages_removed AFTER DELETE ON messages BEGIN
+            UPDATE sender_counts SET count = count - 1 WHERE from_msisdn = OLD.from_msisdn;
+            UPDATE totals SET messages = messages - 1,
+                senders = senders - (SELECT count = 0 FROM sender_counts WHERE from_msisdn = OLD.from_msisdn);
+            DELETE FROM sender_counts WHERE from_msisdn = OLD.from_msisdn AND count = 0;
+            DELETE FROM messages_text WHERE rowid = OLD.rowid;
+         END;",
+    )
+    .await?;
+
+    let mut rows =
+        conn.query("SELECT rowid, CAST(text_folded AS BLOB) FROM messages WHERE text_folded IS NOT NULL", ()).await?;
+    let mut texts = Vec::new();
+    while let Some(row) = rows.next().await? {
+        texts.push((row.get::<i64>(0)?, super::text(&row, 1)?));
+    }
+    drop(rows);
+    let session = super::session::Session::new(conn.clone());
+    for (rowid, folded) in texts {
+        super::index_text(&session, rowid, &folded).await?;
+    }
+    Ok(())
+}
+
 /// Rows written by another implementation may hold timestamps with offsets; those are converted to UTC
 /// so they still sort chronologically. Text that is no timestamp at all keeps itself as its key.
 fn legacy_sort_key(ts: &str) -> String {
@@ -112,6 +173,7 @@ pub async fn check(conn: &Connection) -> Result<(), StoreError> {
         return Err(StoreError::Open(format!("schema version is {version}, expected {LATEST}")));
     }
     conn.query("SELECT ts_key, text_folded FROM messages LIMIT 1", ()).await?;
+    conn.query("SELECT messages FROM totals", ()).await?;
     Ok(())
 }
 

@@ -195,6 +195,20 @@ impl TestApp {
         }
     }
 
+    /// Waits until `count` log lines match (the pipe from the server is read by a thread that may lag
+    /// behind the responses), and returns them.
+    pub async fn wait_for_logs(&self, count: usize, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found: Vec<Value> = self.logs().into_iter().filter(&matches).collect();
+            if found.len() >= count {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "{} of {count} log lines: {found:?}", found.len());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The access-log line of the request that got this `X-Request-ID`.
     pub async fn request_log(&self, request_id: &str) -> Value {
         self.wait_for_log(|line| line["request_id"] == request_id).await

@@ -16,7 +16,7 @@ SAM_VENV := .venv-sam
 DEV_SECRET := dev-secret-do-not-use-in-production
 ZIP := target/lambda/webhook-ingest/bootstrap.zip
 
-.PHONY: help run send test tools check-tools lint unit graders release lambda-e2e lint-template lint-container \
+.PHONY: help run send test tools check-tools lint unit graders release bench bench-smoke lambda-e2e lint-template lint-container \
 	package events up down logs
 
 help:
@@ -31,7 +31,7 @@ run: ## Serve on 127.0.0.1:8000 with ./data/app.db (WEBHOOK_SECRET, DATABASE_URL
 send: ## Send one signed message to a running `make run` (BODY='{"message_id":...}' to choose it)
 	WEBHOOK_SECRET="$${WEBHOOK_SECRET:-$(DEV_SECRET)}" scripts/send.sh $(if $(BODY),'$(BODY)')
 
-test: check-tools lint unit graders lambda-e2e lint-template lint-container package ## Run every test
+test: check-tools lint unit graders bench-smoke lambda-e2e lint-template lint-container package ## Run every test
 
 check-tools:
 	@for tool in curl jq openssl $(PYTHON); do command -v $$tool >/dev/null || { echo "make: '$$tool' is needed by the tests (apt-get install $$tool)" >&2; exit 1; }; done
@@ -57,6 +57,17 @@ release: ## The local-listener release binary
 
 graders: release ## SPEC §9 line by line against the release binary on a fresh database
 	tests/graders.sh
+
+BENCH := taskset -c 1 target/release/webhook-bench --server-cpu 0
+
+bench: release ## Throughput and latency at 100k and 1M messages (server on cpu 0, load generator on cpu 1)
+	$(CARGO) build --release -p webhook-bench
+	$(BENCH) --messages 100000 --seconds 10
+	$(BENCH) --messages 1000000 --seconds 10
+
+bench-smoke: release ## The benchmark on a tiny load: it runs, and every request succeeds (nothing timed)
+	$(CARGO) build --release -p webhook-bench
+	$(BENCH) --messages 2000 --seconds 1
 
 lambda-e2e: $(TOOLS) ## events/ replayed through `cargo lambda watch` + `cargo lambda invoke`
 	VENV=$(VENV) tests/lambda-watch.sh

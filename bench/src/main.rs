@@ -275,17 +275,29 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn start_server(o: &Options, db: &std::path::Path, port: u16) -> (Child, Duration) {
+/// The server process; stopped and reaped when dropped, also when the bench panics.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(o: &Options, db: &std::path::Path, port: u16) -> (Server, Duration) {
     let started = Instant::now();
-    let child = Command::new("taskset")
-        .args(["-c", &o.server_cpu, &o.server])
-        .env("WEBHOOK_SECRET", SECRET)
-        .env("DATABASE_URL", format!("sqlite:///{}", db.display()))
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the server (build it: cargo build --release --features local)");
+    let server = Server(
+        Command::new("taskset")
+            .args(["-c", &o.server_cpu, &o.server])
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("DATABASE_URL", format!("sqlite:///{}", db.display()))
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the server (build it: cargo build --release --features local)"),
+    );
     // Ready = /health/ready answers 200: the port is bound and the database migrated.
     loop {
         let ready = std::net::TcpStream::connect(("127.0.0.1", port)).ok().and_then(|mut s| {
@@ -296,14 +308,9 @@ fn start_server(o: &Options, db: &std::path::Path, port: u16) -> (Child, Duratio
             Some(head.starts_with(b"HTTP/1.1 200"))
         });
         if ready == Some(true) {
-            return (child, started.elapsed());
+            return (server, started.elapsed());
         }
-        if started.elapsed() > Duration::from_secs(30) {
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server did not become ready");
-        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the server did not become ready");
         std::thread::sleep(Duration::from_micros(200));
     }
 }
@@ -328,7 +335,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let db = o.db.clone().unwrap_or_else(|| dir.path().join("bench.db"));
     let port = free_port();
-    let (mut server, ready_after) = start_server(&o, &db, port);
+    let (server, ready_after) = start_server(&o, &db, port);
     let addr = format!("127.0.0.1:{port}");
     let time = Some(Duration::from_secs(o.seconds));
     let c = o.connections;
@@ -374,11 +381,13 @@ fn main() {
     ];
     println!("| scenario                                     |     req/s |  p50 ms |  p99 ms | errors |");
     println!("|----------------------------------------------|----------:|---------:|---------:|-------:|");
+    let mut errors = 0;
     for (name, make) in scenarios {
         let outcome = runtime.block_on(drive(&addr, c, time, None, make));
         row(name, &outcome);
+        errors += outcome.errors;
     }
-    let rss = peak_rss_kib(server.id());
+    let rss = peak_rss_kib(server.0.id());
     let db_bytes: u64 = ["", "-wal"]
         .iter()
         .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db.display())).ok())
@@ -391,6 +400,10 @@ fn main() {
         o.messages,
         ready_after.as_secs_f64() * 1000.0
     );
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
+    // Speed is reported, never judged; a request that failed is a defect, whatever the speed.
+    if errors > 0 {
+        eprintln!("webhook-bench: {errors} requests failed");
+        std::process::exit(1);
+    }
 }

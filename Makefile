@@ -82,7 +82,7 @@ lint-container: $(TOOLS) ## hadolint on the Dockerfile; compose files and Docker
 
 package: $(TOOLS) ## The deployable arm64 Lambda zip (cargo lambda build --release --arm64 --output-format zip)
 	rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip --bin webhook-ingest
 	@echo "package: $(ZIP) is $$(stat -c %s $(ZIP)) bytes"
 
 events: ## Regenerate and re-sign events/ from `sam local generate-event`

@@ -1,13 +1,13 @@
 //! Replays the recorded event corpus (`events/`, made by `make events`) through the same path the Lambda
 //! runtime uses, in file order on a fresh database, and checks each reply against its `.expected.json`.
 
+mod common;
+
 use std::path::PathBuf;
 
 use lambda_http::Context;
 use serde_json::Value;
-use webhook_ingest::config::{Config, LogLevel};
 use webhook_ingest::lambda::{self, Event};
-use webhook_ingest::{telemetry, App};
 
 /// The secret `scripts/make-events.py` signs the corpus with.
 const EVENTS_SECRET: &str = "events-test-secret";
@@ -35,16 +35,7 @@ fn corpus() -> Vec<(String, Value, Value)> {
 
 #[tokio::test]
 async fn every_event_gets_its_expected_reply() {
-    telemetry::init_logging(LogLevel::Error);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:///{}", dir.path().join("app.db").display());
-    let config = Config::from_lookup(|name| match name {
-        "WEBHOOK_SECRET" => Some(EVENTS_SECRET.to_owned()),
-        "DATABASE_URL" => Some(url.clone()),
-        _ => None,
-    })
-    .unwrap();
-    let app = App::new(&config).await;
+    let (app, _dir) = common::in_process_app(EVENTS_SECRET).await;
 
     let corpus = corpus();
     assert!(corpus.len() >= 20, "the corpus is missing: {} events", corpus.len());

@@ -18,7 +18,8 @@ watch_pid=$!
 cleanup() { kill -TERM -- "-$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-invoke() { cargo lambda invoke -A 127.0.0.1 -P "$port" --output-format json "$@" 2>"$work/invoke.err"; }
+# The workspace has two binaries (the function and the bench), so the function is named.
+invoke() { cargo lambda invoke webhook-ingest -A 127.0.0.1 -P "$port" --output-format json "$@" 2>"$work/invoke.err"; }
 passed=0
 fail() {
   echo "lambda-watch: FAIL: $*" >&2
@@ -31,6 +32,8 @@ fail() {
 deadline=$((SECONDS + 900))
 until invoke --data-file events/01-v2-health-live.json >/dev/null; do
   kill -0 "$watch_pid" 2>/dev/null || fail "cargo lambda watch exited"
+  # Only "not up yet" is worth waiting for; any other answer will not change.
+  if grep -q "available_functions" "$work/invoke.err"; then fail "invoke: $(cat "$work/invoke.err")"; fi
   [ $SECONDS -lt $deadline ] || fail "the function did not start"
   sleep 2
 done

@@ -2,13 +2,14 @@
 //! (`lambda::invoke`), in process: routing (stage or not), query strings, HMAC over base64-decoded bodies,
 //! response shapes, the Lambda request id, and events built to break the conversion.
 
+mod common;
+
 use base64::Engine;
 use lambda_http::Context;
 use serde_json::{json, Value};
-use webhook_ingest::config::{Config, LogLevel};
 use webhook_ingest::lambda::{self, Event};
 use webhook_ingest::signature::sign;
-use webhook_ingest::{telemetry, App};
+use webhook_ingest::App;
 
 const SECRET: &str = "lambda-test-secret";
 const BODY: &str =
@@ -20,16 +21,8 @@ struct Fixture {
 }
 
 async fn app() -> Fixture {
-    telemetry::init_logging(LogLevel::Error);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:///{}", dir.path().join("app.db").display());
-    let config = Config::from_lookup(|name| match name {
-        "WEBHOOK_SECRET" => Some(SECRET.to_owned()),
-        "DATABASE_URL" => Some(url.clone()),
-        _ => None,
-    })
-    .unwrap();
-    Fixture { app: App::new(&config).await, _dir: dir }
+    let (app, dir) = common::in_process_app(SECRET).await;
+    Fixture { app, _dir: dir }
 }
 
 /// The serialised reply to `event`, exactly what the runtime would send back to Lambda.

@@ -290,3 +290,19 @@ pub async fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
 }
+
+/// An `App` in this process (for feeding Lambda events to the handler), with `secret` and a fresh database.
+/// Keep the returned directory alive as long as the app.
+pub async fn in_process_app(secret: &str) -> (webhook_ingest::App, TempDir) {
+    use webhook_ingest::config::{Config, LogLevel};
+    webhook_ingest::telemetry::init_logging(LogLevel::Error);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:///{}", dir.path().join("app.db").display());
+    let config = Config::from_lookup(|name| match name {
+        "WEBHOOK_SECRET" => Some(secret.to_owned()),
+        "DATABASE_URL" => Some(url.clone()),
+        _ => None,
+    })
+    .unwrap();
+    (webhook_ingest::App::new(&config).await, dir)
+}

@@ -142,8 +142,13 @@ impl Store {
             // The trigram index finds candidates for terms of three characters or more (shorter ones have
             // no trigram); instr() then decides, comparing literally: %, _ and quotes are plain characters.
 
+            // Rows past the index's watermark are not in it yet and are always candidates.
             if q.chars().count() >= 3 {
-                and("rowid IN (SELECT rowid FROM messages_text WHERE messages_text MATCH ?)", trigram_query(q).into());
+                and(
+                    "(rowid > (SELECT indexed_through FROM text_index_state) \
+                     OR rowid IN (SELECT rowid FROM messages_text WHERE messages_text MATCH ?))",
+                    trigram_query(q).into(),
+                );
             }
             and("instr(text_folded, ?) > 0", q.clone().into());
         }
@@ -234,9 +239,53 @@ impl Store {
     }
 }
 
-/// Adds a message's folded text to the trigram index, NUL as a space (FTS5 would stop reading at it).
-async fn index_text(conn: &Session, rowid: i64, folded: &str) -> Result<(), libsql::Error> {
-    conn.run("INSERT INTO messages_text (rowid, text_folded) VALUES (?, ?)", (rowid, folded.replace('\0', " "))).await
+/// Rows the text indexer takes in one transaction: enough to spread the index's per-commit cost, few enough
+/// that a delivery arriving meanwhile waits only a few milliseconds.
+const INDEX_CHUNK: usize = 512;
+
+/// Adds the next rows past the watermark to the trigram index and moves the watermark, in one transaction;
+/// returns how many rows it took. Text goes in with NUL as a space: FTS5 stops reading at NUL, and SQL's
+/// replace() cannot replace it. `OR REPLACE`, because a row whose rowid was reused after a deletion may
+/// already be there.
+async fn index_pending_text(conn: &Session) -> Result<usize, libsql::Error> {
+    conn.run("BEGIN IMMEDIATE", ()).await?;
+    let indexed = async {
+        let mut rows = conn
+            .query(
+                "SELECT rowid, CAST(text_folded AS BLOB) FROM messages \
+                 WHERE rowid > (SELECT indexed_through FROM text_index_state) ORDER BY rowid LIMIT ?",
+                [INDEX_CHUNK as i64],
+            )
+            .await?;
+        let mut pending = Vec::with_capacity(INDEX_CHUNK);
+        while let Some(row) = rows.next().await? {
+            let text = match row.get_value(1)? {
+                Value::Blob(bytes) => Some(String::from_utf8_lossy(&bytes).replace('\0', " ")),
+                _ => None,
+            };
+            pending.push((row.get::<i64>(0)?, text));
+        }
+        drop(rows);
+        for (rowid, text) in &pending {
+            if let Some(text) = text {
+                conn.run(
+                    "INSERT OR REPLACE INTO messages_text (rowid, text_folded) VALUES (?, ?)",
+                    (*rowid, text.as_str()),
+                )
+                .await?;
+            }
+        }
+        if let Some((last, _)) = pending.last() {
+            conn.run("UPDATE text_index_state SET indexed_through = ?", [*last]).await?;
+        }
+        conn.end_transaction("COMMIT").await?;
+        Ok(pending.len())
+    }
+    .await;
+    if indexed.is_err() && !conn.conn.is_autocommit() {
+        let _ = conn.end_transaction("ROLLBACK").await;
+    }
+    indexed
 }
 
 /// The text-index query for `q`: every trigram of it, each quoted so its characters are text and never
@@ -317,9 +366,23 @@ async fn configure(conn: &Connection, read_only: bool) -> Result<(), StoreError>
 
 async fn write_loop(conn: Session, mut queue: mpsc::Receiver<WriteJob>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+    // Whether rows may be waiting for the text index (unknown at start), and how many arrived since the
+    // indexer last ran.
+    let (mut backlog, mut unindexed) = (true, 0);
+    loop {
+        // The text index never delays an acknowledgement: it catches up while no delivery waits, and under
+        // steady load one chunk runs per chunk of new rows, so it keeps pace.
+        while backlog && queue.is_empty() {
+            backlog = index_text_chunk(&conn).await == INDEX_CHUNK;
+            unindexed = 0;
+        }
+        if queue.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+            return;
+        }
         match insert_batch(&conn, &jobs).await {
             Ok(outcomes) => {
+                let created = outcomes.iter().filter(|o| **o == Inserted::Created).count();
+                (backlog, unindexed) = (backlog || created > 0, unindexed + created);
                 for (job, outcome) in jobs.drain(..).zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                 }
@@ -332,7 +395,19 @@ async fn write_loop(conn: Session, mut queue: mpsc::Receiver<WriteJob>) {
                 }
             }
         }
+        if unindexed >= INDEX_CHUNK {
+            backlog = index_text_chunk(&conn).await == INDEX_CHUNK;
+            unindexed = 0;
+        }
     }
+}
+
+/// One indexing chunk; a failure is logged and leaves the rows to the next attempt (searches scan them).
+async fn index_text_chunk(conn: &Session) -> usize {
+    index_pending_text(conn).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "text indexing failed; will retry");
+        0
+    })
 }
 
 async fn insert_batch(conn: &Session, jobs: &[WriteJob]) -> Result<Vec<Inserted>, libsql::Error> {
@@ -359,20 +434,9 @@ async fn insert_batch(conn: &Session, jobs: &[WriteJob]) -> Result<Vec<Inserted>
                 )
                 .await?;
             // A row comes back only when one was inserted; a duplicate returns none.
-            let rowid = match inserted.next().await? {
-                Some(row) => Some(row.get::<i64>(0)?),
-                None => None,
-            };
+            let rowid = inserted.next().await?.map(|row| row.get::<i64>(0)).transpose()?;
             drop(inserted);
-            outcomes.push(match rowid {
-                Some(rowid) => {
-                    if let Some(folded) = &folded {
-                        index_text(conn, rowid, folded).await?;
-                    }
-                    Inserted::Created
-                }
-                None => Inserted::Duplicate,
-            });
+            outcomes.push(if rowid.is_some() { Inserted::Created } else { Inserted::Duplicate });
         }
         conn.end_transaction("COMMIT").await?;
         Ok(outcomes)

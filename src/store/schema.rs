@@ -101,9 +101,10 @@ async fn v2_sort_and_search_keys(conn: &Connection) -> Result<(), StoreError> {
 ///
 /// The text index only proposes candidates (`instr` on the real text decides), so it keeps no positions
 /// (`detail = 'none'`: a far smaller index, cheaper to write) and is asked for rows holding all of the
-/// term's trigrams. FTS5 stops reading text at a
-/// NUL character and SQL's replace() cannot replace NUL, so the writer feeds this contentless index itself,
-/// with NUL as a space ([`super::index_text`]).
+/// term's trigrams. The writer fills it in chunks after deliveries are acknowledged, up to the watermark
+/// `text_index_state.indexed_through`, and searches scan the rows past it ([`super::index_pending_text`]);
+/// rows that exist at migration are indexed the same way after start. A deleted row lowers the watermark, so
+/// a reused rowid is indexed again.
 async fn v3_aggregates_and_text_index(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE sender_counts (
@@ -123,6 +124,11 @@ async fn v3_aggregates_and_text_index(conn: &Connection) -> Result<(), StoreErro
          CREATE VIRTUAL TABLE messages_text USING fts5(
             text_folded, content = '', contentless_delete = 1, tokenize = 'trigram', detail = 'none'
          );
+         CREATE TABLE text_index_state (
+            id               INTEGER PRIMARY KEY CHECK (id = 1),
+            indexed_through  INTEGER NOT NULL
+         );
+         INSERT INTO text_index_state VALUES (1, 0);
 
          CREATE TRIGGER messages_added AFTER INSERT ON messages BEGIN
             INSERT INTO sender_counts VALUES (NEW.from_msisdn, 1)
@@ -136,21 +142,11 @@ async fn v3_aggregates_and_text_index(conn: &Connection) -> Result<(), StoreErro
                 senders = senders - (SELECT count = 0 FROM sender_counts WHERE from_msisdn = OLD.from_msisdn);
             DELETE FROM sender_counts WHERE from_msisdn = OLD.from_msisdn AND count = 0;
             DELETE FROM messages_text WHERE rowid = OLD.rowid;
+            UPDATE text_index_state SET indexed_through = min(indexed_through, OLD.rowid - 1);
          END;",
     )
     .await?;
 
-    let mut rows =
-        conn.query("SELECT rowid, CAST(text_folded AS BLOB) FROM messages WHERE text_folded IS NOT NULL", ()).await?;
-    let mut texts = Vec::new();
-    while let Some(row) = rows.next().await? {
-        texts.push((row.get::<i64>(0)?, super::text(&row, 1)?));
-    }
-    drop(rows);
-    let session = super::session::Session::new(conn.clone());
-    for (rowid, folded) in texts {
-        super::index_text(&session, rowid, &folded).await?;
-    }
     Ok(())
 }
 
@@ -174,6 +170,7 @@ pub async fn check(conn: &Connection) -> Result<(), StoreError> {
     }
     conn.query("SELECT ts_key, text_folded FROM messages LIMIT 1", ()).await?;
     conn.query("SELECT messages FROM totals", ()).await?;
+    conn.query("SELECT indexed_through FROM text_index_state", ()).await?;
     Ok(())
 }
 

@@ -141,11 +141,11 @@ impl From<Result<Response<Body>, ApiError>> for Answer {
 }
 
 impl From<webhook::Delivery> for Answer {
-    fn from(delivery: webhook::Delivery) -> Self {
+    fn from(mut delivery: webhook::Delivery) -> Self {
         let result = delivery.result();
         let dup = Some(matches!(delivery.outcome, Ok(Inserted::Duplicate)));
         let cause = delivery.outcome.as_ref().err().and_then(ApiError::cause);
-        let message_id = delivery.message_id.clone();
+        let message_id = delivery.message_id.take();
         Answer { result, dup, message_id, cause, response: delivery.into_response() }
     }
 }

@@ -140,9 +140,8 @@ impl Store {
         }
         if let Some(q) = &params.q {
             // The trigram index finds candidates for terms of three characters or more (shorter ones have
-            // no trigram); instr() then decides, comparing literally: %, _ and quotes are plain characters.
-
-            // Rows past the index's watermark are not in it yet and are always candidates.
+            // no trigram); rows past its watermark are not in it yet and are always candidates. instr() then
+            // decides, comparing literally: %, _ and quotes are plain characters.
             if q.chars().count() >= 3 {
                 and(
                     "(rowid > (SELECT indexed_through FROM text_index_state) \
@@ -248,8 +247,7 @@ const INDEX_CHUNK: usize = 512;
 /// replace() cannot replace it. `OR REPLACE`, because a row whose rowid was reused after a deletion may
 /// already be there.
 async fn index_pending_text(conn: &Session) -> Result<usize, libsql::Error> {
-    conn.run("BEGIN IMMEDIATE", ()).await?;
-    let indexed = async {
+    conn.write_transaction(|| async {
         let mut rows = conn
             .query(
                 "SELECT rowid, CAST(text_folded AS BLOB) FROM messages \
@@ -278,14 +276,9 @@ async fn index_pending_text(conn: &Session) -> Result<usize, libsql::Error> {
         if let Some((last, _)) = pending.last() {
             conn.run("UPDATE text_index_state SET indexed_through = ?", [*last]).await?;
         }
-        conn.end_transaction("COMMIT").await?;
         Ok(pending.len())
-    }
-    .await;
-    if indexed.is_err() && !conn.conn.is_autocommit() {
-        let _ = conn.end_transaction("ROLLBACK").await;
-    }
-    indexed
+    })
+    .await
 }
 
 /// The text-index query for `q`: every trigram of it, each quoted so its characters are text and never
@@ -372,7 +365,7 @@ async fn write_loop(conn: Session, mut queue: mpsc::Receiver<WriteJob>) {
     loop {
         // The text index never delays an acknowledgement: it catches up while no delivery waits, and under
         // steady load one chunk runs per chunk of new rows, so it keeps pace.
-        while backlog && queue.is_empty() {
+        while backlog && (queue.is_empty() || unindexed >= INDEX_CHUNK) {
             backlog = index_text_chunk(&conn).await == INDEX_CHUNK;
             unindexed = 0;
         }
@@ -395,10 +388,6 @@ async fn write_loop(conn: Session, mut queue: mpsc::Receiver<WriteJob>) {
                 }
             }
         }
-        if unindexed >= INDEX_CHUNK {
-            backlog = index_text_chunk(&conn).await == INDEX_CHUNK;
-            unindexed = 0;
-        }
     }
 }
 
@@ -411,8 +400,7 @@ async fn index_text_chunk(conn: &Session) -> usize {
 }
 
 async fn insert_batch(conn: &Session, jobs: &[WriteJob]) -> Result<Vec<Inserted>, libsql::Error> {
-    conn.run("BEGIN IMMEDIATE", ()).await?;
-    let inserted = async {
+    conn.write_transaction(|| async {
         let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut outcomes = Vec::with_capacity(jobs.len());
         for WriteJob { message: m, .. } in jobs {
@@ -438,14 +426,9 @@ async fn insert_batch(conn: &Session, jobs: &[WriteJob]) -> Result<Vec<Inserted>
             drop(inserted);
             outcomes.push(if rowid.is_some() { Inserted::Created } else { Inserted::Duplicate });
         }
-        conn.end_transaction("COMMIT").await?;
         Ok(outcomes)
-    }
-    .await;
-    if inserted.is_err() && !conn.conn.is_autocommit() {
-        let _ = conn.end_transaction("ROLLBACK").await;
-    }
-    inserted
+    })
+    .await
 }
 
 /// Read-only connections with their statements, opened on demand and reused.

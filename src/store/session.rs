@@ -51,6 +51,25 @@ impl Session {
         self.run(sql, ()).await
     }
 
+    /// Runs `work` in one `BEGIN IMMEDIATE` transaction: committed if it succeeds, rolled back if anything,
+    /// the commit included, fails.
+    pub async fn write_transaction<T, Fut>(&self, work: impl FnOnce() -> Fut) -> Result<T, libsql::Error>
+    where
+        Fut: std::future::Future<Output = Result<T, libsql::Error>>,
+    {
+        self.run("BEGIN IMMEDIATE", ()).await?;
+        let result = async {
+            let value = work().await?;
+            self.end_transaction("COMMIT").await?;
+            Ok(value)
+        }
+        .await;
+        if result.is_err() && !self.conn.is_autocommit() {
+            let _ = self.end_transaction("ROLLBACK").await;
+        }
+        result
+    }
+
     /// Runs a statement that returns no rows.
     pub async fn run(&self, sql: &str, params: impl IntoParams) -> Result<(), libsql::Error> {
         self.statement(sql).await?.run(params).await

@@ -97,6 +97,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Also write each request's metrics as a CloudWatch Embedded Metric Format line.
     pub metrics_emf: bool,
+    /// When set, the read endpoints require `Authorization: Bearer <token>`.
+    pub read_api_token: Option<String>,
+    /// Connections the local listener serves at once; more are answered 503 and closed.
+    pub max_connections: usize,
 }
 
 impl fmt::Debug for Config {
@@ -108,11 +112,14 @@ impl fmt::Debug for Config {
             .field("listen_addr", &self.listen_addr)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("metrics_emf", &self.metrics_emf)
+            .field("read_api_token", &self.read_api_token.as_ref().map(|_| "<configured>"))
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 262_144;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 impl Config {
     /// Reads the process environment.
@@ -152,12 +159,16 @@ impl Config {
             })?,
         };
 
-        let max_body_bytes = match lookup("MAX_BODY_BYTES").filter(|s| !s.is_empty()) {
-            None => DEFAULT_MAX_BODY_BYTES,
-            Some(value) => value.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                ConfigError::new("MAX_BODY_BYTES", format!("{value:?} is not a positive whole number of bytes"))
-            })?,
+        let positive = |name: &'static str, default: usize, unit: &str| match lookup(name).filter(|s| !s.is_empty()) {
+            None => Ok(default),
+            Some(value) => value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::new(name, format!("{value:?} is not a positive whole number{unit}"))),
         };
+        let max_body_bytes = positive("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, " of bytes")?;
+        let max_connections = positive("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, "")?;
 
         // On Lambda, /metrics sees one instance; EMF lines give CloudWatch the whole fleet without a scraper.
         let metrics_emf = match lookup("METRICS_EMF").filter(|s| !s.is_empty()) {
@@ -169,7 +180,24 @@ impl Config {
             },
         };
 
-        Ok(Config { secrets, database, log_level, listen_addr, max_body_bytes, metrics_emf })
+        // A token of surrounding whitespace only would be a lock anyone could open with an empty header.
+        let read_api_token = match lookup("READ_API_TOKEN") {
+            Some(token) if token.trim().is_empty() && !token.is_empty() => {
+                return Err(ConfigError::new("READ_API_TOKEN", "is only whitespace"))
+            }
+            token => token.filter(|t| !t.is_empty()),
+        };
+
+        Ok(Config {
+            secrets,
+            database,
+            log_level,
+            listen_addr,
+            max_body_bytes,
+            metrics_emf,
+            read_api_token,
+            max_connections,
+        })
     }
 }
 
@@ -192,6 +220,8 @@ mod tests {
         assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8000");
         assert_eq!(c.max_body_bytes, 262_144);
         assert!(!c.metrics_emf);
+        assert_eq!(c.read_api_token, None);
+        assert_eq!(c.max_connections, 512);
         let lambda = config(&[("AWS_LAMBDA_FUNCTION_NAME", "f")]).unwrap();
         assert_eq!(lambda.database, Database::Local("/tmp/app.db".into()));
         assert!(lambda.metrics_emf);
@@ -228,6 +258,8 @@ mod tests {
         assert_eq!(config(&[("LISTEN_ADDR", "localhost")]).unwrap_err().var, "LISTEN_ADDR");
         assert_eq!(config(&[("LOG_LEVEL", "loud")]).unwrap_err().var, "LOG_LEVEL");
         assert_eq!(config(&[("METRICS_EMF", "sometimes")]).unwrap_err().var, "METRICS_EMF");
+        assert_eq!(config(&[("MAX_CONNECTIONS", "0")]).unwrap_err().var, "MAX_CONNECTIONS");
+        assert_eq!(config(&[("READ_API_TOKEN", "  ")]).unwrap_err().var, "READ_API_TOKEN");
         assert_eq!(
             config(&[("AWS_LAMBDA_LOG_LEVEL", "x"), ("LOG_LEVEL", "INFO")]).unwrap_err().var,
             "AWS_LAMBDA_LOG_LEVEL"
@@ -248,5 +280,10 @@ mod tests {
         assert!(!shown.contains("new-secret") && !shown.contains("old-secret"), "{shown}");
         assert!(config(&[("WEBHOOK_SECRET", "")]).unwrap().secrets.is_empty());
         assert!(config(&[("WEBHOOK_SECRET_PREVIOUS", "old")]).unwrap().secrets.is_empty());
+
+        let c = config(&[("READ_API_TOKEN", "read-token-1")]).unwrap();
+        assert_eq!(c.read_api_token.as_deref(), Some("read-token-1"));
+        assert!(!format!("{c:?}").contains("read-token-1"));
+        assert_eq!(config(&[("READ_API_TOKEN", "")]).unwrap().read_api_token, None);
     }
 }

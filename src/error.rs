@@ -15,8 +15,14 @@ pub enum ApiError {
     /// The path exists but not for this method; carries the `Allow` header value.
     MethodNotAllowed(&'static str),
     PayloadTooLarge,
+    /// The body did not arrive within the local listener's time limit.
+    BodyTimeout,
     SecretNotConfigured,
     InvalidSignature,
+    /// `READ_API_TOKEN` is set and the request does not carry it.
+    Unauthorized,
+    /// More or larger request headers than the local listener accepts.
+    HeadersTooLarge,
     Validation(Vec<FieldError>),
     /// The database could not be opened or reached.
     StoreUnavailable(StoreError),
@@ -27,7 +33,9 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Open(_) | StoreError::WriterStopped => ApiError::StoreUnavailable(e),
+            StoreError::Open(_) | StoreError::WriterStopped | StoreError::Displaced(_) | StoreError::TimedOut(_) => {
+                ApiError::StoreUnavailable(e)
+            }
             _ => ApiError::Store(e),
         }
     }
@@ -40,8 +48,10 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::SecretNotConfigured | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::InvalidSignature => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidSignature | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -50,13 +60,15 @@ impl ApiError {
     /// The `webhook_requests_total` result this failure counts as, if it ends a delivery.
     pub fn webhook_result(&self) -> Option<&'static str> {
         match self {
-            ApiError::BadRequest(_) => Some("bad_request"),
+            ApiError::BadRequest(_) | ApiError::BodyTimeout => Some("bad_request"),
             ApiError::PayloadTooLarge => Some("payload_too_large"),
             ApiError::SecretNotConfigured => Some("not_configured"),
             ApiError::InvalidSignature => Some("invalid_signature"),
             ApiError::Validation(_) => Some("validation_error"),
             ApiError::StoreUnavailable(_) | ApiError::Store(_) => Some("error"),
-            ApiError::NotFound | ApiError::MethodNotAllowed(_) => None,
+            ApiError::NotFound | ApiError::MethodNotAllowed(_) | ApiError::Unauthorized | ApiError::HeadersTooLarge => {
+                None
+            }
         }
     }
 
@@ -79,14 +91,23 @@ impl ApiError {
             ApiError::NotFound => json(&Detail { detail: "not found" }),
             ApiError::MethodNotAllowed(_) => json(&Detail { detail: "method not allowed" }),
             ApiError::PayloadTooLarge => json(&Detail { detail: "payload too large" }),
+            ApiError::BodyTimeout => json(&Detail { detail: "request body not received in time" }),
             ApiError::SecretNotConfigured => json(&Detail { detail: "webhook secret not configured" }),
             ApiError::InvalidSignature => json(&Detail { detail: "invalid signature" }),
+            ApiError::Unauthorized => json(&Detail { detail: "missing or invalid bearer token" }),
+            ApiError::HeadersTooLarge => json(&Detail { detail: "request headers too large" }),
             ApiError::Validation(errors) => json(&Detail { detail: errors }),
             ApiError::StoreUnavailable(_) | ApiError::Store(_) => json(&Detail { detail: "internal error" }),
         };
         let mut response = json_response(status, body);
-        if let ApiError::MethodNotAllowed(allow) = self {
-            response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        match self {
+            ApiError::MethodNotAllowed(allow) => {
+                response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+            }
+            ApiError::Unauthorized => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response
     }

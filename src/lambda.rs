@@ -22,6 +22,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::webhook::BodyFault;
 use crate::{handle, App};
 
 /// The event sources this function serves.
@@ -61,10 +62,6 @@ pub enum Reply {
     Rest(ApiGatewayProxyResponse),
     Alb(AlbTargetGroupResponse),
 }
-
-/// Marks a request whose body was flagged base64 but does not decode.
-#[derive(Debug, Clone, Copy)]
-pub struct UndecodableBody;
 
 /// Serves Lambda invocations until the runtime stops. An event that is not an HTTP event fails its own
 /// invocation (the runtime reports the deserialisation error) and the process carries on.
@@ -221,7 +218,7 @@ fn build_request(parts: Parts) -> Request<Body> {
     *request.uri_mut() = build_uri(&parts.path, &parts.query);
     *request.headers_mut() = parts.headers;
     if undecodable {
-        request.extensions_mut().insert(UndecodableBody);
+        request.extensions_mut().insert(BodyFault::NotBase64);
     }
     request
 }

@@ -4,6 +4,7 @@
 //! Everything happens in [`handle`], a plain async function of a `lambda_http` request; `main` only
 //! chooses the runtime that feeds it (the Lambda runtime, or with the `local` feature an HTTP listener).
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod lambda;
@@ -18,12 +19,14 @@ pub mod webhook;
 #[cfg(feature = "local")]
 pub mod local;
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use lambda_http::http::{HeaderValue, Method};
+use lambda_http::http::{header, HeaderValue, Method};
 use lambda_http::{Body, Request, RequestExt, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::auth::ReadToken;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::routes::Route;
@@ -37,6 +40,8 @@ pub struct App {
     pub max_body_bytes: usize,
     pub metrics: PrometheusHandle,
     pub metrics_emf: bool,
+    pub read_token: Option<ReadToken>,
+    pub max_connections: usize,
     store: LazyStore,
 }
 
@@ -49,16 +54,27 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             metrics: telemetry::install_metrics(),
             metrics_emf: config.metrics_emf,
+            read_token: config.read_api_token.as_deref().map(ReadToken::new),
+            max_connections: config.max_connections,
             store: LazyStore::new(config.database.clone()),
         };
         let _ = app.store().await;
         app
     }
 
-    pub async fn store(&self) -> Result<&Store, StoreError> {
+    pub async fn store(&self) -> Result<Arc<Store>, StoreError> {
         self.store.get().await
     }
+
+    /// Whether a request may use the read endpoints: always, unless `READ_API_TOKEN` is set.
+    fn admits_reader(&self, req: &Request) -> bool {
+        self.read_token.as_ref().is_none_or(|token| token.admits(req.headers().get(header::AUTHORIZATION)))
+    }
 }
+
+/// Marks a request whose headers exceed the local listener's limits; it is answered 431 whatever its route.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadersTooLarge;
 
 /// Answers one request. Never fails: every error becomes its JSON response here.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -71,14 +87,17 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let route = Route::of(path);
 
     let mut answer: Answer = match route {
+        _ if req.extensions().get::<HeadersTooLarge>().is_some() => ApiError::HeadersTooLarge.into(),
         None => ApiError::NotFound.into(),
         Some(route) if req.method().as_str() != route.method() => ApiError::MethodNotAllowed(route.method()).into(),
+        Some(route) if route.reads_data() && !app.admits_reader(&req) => ApiError::Unauthorized.into(),
         Some(Route::Webhook) => webhook::receive(app, &req).await.into(),
         Some(Route::Messages) => routes::messages(app, &req).await.into(),
         Some(Route::Stats) => routes::stats(app).await.into(),
         Some(Route::Live) => routes::live().into(),
         Some(Route::Ready) => routes::ready(app).await.into(),
         Some(Route::Metrics) => routes::metrics(app).into(),
+        Some(Route::OpenApi) => routes::openapi().into(),
     };
 
     let latency = started.elapsed();

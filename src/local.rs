@@ -1,13 +1,18 @@
 //! The local runtime: an HTTP/1.1 listener feeding the same [`handle`] as Lambda (SPEC §1).
 //!
-//! It guards the process against what a Lambda front door would: slow headers are cut off after
-//! [`HEADER_READ_TIMEOUT`], bodies over the limit are refused without being read whole, and SIGTERM or
-//! SIGINT stops accepting, lets in-flight requests finish (up to [`DRAIN_TIMEOUT`]) and exits 0.
+//! It guards the process against what a Lambda front door would:
+//! - headers must arrive whole within [`HEADER_READ_TIMEOUT`] (an idle keep-alive connection waiting for
+//!   its next request is on the same clock), and bodies within [`BODY_READ_TIMEOUT`] (408);
+//! - more than [`MAX_HEADERS`] headers or [`MAX_HEADER_BYTES`] of them get 431;
+//! - bodies over the limit get 413 on their declared length, or as soon as the limit is crossed;
+//! - at most `MAX_CONNECTIONS` connections are served at once; one more is answered 503 and closed, so
+//!   slow or idle clients cannot take every slot for longer than the timeouts above;
+//! - SIGTERM or SIGINT stops accepting, lets in-flight requests finish (up to [`DRAIN_TIMEOUT`]), exits 0.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -16,15 +21,24 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use lambda_http::http::{header, Request, Response};
+use lambda_http::http::{header, HeaderMap, Request, Response};
 use lambda_http::Body;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
-use crate::webhook::Oversized;
-use crate::{handle, App};
+use crate::webhook::BodyFault;
+use crate::{handle, App, HeadersTooLarge};
 
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Limits answered with a JSON 431. hyper's own parser stops at twice these, with a bare 431.
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Written, without reading the request, to a connection over the cap.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+    content-length: 33\r\nretry-after: 1\r\nconnection: close\r\n\r\n{\"detail\":\"too many connections\"}";
 
 /// Binds `addr` and serves until SIGTERM or SIGINT. Logs the bound address (useful with port 0).
 pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
@@ -33,6 +47,8 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(app.max_connections));
+    let mut last_refusal_logged: Option<Instant> = None;
 
     loop {
         let stream = tokio::select! {
@@ -50,10 +66,22 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
                 break;
             }
         };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            refuse(&stream);
+            if last_refusal_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!(max_connections = app.max_connections, "connection cap reached; refusing with 503");
+                last_refusal_logged = Some(Instant::now());
+            }
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
-        let connection =
-            http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).serve_connection(
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_headers(2 * MAX_HEADERS)
+            .max_header_size(2 * MAX_HEADER_BYTES)
+            .serve_connection(
                 TokioIo::new(stream),
                 service_fn(move |req| {
                     let app = Arc::clone(&app);
@@ -64,6 +92,7 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
         tokio::spawn(async move {
             // A client that vanishes or sends garbage ends only its own connection.
             let _ = connection.await;
+            drop(slot);
         });
     }
 
@@ -75,29 +104,26 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Answers a connection over the cap without reading from it, and closes it.
+fn refuse(stream: &TcpStream) {
+    // Whatever of the request has already arrived is read first: closing on unread data would reset
+    // the connection and could destroy the answer before the client reads it.
+    let _ = stream.try_read(&mut [0u8; 4096]);
+    let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+}
+
 async fn serve_request(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (mut parts, incoming) = req.into_parts();
-    let limit = app.max_body_bytes;
-    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let body = if declared.is_some_and(|n| n > limit as u64) {
-        // Refused on the declared length alone, before a byte of it is read.
-        None
-    } else {
-        match Limited::new(incoming, limit).collect().await {
-            Ok(collected) => Some(collected.to_bytes()),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => None,
-            // The client went away mid-body; it will never read an answer.
-            Err(_) => Some(Bytes::new()),
-        }
-    };
-    let body = match body {
-        Some(bytes) if bytes.is_empty() => Body::Empty,
-        Some(bytes) => Body::Binary(bytes.into()),
-        None => {
-            parts.extensions.insert(Oversized);
-            Body::Empty
-        }
-    };
+    let header_bytes = parts.uri.to_string().len()
+        + parts.headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
+    if parts.headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        parts.extensions.insert(HeadersTooLarge);
+    }
+    let (body, fault) = read_body(incoming, &parts.headers, app.max_body_bytes).await;
+    if let Some(fault) = fault {
+        parts.extensions.insert(fault);
+    }
+    let body = if body.is_empty() { Body::Empty } else { Body::Binary(body.into()) };
 
     let (parts, body) = handle(app, Request::from_parts(parts, body)).await.into_parts();
     let bytes = match body {
@@ -108,6 +134,24 @@ async fn serve_request(app: &App, req: Request<Incoming>) -> Response<Full<Bytes
         _ => Bytes::new(),
     };
     Response::from_parts(parts, Full::new(bytes))
+}
+
+/// Reads a body of at most `limit` bytes within [`BODY_READ_TIMEOUT`], or says why it could not.
+async fn read_body(incoming: Incoming, headers: &HeaderMap, limit: usize) -> (Bytes, Option<BodyFault>) {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        // Refused on the declared length alone, before a byte of it is read.
+        return (Bytes::new(), Some(BodyFault::TooLarge));
+    }
+    match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(incoming, limit).collect()).await {
+        Ok(Ok(collected)) => (collected.to_bytes(), None),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            (Bytes::new(), Some(BodyFault::TooLarge))
+        }
+        // The client went away mid-body; it will never read an answer.
+        Ok(Err(_)) => (Bytes::new(), None),
+        Err(_) => (Bytes::new(), Some(BodyFault::TimedOut)),
+    }
 }
 
 async fn shutdown_signal() -> &'static str {

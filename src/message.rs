@@ -415,5 +415,60 @@ mod properties {
             let m = Message::parse(body.to_string().as_bytes()).unwrap();
             prop_assert_eq!((m.message_id, m.from.as_str().to_owned(), m.text), (id, from, text));
         }
+
+        #[test]
+        fn messages_are_accepted_exactly_when_spec_section_2_says(
+            id in field_value(),
+            from in field_value(),
+            to in field_value(),
+            ts in field_value(),
+            text in field_value(),
+        ) {
+            let mut object = serde_json::Map::new();
+            for (name, value) in [("message_id", &id), ("from", &from), ("to", &to), ("ts", &ts), ("text", &text)] {
+                if let Some(value) = value {
+                    object.insert(name.to_owned(), value.clone());
+                }
+            }
+            let string = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).map(str::to_owned);
+            let msisdn = |v: &Option<Value>| string(v).is_some_and(|s| {
+                s.strip_prefix('+').is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            });
+            let mut rejected = Vec::new();
+            if string(&id).is_none_or(|s| s.is_empty()) { rejected.push("message_id") }
+            if !msisdn(&from) { rejected.push("from") }
+            if !msisdn(&to) { rejected.push("to") }
+            if !string(&ts).is_some_and(|s| reference_accepts(&s)) { rejected.push("ts") }
+            let text_ok = match &text {
+                None | Some(Value::Null) => true,
+                Some(Value::String(s)) => s.chars().count() <= MAX_TEXT_CHARS,
+                Some(_) => false,
+            };
+            if !text_ok { rejected.push("text") }
+
+            match Message::parse(Value::Object(object).to_string().as_bytes()) {
+                Ok(_) => prop_assert!(rejected.is_empty(), "accepted, but {:?} break the rules", rejected),
+                Err(errors) => {
+                    let named: Vec<&str> = errors.iter().map(|e| e.loc[1]).collect();
+                    prop_assert_eq!(named, rejected);
+                }
+            }
+        }
+    }
+
+    /// A field's value: missing, or valid, or broken in one of the ways a client breaks it.
+    fn field_value() -> impl Strategy<Value = Option<Value>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(Value::Null)),
+            any::<i64>().prop_map(|n| Some(Value::from(n))),
+            Just(Some(serde_json::json!(["+1"]))),
+            "\\+[0-9]{1,15}".prop_map(|s| Some(Value::from(s))),
+            "\\+?[0-9 a\n]{0,6}".prop_map(|s| Some(Value::from(s))),
+            "20[0-9]{2}-(0[1-9]|1[0-2])-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9](\\.[0-9]{1,10})?(Z|z|\\+01:00)?"
+                .prop_map(|s| Some(Value::from(s))),
+            "\\PC{0,20}".prop_map(|s| Some(Value::from(s))),
+            (4090usize..4100).prop_map(|n| Some(Value::from("é".repeat(n)))),
+        ]
     }
 }

@@ -17,6 +17,7 @@ pub enum Route {
     Live,
     Ready,
     Metrics,
+    OpenApi,
 }
 
 impl Route {
@@ -28,6 +29,7 @@ impl Route {
             "/health/live" => Route::Live,
             "/health/ready" => Route::Ready,
             "/metrics" => Route::Metrics,
+            "/openapi.yaml" => Route::OpenApi,
             _ => return None,
         })
     }
@@ -41,8 +43,15 @@ impl Route {
             Some(Route::Live) => "/health/live",
             Some(Route::Ready) => "/health/ready",
             Some(Route::Metrics) => "/metrics",
+            Some(Route::OpenApi) => "/openapi.yaml",
             None => "unmatched",
         }
+    }
+
+    /// The routes `READ_API_TOKEN` protects: the stored messages and what can be learnt about them.
+    /// Health stays open for probes, the webhook has its own signature.
+    pub fn reads_data(self) -> bool {
+        matches!(self, Route::Messages | Route::Stats | Route::Metrics)
     }
 
     /// The one method the route answers; also the `Allow` header of its 405.
@@ -106,5 +115,12 @@ pub fn metrics(app: &App) -> Response<Body> {
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
+/// The API description, compiled in so the binary always serves the one it was built with.
+pub fn openapi() -> Response<Body> {
+    let mut response = Response::new(Body::Text(include_str!("../openapi.yaml").to_owned()));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
     response
 }

@@ -8,9 +8,10 @@
 mod schema;
 mod session;
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use libsql::{params::IntoParams, Connection, Value};
 use serde::Serialize;
@@ -39,6 +40,11 @@ pub enum StoreError {
     Write(String),
     #[error("the database writer has stopped")]
     WriterStopped,
+    /// The file the store opened is no longer at its path (deleted, moved away, or replaced).
+    #[error("{0}")]
+    Displaced(String),
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(Duration),
     #[error("unexpected database answer: {0}")]
     Unexpected(&'static str),
 }
@@ -83,24 +89,49 @@ pub struct Stats {
     pub last_message_ts: Option<String>,
 }
 
-struct WriteJob {
-    message: Message,
-    reply: oneshot::Sender<Result<Inserted, StoreError>>,
+/// What the writer is asked to do.
+enum Job {
+    Insert {
+        message: Message,
+        reply: oneshot::Sender<Result<Inserted, StoreError>>,
+    },
+    /// Readiness: the file is still the one opened, and a write commits.
+    Probe(oneshot::Sender<Result<(), StoreError>>),
+}
+
+impl Job {
+    fn fail(self, error: StoreError) {
+        match self {
+            Job::Insert { reply, .. } => drop(reply.send(Err(error))),
+            Job::Probe(reply) => drop(reply.send(Err(error))),
+        }
+    }
 }
 
 pub struct Store {
-    writer: mpsc::Sender<WriteJob>,
+    writer: mpsc::Sender<Job>,
     readers: Readers,
 }
+
+/// How long `/health/ready` waits for the writer's probe (it queues behind deliveries, and a lock held by
+/// another process makes it wait for the busy timeout).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Store {
     /// Opens (creating if needed) the database, applies migrations and starts the writer.
     pub async fn open(database: &Database) -> Result<Store, StoreError> {
+        Store::open_file(database, true).await
+    }
+
+    /// [`Store::open`], or with `create` false only a file that exists.
+    async fn open_file(database: &Database, create: bool) -> Result<Store, StoreError> {
         let Database::Local(path) = database;
-        let db = open_local(path).await?;
+        let db = open_local(path, create).await?;
         let writer_conn = db.connect()?;
         configure(&writer_conn, false).await?;
         schema::migrate(&writer_conn).await?;
+        // Taken after opening: the file the connections now hold.
+        let file = FileIdentity::of(path)?;
 
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         // libsql runs local SQLite calls synchronously inside its futures, so the writer, which waits on
@@ -109,7 +140,7 @@ impl Store {
             .name("db-writer".into())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().build().expect("writer runtime");
-                runtime.block_on(write_loop(Session::new(writer_conn), rx));
+                runtime.block_on(write_loop(Session::new(writer_conn), file, rx));
             })
             .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
 
@@ -119,8 +150,13 @@ impl Store {
     /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
     pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
         let (reply, outcome) = oneshot::channel();
-        self.writer.send(WriteJob { message, reply }).await.map_err(|_| StoreError::WriterStopped)?;
+        self.writer.send(Job::Insert { message, reply }).await.map_err(|_| StoreError::WriterStopped)?;
         outcome.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Whether the writer still runs; it stops for good only when its file was replaced.
+    fn is_serving(&self) -> bool {
+        !self.writer.is_closed()
     }
 
     /// One page of messages matching `params`, chronological then by id, and the count of all matches.
@@ -232,8 +268,15 @@ impl Store {
             .await
     }
 
-    /// Succeeds when the database answers a query that needs the current schema.
+    /// Succeeds when the database answers a query that needs the current schema, and the writer commits
+    /// a write to the file it opened within [`PROBE_TIMEOUT`].
     pub async fn check(&self) -> Result<(), StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        let probe = async {
+            self.writer.send(Job::Probe(reply)).await.map_err(|_| StoreError::WriterStopped)?;
+            outcome.await.map_err(|_| StoreError::WriterStopped)?
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, probe).await.map_err(|_| StoreError::TimedOut(PROBE_TIMEOUT))??;
         self.readers.snapshot(|session| async move { schema::check(&session.conn).await }).await
     }
 }
@@ -326,7 +369,10 @@ async fn optional_text(conn: &Session, sql: &str) -> Result<Option<String>, Stor
     })
 }
 
-async fn open_local(path: &Path) -> Result<libsql::Database, StoreError> {
+async fn open_local(path: &Path, create: bool) -> Result<libsql::Database, StoreError> {
+    if !create && !path.exists() {
+        return Err(StoreError::Displaced(format!("database file {} is missing", path.display())));
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| StoreError::Open(format!("cannot create directory {}: {e}", parent.display())))?;
@@ -357,7 +403,7 @@ async fn configure(conn: &Connection, read_only: bool) -> Result<(), StoreError>
     Ok(())
 }
 
-async fn write_loop(conn: Session, mut queue: mpsc::Receiver<WriteJob>) {
+async fn write_loop(conn: Session, file: FileIdentity, mut queue: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     // Whether rows may be waiting for the text index (unknown at start), and how many arrived since the
     // indexer last ran.
@@ -372,21 +418,115 @@ async fn write_loop(conn: Session, mut queue: mpsc::Receiver<WriteJob>) {
         if queue.recv_many(&mut jobs, MAX_BATCH).await == 0 {
             return;
         }
-        match insert_batch(&conn, &jobs).await {
-            Ok(outcomes) => {
-                let created = outcomes.iter().filter(|o| **o == Inserted::Created).count();
-                (backlog, unindexed) = (backlog || created > 0, unindexed + created);
-                for (job, outcome) in jobs.drain(..).zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
+        // A file deleted or moved away would still take writes through the open handle, and they would be
+        // lost with it: nothing is written unless the path still leads to the file opened.
+        match file.placement() {
+            Placement::InPlace => {}
+            Placement::Missing => {
+                let reason = format!("database file {} is missing", file.path.display());
+                jobs.drain(..).for_each(|job| job.fail(StoreError::Displaced(reason.clone())));
+                continue;
             }
-            Err(e) => {
-                // Nothing of the batch is committed, so no delivery in it may be acknowledged.
-                let reason = e.to_string();
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::Write(reason.clone())));
-                }
+            Placement::Replaced => {
+                let reason = format!("database file {} was replaced; reopening", file.path.display());
+                tracing::error!(reason, "database file replaced");
+                jobs.drain(..).for_each(|job| job.fail(StoreError::Displaced(reason.clone())));
+                // Stopping makes the store reopen the file now at the path, without the old file's journal.
+                file.discard_journal();
+                return;
             }
+        }
+        let (inserts, probes): (Vec<_>, Vec<_>) = jobs.drain(..).partition(|job| matches!(job, Job::Insert { .. }));
+        let written = if inserts.is_empty() { probe(&conn).await } else { Ok(()) };
+        let committed = match (written, inserts.is_empty()) {
+            (Err(e), _) => Err(e.to_string()),
+            (Ok(()), true) => Ok(()),
+            (Ok(()), false) => match insert_batch(&conn, &inserts).await {
+                Ok(outcomes) => {
+                    let created = outcomes.iter().filter(|o| **o == Inserted::Created).count();
+                    (backlog, unindexed) = (backlog || created > 0, unindexed + created);
+                    for (job, outcome) in inserts.into_iter().zip(outcomes) {
+                        if let Job::Insert { reply, .. } = job {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    // Nothing of the batch is committed, so no delivery in it may be acknowledged.
+                    let reason = e.to_string();
+                    inserts.into_iter().for_each(|job| job.fail(StoreError::Write(reason.clone())));
+                    Err(reason)
+                }
+            },
+        };
+        // A probe passes when a write committed in its batch, be it its own or the deliveries'.
+        for job in probes {
+            match &committed {
+                Ok(()) => {
+                    if let Job::Probe(reply) = job {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                Err(reason) => job.fail(StoreError::Write(reason.clone())),
+            }
+        }
+    }
+}
+
+/// The readiness probe's own write, for a batch that has no deliveries to commit.
+async fn probe(conn: &Session) -> Result<(), libsql::Error> {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    conn.write_transaction(|| conn.run("UPDATE write_probe SET checked_at = ? WHERE id = 1", [now])).await
+}
+
+/// The database file as opened: its path, and the device and inode of it and of its WAL.
+struct FileIdentity {
+    path: PathBuf,
+    file: (u64, u64),
+    wal: Option<(u64, u64)>,
+}
+
+enum Placement {
+    InPlace,
+    Missing,
+    Replaced,
+}
+
+fn inode(path: &Path) -> std::io::Result<(u64, u64)> {
+    std::fs::metadata(path).map(|meta| (meta.dev(), meta.ino()))
+}
+
+/// `app.db` → `app.db-wal`, `app.db-shm`.
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+impl FileIdentity {
+    /// Taken once the connections are open, so the WAL exists and stays while they do.
+    fn of(path: &Path) -> Result<FileIdentity, StoreError> {
+        let file = inode(path).map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
+        Ok(FileIdentity { path: path.to_owned(), file, wal: inode(&sidecar(path, "-wal")).ok() })
+    }
+
+    /// Where the path leads now. One `stat` per batch, far below the cost of its commit.
+    fn placement(&self) -> Placement {
+        match inode(&self.path) {
+            Ok(found) if found == self.file => Placement::InPlace,
+            Ok(_) => Placement::Replaced,
+            Err(_) => Placement::Missing,
+        }
+    }
+
+    /// Removes the old file's WAL and shared-memory index if they are still beside the new file. SQLite does
+    /// not checkpoint a WAL whose database was moved, and would otherwise replay it into the replacement.
+    fn discard_journal(&self) {
+        let wal = sidecar(&self.path, "-wal");
+        if self.wal.is_some() && inode(&wal).ok() == self.wal {
+            let _ = std::fs::remove_file(&wal);
+            let _ = std::fs::remove_file(sidecar(&self.path, "-shm"));
         }
     }
 }
@@ -399,11 +539,15 @@ async fn index_text_chunk(conn: &Session) -> usize {
     })
 }
 
-async fn insert_batch(conn: &Session, jobs: &[WriteJob]) -> Result<Vec<Inserted>, libsql::Error> {
+/// Inserts the deliveries of `jobs` (all [`Job::Insert`]) in one transaction.
+async fn insert_batch(conn: &Session, jobs: &[Job]) -> Result<Vec<Inserted>, libsql::Error> {
     conn.write_transaction(|| async {
         let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut outcomes = Vec::with_capacity(jobs.len());
-        for WriteJob { message: m, .. } in jobs {
+        for m in jobs.iter().filter_map(|job| match job {
+            Job::Insert { message, .. } => Some(message),
+            Job::Probe(_) => None,
+        }) {
             let folded = m.text.as_deref().map(fold_case);
             let mut inserted = conn
                 .query(
@@ -467,14 +611,24 @@ impl Readers {
     }
 }
 
-/// A [`Store`] opened on first need and, after a failure, retried at most once per [`RETRY_AFTER`].
+/// A [`Store`] opened on first need, reopened when its file was replaced, and after a failure retried at
+/// most once per [`RETRY_AFTER`].
 ///
 /// A database that cannot be opened at start (a missing volume, a server not up yet) therefore does not
-/// stop the process: requests answer 503 and `/health/ready` says why until it can be opened.
+/// stop the process: requests answer 503 and `/health/ready` says why until it can be opened. Only the
+/// first open creates the file; once one was opened, a file that vanished is waited for, not recreated
+/// empty in its place.
 pub struct LazyStore {
     database: Database,
-    store: tokio::sync::OnceCell<Store>,
-    last_failure: Mutex<Option<(std::time::Instant, String)>>,
+    current: RwLock<Option<Arc<Store>>>,
+    /// Held while opening.
+    opening: tokio::sync::Mutex<Opening>,
+}
+
+#[derive(Default)]
+struct Opening {
+    last_failure: Option<(Instant, String)>,
+    opened_before: bool,
 }
 
 /// How long a failed open is remembered before the next request tries again.
@@ -482,22 +636,41 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl LazyStore {
     pub fn new(database: Database) -> LazyStore {
-        LazyStore { database, store: tokio::sync::OnceCell::new(), last_failure: Mutex::new(None) }
+        LazyStore { database, current: RwLock::new(None), opening: tokio::sync::Mutex::new(Opening::default()) }
     }
 
-    pub async fn get(&self) -> Result<&Store, StoreError> {
-        if let Some(store) = self.store.get() {
+    pub async fn get(&self) -> Result<Arc<Store>, StoreError> {
+        if let Some(store) = self.serving() {
             return Ok(store);
         }
-        if let Some((at, reason)) = &*self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) {
+        let mut opening = self.opening.lock().await;
+        // Another request may have opened it while this one waited.
+        if let Some(store) = self.serving() {
+            return Ok(store);
+        }
+        if let Some((at, reason)) = &opening.last_failure {
             if at.elapsed() < RETRY_AFTER {
                 return Err(StoreError::Open(reason.clone()));
             }
         }
-        self.store.get_or_try_init(|| Store::open(&self.database)).await.inspect_err(|e| {
-            tracing::error!(error = %e, "database unavailable");
-            *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some((std::time::Instant::now(), e.to_string()));
-        })
+        let result = self.reopen(!opening.opened_before).await;
+        match &result {
+            Ok(_) => *opening = Opening { last_failure: None, opened_before: true },
+            Err(e) => {
+                tracing::error!(error = %e, "database unavailable");
+                opening.last_failure = Some((Instant::now(), e.to_string()));
+            }
+        }
+        result
+    }
+
+    fn serving(&self) -> Option<Arc<Store>> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|s| s.is_serving()).cloned()
+    }
+
+    async fn reopen(&self, create: bool) -> Result<Arc<Store>, StoreError> {
+        let store = Arc::new(Store::open_file(&self.database, create).await?);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&store));
+        Ok(store)
     }
 }

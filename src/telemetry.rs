@@ -132,10 +132,13 @@ pub struct RequestLog<'a> {
 }
 
 impl RequestLog<'_> {
-    /// Invalid signatures and server errors are logged at ERROR, everything else at INFO.
+    /// Invalid signatures and server errors are logged at ERROR, refused read tokens at WARN, everything
+    /// else at INFO.
     pub fn write(&self) {
         let level = if self.status >= 500 || self.result == Some("invalid_signature") {
             LogLevel::Error
+        } else if self.status == 401 {
+            LogLevel::Warn
         } else {
             LogLevel::Info
         };

@@ -4,8 +4,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
 use crate::error::{json_response, ApiError};
-use crate::lambda::UndecodableBody;
 use crate::message::Message;
+use crate::signature::Verifier;
 use crate::store::Inserted;
 use crate::App;
 
@@ -38,34 +38,35 @@ impl Delivery {
     }
 }
 
-/// Marks a request whose body the local listener refused to read because it exceeds the limit.
-#[derive(Debug, Clone, Copy)]
-pub struct Oversized;
+/// Why a runtime could not hand over a request's body intact. It travels as a request extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// Flagged base64 in a Lambda event, but does not decode.
+    NotBase64,
+    /// Over the limit; the local listener stopped reading it.
+    TooLarge,
+    /// The local listener gave up waiting for the rest of it.
+    TimedOut,
+}
 
 pub async fn receive(app: &App, req: &Request) -> Delivery {
-    // 0. A body flagged base64 that does not decode never reached us intact (Lambda only).
-    if req.extensions().get::<UndecodableBody>().is_some() {
-        return Delivery::failed(ApiError::BadRequest("body is not valid base64"));
-    }
     let body: &[u8] = req.body().as_ref();
-    // 1. Size. The local listener stops reading at the limit and marks the request; on Lambda the event
-    //    arrives whole, so the length is checked here.
-    if body.len() > app.max_body_bytes || req.extensions().get::<Oversized>().is_some() {
+    // 0 and 1. A body that never arrived whole, and size: the local listener stops reading at the limit
+    //    and marks the request; on Lambda the event arrives whole, so the length is checked here.
+    let fault = req.extensions().get::<BodyFault>().copied();
+    if fault == Some(BodyFault::TooLarge) || body.len() > app.max_body_bytes {
         return Delivery::failed(ApiError::PayloadTooLarge);
     }
-    // 2. A service without a secret cannot tell real deliveries from forged ones.
-    if app.verifier.is_empty() {
-        return Delivery::failed(ApiError::SecretNotConfigured);
+    match fault {
+        Some(BodyFault::NotBase64) => return Delivery::failed(ApiError::BadRequest("body is not valid base64")),
+        Some(BodyFault::TimedOut) => return Delivery::failed(ApiError::BodyTimeout),
+        Some(BodyFault::TooLarge) | None => {}
     }
-    // 3. The signature, over the exact raw bytes, before anything is parsed.
+    // 2 to 4. Secret, signature, then parse and validate.
     let signature = req.headers().get("x-signature").map(|v| v.as_bytes()).unwrap_or_default();
-    if !app.verifier.verify(signature, body) {
-        return Delivery::failed(ApiError::InvalidSignature);
-    }
-    // 4. Parse and validate.
-    let message = match Message::parse(body) {
+    let message = match admit(&app.verifier, signature, body) {
         Ok(message) => message,
-        Err(errors) => return Delivery::failed(ApiError::Validation(errors)),
+        Err(error) => return Delivery::failed(error),
     };
     // 5. Store; answered only after the commit is durable.
     let message_id = Some(message.message_id.clone());
@@ -74,4 +75,18 @@ pub async fn receive(app: &App, req: &Request) -> Delivery {
         Err(e) => Err(ApiError::from(e)),
     };
     Delivery { outcome, message_id }
+}
+
+/// Checks 2 to 4 of SPEC §2 on a body of acceptable size: a secret is configured, `signature` is the
+/// HMAC of the exact raw bytes, and the bytes are a valid message. Pure, so the fuzzer can drive it.
+pub fn admit(verifier: &Verifier, signature: &[u8], body: &[u8]) -> Result<Message, ApiError> {
+    // A service without a secret cannot tell real deliveries from forged ones.
+    if verifier.is_empty() {
+        return Err(ApiError::SecretNotConfigured);
+    }
+    // The signature is checked before anything is parsed.
+    if !verifier.verify(signature, body) {
+        return Err(ApiError::InvalidSignature);
+    }
+    Message::parse(body).map_err(ApiError::Validation)
 }

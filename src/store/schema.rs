@@ -11,7 +11,7 @@ use crate::message::Timestamp;
 use crate::query::fold_case;
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 3;
+pub const LATEST: u32 = 4;
 
 pub async fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // IMMEDIATE: two processes starting on one file cannot both migrate.
@@ -38,6 +38,7 @@ async fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
             0 => v1_messages(conn).await?,
             1 => v2_sort_and_search_keys(conn).await?,
             2 => v3_aggregates_and_text_index(conn).await?,
+            3 => v4_write_probe(conn).await?,
             _ => unreachable!("versions above LATEST were refused"),
         }
         version += 1;
@@ -150,6 +151,16 @@ async fn v3_aggregates_and_text_index(conn: &Connection) -> Result<(), StoreErro
     Ok(())
 }
 
+/// One row the readiness probe rewrites: a write that must commit for the service to call itself ready.
+async fn v4_write_probe(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at TEXT NOT NULL);
+         INSERT INTO write_probe VALUES (1, '');",
+    )
+    .await?;
+    Ok(())
+}
+
 /// Rows written by another implementation may hold timestamps with offsets; those are converted to UTC
 /// so they still sort chronologically. Text that is no timestamp at all keeps itself as its key.
 fn legacy_sort_key(ts: &str) -> String {
@@ -171,6 +182,7 @@ pub async fn check(conn: &Connection) -> Result<(), StoreError> {
     conn.query("SELECT ts_key, text_folded FROM messages LIMIT 1", ()).await?;
     conn.query("SELECT messages FROM totals", ()).await?;
     conn.query("SELECT indexed_through FROM text_index_state", ()).await?;
+    conn.query("SELECT checked_at FROM write_probe", ()).await?;
     Ok(())
 }
 

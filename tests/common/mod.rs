@@ -60,9 +60,15 @@ pub async fn spawn_app() -> TestApp {
 /// Lines a process printed, collected as they arrive.
 pub type Lines = Arc<Mutex<Vec<String>>>;
 
+/// The binary under test: the one cargo built for these tests, or `WEBHOOK_INGEST_BIN` (`make crash` points
+/// it at the release build).
+pub fn binary() -> PathBuf {
+    std::env::var_os("WEBHOOK_INGEST_BIN").map_or_else(|| env!("CARGO_BIN_EXE_webhook-ingest").into(), PathBuf::from)
+}
+
 /// Starts the binary with exactly `env` (nothing inherited but PATH) and returns it with its stdout and stderr.
 pub fn run_binary(env: &[(String, String)]) -> (Child, Lines, Lines) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_webhook-ingest"));
+    let mut command = Command::new(binary());
     command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
         command.env(k, v);

@@ -1,0 +1,246 @@
+//! The local listener's abuse limits (slow headers, slow bodies, too many or too large headers, oversized
+//! bodies, a connection cap) and the optional read token. Each limit is shown to hold while an ordinary
+//! client is still served.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{message, raw_http, spawn_app, Setup, TestApp};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use webhook_ingest::local::{BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_HEADERS, MAX_HEADER_BYTES};
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.addr.trim_start_matches("http://")).await.unwrap()
+}
+
+/// Reads until the server closes the connection (or `limit` passes) and returns what it sent.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut answer = Vec::new();
+    match tokio::time::timeout(limit, stream.read_to_end(&mut answer)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&answer).into_owned()),
+        Err(_) => None,
+    }
+}
+
+/// An ordinary client is answered normally, and promptly: well inside the limits the other tests wait on.
+async fn assert_others_are_served(app: &TestApp, id: &str) {
+    let started = Instant::now();
+    let body = message(id, "+1", "2025-01-15T10:00:00Z", Some("ordinary"));
+    assert_eq!(app.deliver(&body).await, (200, json!({"status": "ok"})));
+    assert_eq!(app.get("/health/live").await.0, 200);
+    assert!(started.elapsed() < HEADER_READ_TIMEOUT / 2, "an ordinary client waited {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_client_sending_headers_slowly_is_cut_off() {
+    let app = spawn_app().await;
+    let mut slow = connect(&app).await;
+    slow.write_all(b"POST /webhook HTTP/1.1\r\nHost: t\r\n").await.unwrap();
+    let started = Instant::now();
+    // One header byte every 200 ms would take minutes to finish; the server must not wait for it.
+    let trickle = async {
+        for byte in b"X-Padding: ".iter().chain(&[b'a'; 1000]).cycle() {
+            if slow.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    // Well before hyper's own default of 30 s, so this fails if our limit is not applied.
+    let cut_off = tokio::time::timeout(HEADER_READ_TIMEOUT * 2, trickle).await.is_ok();
+    assert!(cut_off, "still connected after {:?}", started.elapsed());
+    assert!(started.elapsed() >= HEADER_READ_TIMEOUT / 2, "cut off too early: {:?}", started.elapsed());
+    assert_others_are_served(&app, "after-slow-headers").await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_and_frees_its_slot() {
+    let app = TestApp::start(Setup::new().env("MAX_CONNECTIONS", "1")).await;
+    let mut idle = connect(&app).await;
+    // Nothing is ever sent; the header clock runs from the connection's start.
+    let closed = read_until_closed(&mut idle, HEADER_READ_TIMEOUT * 2).await;
+    assert!(closed.is_some(), "an idle connection was kept open");
+    assert_others_are_served(&app, "after-idle").await;
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_gets_408_and_stores_nothing() {
+    let app = spawn_app().await;
+    let body = message("slow-body", "+1", "2025-01-15T10:00:00Z", None);
+    let signature = webhook_ingest::signature::sign(common::SECRET, body.as_bytes());
+    let mut slow = connect(&app).await;
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nHost: t\r\nX-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&body.as_bytes()[..10]).await.unwrap();
+    let during = tokio::spawn({
+        let addr = app.addr.clone();
+        async move {
+            let client = reqwest::Client::new();
+            client.get(format!("{addr}/health/live")).send().await.unwrap().status().as_u16()
+        }
+    });
+    let answer = read_until_closed(&mut slow, BODY_READ_TIMEOUT * 2).await.expect("the server kept waiting");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let detail: Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(detail, json!({"detail": "request body not received in time"}));
+    assert_eq!(during.await.unwrap(), 200);
+    assert_eq!(app.stored_count().await, 0);
+    assert_others_are_served(&app, "after-slow-body").await;
+}
+
+/// A correctly signed delivery sent with `extra` headers.
+async fn deliver_with_headers(app: &TestApp, id: &str, extra: &[(String, String)]) -> (u16, String) {
+    let body = message(id, "+1", "2025-01-15T10:00:00Z", None);
+    let signature = webhook_ingest::signature::sign(common::SECRET, body.as_bytes());
+    let mut request = format!(
+        "POST /webhook HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Signature: {signature}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in extra {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    raw_http(&app.addr, request.as_bytes()).await
+}
+
+#[tokio::test]
+async fn too_many_or_too_large_headers_get_431_and_store_nothing() {
+    let app = spawn_app().await;
+    let many = |n: usize| (0..n).map(|i| (format!("x-extra-{i}"), "1".to_owned())).collect::<Vec<_>>();
+    let large = |bytes: usize| vec![("x-large".to_owned(), "a".repeat(bytes))];
+    let too_large = json!({"detail": "request headers too large"});
+
+    // Within the limits: stored.
+    assert_eq!(deliver_with_headers(&app, "fits", &many(MAX_HEADERS - 8)).await.0, 200);
+    // Past our limits: a JSON 431.
+    for (id, extra) in [("many", many(MAX_HEADERS + 1)), ("large", large(MAX_HEADER_BYTES))] {
+        let (status, body) = deliver_with_headers(&app, id, &extra).await;
+        assert_eq!((status, serde_json::from_str::<Value>(&body).ok()), (431, Some(too_large.clone())), "{id}");
+    }
+    // Past the parser's hard limits: a bare 431 from the parser itself, and the connection is closed.
+    for (id, extra) in [("very-many", many(4 * MAX_HEADERS)), ("very-large", large(4 * MAX_HEADER_BYTES))] {
+        assert_eq!(deliver_with_headers(&app, id, &extra).await.0, 431, "{id}");
+    }
+    assert_eq!(app.stored_rows().await.into_iter().map(|r| r.0).collect::<Vec<_>>(), ["fits"]);
+    assert_others_are_served(&app, "after-headers").await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_before_it_is_sent() {
+    let app = TestApp::start(Setup::new().env("MAX_BODY_BYTES", "1024")).await;
+    let mut stream = connect(&app).await;
+    // A declared length far past the limit, and not one byte of the body: the answer must not wait for it.
+    stream
+        .write_all(b"POST /webhook HTTP/1.1\r\nHost: t\r\nX-Signature: 00\r\nContent-Length: 1000000000\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(HEADER_READ_TIMEOUT / 2, stream.read_exact(&mut head)).await.expect("no answer").unwrap();
+    assert_eq!(&head, b"HTTP/1.1 413");
+    assert_eq!(app.stored_count().await, 0);
+    assert_others_are_served(&app, "after-oversized").await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_get_503_and_a_freed_slot_is_reused() {
+    let app = TestApp::start(Setup::new().env("MAX_CONNECTIONS", "3")).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect(&app).await;
+        // Each holder is served once, so its connection is certainly counted before the next one opens.
+        stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        held.push(stream);
+    }
+
+    let mut over = connect(&app).await;
+    let answer = read_until_closed(&mut over, HEADER_READ_TIMEOUT).await.expect("the extra connection was kept");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    let detail: Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(detail, json!({"detail": "too many connections"}));
+    let logged = app.wait_for_log(|line| line["msg"].as_str().is_some_and(|m| m.contains("connection cap"))).await;
+    assert_eq!(logged["level"], "WARN");
+
+    // Closing one holder frees its slot for the next client.
+    drop(held.pop());
+    let deadline = Instant::now() + HEADER_READ_TIMEOUT;
+    loop {
+        let body = message("after-cap", "+1", "2025-01-15T10:00:00Z", None);
+        match tokio::time::timeout(Duration::from_secs(2), app.deliver(&body)).await {
+            Ok((200, _)) => break,
+            other => assert!(Instant::now() < deadline, "the freed slot was not reused: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.stored_count().await, 1);
+}
+
+#[tokio::test]
+async fn with_a_read_token_the_read_endpoints_need_it() {
+    let token = "read-token-for-tests";
+    let app = TestApp::start(Setup::new().env("READ_API_TOKEN", token)).await;
+    assert_eq!(app.deliver(&message("m1", "+1", "2025-01-15T10:00:00Z", None)).await.0, 200, "webhook stays open");
+    let refused = json!({"detail": "missing or invalid bearer token"});
+    for path in ["/messages", "/messages?limit=1", "/stats", "/metrics"] {
+        for authorization in [None, Some("Bearer wrong"), Some(token), Some("Basic cmVhZDp0b2tlbg=="), Some("Bearer ")]
+        {
+            let mut request = app.client.get(app.url(path));
+            if let Some(value) = authorization {
+                request = request.header("Authorization", value);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 401, "{path} {authorization:?}");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+            assert!(response.headers().contains_key("x-request-id"));
+            assert_eq!(response.json::<Value>().await.unwrap(), refused, "{path}");
+        }
+        let response =
+            app.client.get(app.url(path)).header("Authorization", format!("Bearer {token}")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+    }
+    let listing: Value =
+        app.client.get(app.url("/messages")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listing["total"], 1);
+    for open in ["/health/live", "/health/ready", "/openapi.yaml"] {
+        assert_eq!(app.get_text(open).await.0, 200, "{open}");
+    }
+    // Unknown paths and wrong methods answer as before, without revealing what needs a token.
+    assert_eq!(app.get("/nope").await.0, 404);
+    assert_eq!(app.client.post(app.url("/stats")).send().await.unwrap().status().as_u16(), 405);
+    // Refusals are logged like any request, and the token never appears in the logs.
+    let refusals = app.wait_for_logs(20, |line| line["msg"] == "request" && line["status"] == 401).await;
+    assert!(refusals.iter().all(|line| line["level"] == "WARN"), "{refusals:?}");
+    assert!(!app.logs().iter().any(|line| line.to_string().contains(token)));
+}
+
+#[tokio::test]
+async fn without_a_read_token_reads_are_open() {
+    let app = spawn_app().await;
+    for path in ["/messages", "/stats", "/metrics"] {
+        assert_eq!(app.get_text(path).await.0, 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_service_serves_its_openapi_document() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/openapi.yaml")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    let text = response.text().await.unwrap();
+    assert_eq!(text, include_str!("../openapi.yaml"));
+    for path in ["/webhook:", "/messages:", "/stats:", "/health/live:", "/health/ready:", "/metrics:", "/openapi.yaml:"]
+    {
+        assert!(text.contains(path), "the document does not describe {path}");
+    }
+}

@@ -36,9 +36,6 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_HEADERS: usize = 64;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Written, without reading the request, to a connection over the cap.
-const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-    content-length: 33\r\nretry-after: 1\r\nconnection: close\r\n\r\n{\"detail\":\"too many connections\"}";
 
 /// Binds `addr` and serves until SIGTERM or SIGINT. Logs the bound address (useful with port 0).
 pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
@@ -104,12 +101,20 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Answers a connection over the cap without reading from it, and closes it.
+/// Answers a connection over the cap without reading its request, and closes it. The answer is written
+/// here rather than by [`handle`], so a flood of connections costs no more than this.
 fn refuse(stream: &TcpStream) {
     // Whatever of the request has already arrived is read first: closing on unread data would reset
     // the connection and could destroy the answer before the client reads it.
     let _ = stream.try_read(&mut [0u8; 4096]);
-    let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+    let body = r#"{"detail":"too many connections"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         x-request-id: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len(),
+        uuid::Uuid::new_v4()
+    );
+    let _ = stream.try_write(answer.as_bytes());
 }
 
 async fn serve_request(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -165,7 +165,8 @@ async fn connections_over_the_cap_get_503_and_a_freed_slot_is_reused() {
     let mut over = connect(&app).await;
     let answer = read_until_closed(&mut over, HEADER_READ_TIMEOUT).await.expect("the extra connection was kept");
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    let head = answer.to_ascii_lowercase();
+    assert!(head.contains("retry-after: 1") && head.contains("x-request-id: "), "{answer}");
     let detail: Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
     assert_eq!(detail, json!({"detail": "too many connections"}));
     let logged = app.wait_for_log(|line| line["msg"].as_str().is_some_and(|m| m.contains("connection cap"))).await;

@@ -5,7 +5,11 @@
 //! process (pin it to another core) over keep-alive connections, and prints req/s, p50, p99 and errors per
 //! scenario, the server's peak RSS, the database size, and the time from process start to ready.
 //!
+//! With `--soak S` it runs one mixed load instead for S seconds (ingest, duplicates, every read, and bad
+//! requests that must be refused), printing throughput, unexpected answers and the server's RSS every 10 s.
+//!
 //! Usage: webhook-bench [--server PATH] [--messages N] [--seconds S] [--connections C] [--server-cpu K] [--db PATH]
+//!                      [--soak S]
 
 use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
@@ -74,6 +78,8 @@ struct Options {
     server_cpu: String,
     /// Keep the database here instead of a temporary directory (for inspecting it afterwards).
     db: Option<std::path::PathBuf>,
+    /// Run the mixed soak load for this many seconds instead of the scenarios.
+    soak: Option<u64>,
 }
 
 fn options() -> Options {
@@ -84,6 +90,7 @@ fn options() -> Options {
         connections: 32,
         server_cpu: "0".into(),
         db: None,
+        soak: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -95,6 +102,7 @@ fn options() -> Options {
             "--connections" => o.connections = value.parse().expect("--connections C"),
             "--server-cpu" => o.server_cpu = value,
             "--db" => o.db = Some(value.into()),
+            "--soak" => o.soak = Some(value.parse().expect("--soak SECONDS")),
             other => panic!("unknown option {other}"),
         }
     }
@@ -194,6 +202,12 @@ impl Connection {
 
 /// Builds request number n of a scenario.
 type RequestMaker = Rc<dyn Fn(u64) -> Vec<u8>>;
+/// The status request number n must get; any other answer counts as an error.
+type Expected = fn(u64) -> u16;
+
+fn always_ok(_: u64) -> u16 {
+    200
+}
 
 struct Outcome {
     requests: u64,
@@ -210,6 +224,7 @@ async fn drive(
     time: Option<Duration>,
     limit: Option<u64>,
     make: RequestMaker,
+    expected: Expected,
 ) -> Outcome {
     let started = Instant::now();
     let next = Rc::new(std::cell::Cell::new(0u64));
@@ -230,7 +245,7 @@ async fn drive(
                 let request = make(n);
                 let sent = Instant::now();
                 match conn.call(&request).await {
-                    Ok(200) => {}
+                    Ok(status) if status == expected(n) => {}
                     Ok(_) => errors += 1,
                     Err(_) => {
                         errors += 1;
@@ -266,11 +281,12 @@ async fn drive(
     outcome
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+/// A memory figure of the server from /proc: `VmHWM` (peak) or `VmRSS` (now).
+fn rss_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
@@ -346,8 +362,14 @@ fn main() {
         "webhook-bench: {} messages, {} connections, {} s per scenario, server pinned to cpu {}, {cores} cores",
         o.messages, c, o.seconds, o.server_cpu
     );
-    let preload =
-        runtime.block_on(drive(&addr, c, None, Some(o.messages), Rc::new(|n| post(&message(&format!("pre-{n}"), n)))));
+    let preload = runtime.block_on(drive(
+        &addr,
+        c,
+        None,
+        Some(o.messages),
+        Rc::new(|n| post(&message(&format!("pre-{n}"), n))),
+        always_ok,
+    ));
     assert_eq!(preload.errors, 0, "preload failed");
     println!(
         "preloaded {} messages in {:.1} s ({:.0} msg/s)\n",
@@ -355,6 +377,11 @@ fn main() {
         preload.elapsed.as_secs_f64(),
         preload.requests as f64 / preload.elapsed.as_secs_f64()
     );
+
+    if let Some(seconds) = o.soak {
+        soak(&runtime, &addr, &o, server.0.id(), seconds);
+        return;
+    }
 
     // Requests are built ahead where building them would cost the client more than the server spends.
     let duplicates: Rc<Vec<Vec<u8>>> =
@@ -384,11 +411,11 @@ fn main() {
     println!("|----------------------------------------------|----------:|---------:|---------:|-------:|");
     let mut errors = 0;
     for (name, make) in scenarios {
-        let outcome = runtime.block_on(drive(&addr, c, time, None, make));
+        let outcome = runtime.block_on(drive(&addr, c, time, None, make, always_ok));
         row(name, &outcome);
         errors += outcome.errors;
     }
-    let rss = peak_rss_kib(server.0.id());
+    let rss = rss_kib(server.0.id(), "VmHWM:");
     let db_bytes: u64 = ["", "-wal"]
         .iter()
         .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db.display())).ok())
@@ -405,6 +432,91 @@ fn main() {
     // Speed is reported, never judged; a request that failed is a defect, whatever the speed.
     if errors > 0 {
         eprintln!("webhook-bench: {errors} requests failed");
+        std::process::exit(1);
+    }
+}
+
+/// The soak mix, by request number modulo 10: ingest (4), a duplicate, a page, a sender's page, a search,
+/// stats, and a bad request (a forged signature, an invalid body, an unknown path in turn). `round` keeps
+/// the ingested ids of each round new.
+fn soak_request(preloaded: u64, round: u64) -> RequestMaker {
+    Rc::new(move |n| match n % 10 {
+        0..=3 => post(&message(&format!("soak-{round}-{n}"), preloaded + n)),
+        4 => post(&message(&format!("pre-{}", n % preloaded), n % preloaded)),
+        5 => get(&format!("/messages?limit=50&offset={}", n % 1000)),
+        6 => get(&format!("/messages?from=%2B1555{:07}&limit=20", n % SENDERS)),
+        7 => get(&format!("/messages?q={}&limit=20", word(n))),
+        8 => get("/stats"),
+        _ => match (n / 10) % 3 {
+            0 => {
+                let body = message(&format!("forged-{n}"), n);
+                format!(
+                    "POST /webhook HTTP/1.1\r\nHost: bench\r\nX-Signature: {}\r\nContent-Length: {}\r\n\r\n{body}",
+                    "0".repeat(64),
+                    body.len()
+                )
+                .into_bytes()
+            }
+            1 => post(r#"{"message_id":"","from":"0","to":"+1","ts":"yesterday"}"#),
+            _ => get("/wp-login.php"),
+        },
+    })
+}
+
+fn soak_expected(n: u64) -> u16 {
+    match (n % 10, (n / 10) % 3) {
+        (9, 0) => 401,
+        (9, 1) => 422,
+        (9, _) => 404,
+        _ => 200,
+    }
+}
+
+/// Runs the soak mix in 10-second rounds, printing each round with the server's RSS after it. Fails on any
+/// unexpected answer, and when the RSS of the last round is far above the first's.
+fn soak(runtime: &tokio::runtime::Runtime, addr: &str, o: &Options, pid: u32, seconds: u64) {
+    println!(
+        "soak: {seconds} s of mixed load, server RSS after preload {:.1} MB\n",
+        rss_kib(pid, "VmRSS:") as f64 / 1024.0
+    );
+    println!("| round |     req/s |  p50 ms |  p99 ms | unexpected | RSS MB |");
+    println!("|------:|----------:|---------:|---------:|-----------:|-------:|");
+    let mut errors = 0;
+    let mut rss = Vec::new();
+    for round in 0..seconds.div_ceil(10) {
+        let round_time = Some(Duration::from_secs(seconds.min(10)));
+        let outcome = runtime.block_on(drive(
+            addr,
+            o.connections,
+            round_time,
+            None,
+            soak_request(o.messages, round),
+            soak_expected,
+        ));
+        rss.push(rss_kib(pid, "VmRSS:"));
+        println!(
+            "| {:>5} | {:>9.0} | {:>8.2} | {:>8.2} | {:>10} | {:>6.1} |",
+            round + 1,
+            outcome.requests as f64 / outcome.elapsed.as_secs_f64(),
+            outcome.latency_us.value_at_quantile(0.50) as f64 / 1000.0,
+            outcome.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+            outcome.errors,
+            *rss.last().unwrap() as f64 / 1024.0
+        );
+        errors += outcome.errors;
+    }
+    let (first, last) = (rss[0], *rss.last().unwrap());
+    println!(
+        "\nRSS after the first round {:.1} MB, after the last {:.1} MB, peak {:.1} MB; {errors} unexpected answers",
+        first as f64 / 1024.0,
+        last as f64 / 1024.0,
+        rss_kib(pid, "VmHWM:") as f64 / 1024.0
+    );
+    // Flat means no growth with time: what the first round settles at (caches filled) is what the last holds,
+    // give or take allocator noise.
+    let flat = last <= first + first / 4 + 4096;
+    if errors > 0 || !flat {
+        eprintln!("webhook-bench soak: {errors} unexpected answers; RSS flat: {flat}");
         std::process::exit(1);
     }
 }

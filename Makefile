@@ -1,8 +1,9 @@
 # webhook-ingest
 #   make run    serve on 127.0.0.1:8000 (local listener, ./data/app.db, a development secret)
-#   make test   every test: lints, unit + integration + Lambda-event tests, the graders' script, the event
-#               corpus replayed through cargo lambda, the SAM template and container files checked, the
-#               arm64 Lambda zip built
+#   make test   every test: lints, unit + integration + Lambda-event tests, crash safety on the release
+#               binary, the graders' script, the OpenAPI document fuzzed against the server, a bounded fuzzing
+#               run, the event corpus replayed through cargo lambda, the SAM template and container files
+#               checked, the arm64 Lambda zip built
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
@@ -15,9 +16,15 @@ SAM_VENV := .venv-sam
 # Only `make run` supplies this, and says so; the binary itself has no default secret.
 DEV_SECRET := dev-secret-do-not-use-in-production
 ZIP := target/lambda/webhook-ingest/bootstrap.zip
+# cargo-fuzz, pinned, built into .tools/. It runs on the stable toolchain with --sanitizer none.
+CARGO_FUZZ := .tools/bin/cargo-fuzz
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_TARGETS := webhook query_params
+FUZZ_SECONDS ?= 20
+SOAK_SECONDS ?= 120
 
-.PHONY: help run send test tools check-tools lint unit graders release bench bench-smoke lambda-e2e lint-template lint-container \
-	package events up down logs
+.PHONY: help run send test tools check-tools lint unit crash graders openapi fuzz release bench bench-smoke soak lambda-e2e \
+	lint-template lint-container package events up down logs
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,7 +38,7 @@ run: ## Serve on 127.0.0.1:8000 with ./data/app.db (WEBHOOK_SECRET, DATABASE_URL
 send: ## Send one signed message to a running `make run` (BODY='{"message_id":...}' to choose it)
 	WEBHOOK_SECRET="$${WEBHOOK_SECRET:-$(DEV_SECRET)}" scripts/send.sh $(if $(BODY),'$(BODY)')
 
-test: check-tools lint unit graders bench-smoke lambda-e2e lint-template lint-container package ## Run every test
+test: check-tools lint unit crash graders openapi fuzz bench-smoke lambda-e2e lint-template lint-container package ## Run every test
 
 check-tools:
 	@for tool in curl jq openssl $(PYTHON); do command -v $$tool >/dev/null || { echo "make: '$$tool' is needed by the tests (apt-get install $$tool)" >&2; exit 1; }; done
@@ -45,6 +52,7 @@ $(TOOLS): tools/requirements.txt
 
 lint: ## Formatting and clippy, for the Lambda build and the local one
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --features local -- -D warnings
 	$(CARGO) clippy -p webhook-bench -- -D warnings
@@ -55,8 +63,24 @@ unit: ## Unit, integration, Lambda-event and corpus-replay tests (`cargo test --
 release: ## The local-listener release binary
 	$(CARGO) build --release --features local
 
+crash: release ## SIGKILL and SIGTERM under concurrent ingest, against the release binary
+	WEBHOOK_INGEST_BIN=target/release/webhook-ingest $(CARGO) test --features local --test crash
+
 graders: release ## SPEC §9 line by line against the release binary on a fresh database
 	tests/graders.sh
+
+openapi: release $(TOOLS) ## schemathesis drives openapi.yaml against the server: no 5xx, no answer outside the document
+	VENV=$(VENV) tests/schemathesis.sh
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root .tools
+
+fuzz: $(CARGO_FUZZ) ## Each fuzz target (webhook pipeline, query parameters) for FUZZ_SECONDS (default 20)
+	for target in $(FUZZ_TARGETS); do \
+		mkdir -p target/fuzz-corpus/$$target; \
+		$(CARGO_FUZZ) run --sanitizer none $$target target/fuzz-corpus/$$target fuzz/seeds/$$target \
+			-- -max_total_time=$(FUZZ_SECONDS); \
+	done
 
 BENCH := taskset -c 1 target/release/webhook-bench --server-cpu 0
 
@@ -68,6 +92,10 @@ bench: release ## Throughput and latency at 100k and 1M messages (server on cpu 
 bench-smoke: release ## The benchmark on a tiny load: it runs, and every request succeeds (nothing timed)
 	$(CARGO) build --release -p webhook-bench
 	$(BENCH) --messages 2000 --seconds 1
+
+soak: release ## Mixed load (ingest, duplicates, reads, bad requests) for SOAK_SECONDS (default 120): errors and RSS
+	$(CARGO) build --release -p webhook-bench
+	$(BENCH) --messages 100000 --soak $(SOAK_SECONDS)
 
 lambda-e2e: $(TOOLS) ## events/ replayed through `cargo lambda watch` + `cargo lambda invoke`
 	VENV=$(VENV) tests/lambda-watch.sh

@@ -36,7 +36,6 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_HEADERS: usize = 64;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-
 /// Binds `addr` and serves until SIGTERM or SIGINT. Logs the bound address (useful with port 0).
 pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;

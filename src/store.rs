@@ -89,14 +89,17 @@ pub struct Stats {
     pub last_message_ts: Option<String>,
 }
 
+/// Where the writer sends a job's outcome.
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
 /// What the writer is asked to do.
 enum Job {
     Insert {
         message: Message,
-        reply: oneshot::Sender<Result<Inserted, StoreError>>,
+        reply: Reply<Inserted>,
     },
     /// Readiness: the file is still the one opened, and a write commits.
-    Probe(oneshot::Sender<Result<(), StoreError>>),
+    Probe(Reply<()>),
 }
 
 impl Job {
@@ -436,40 +439,46 @@ async fn write_loop(conn: Session, file: FileIdentity, mut queue: mpsc::Receiver
                 return;
             }
         }
-        let (inserts, probes): (Vec<_>, Vec<_>) = jobs.drain(..).partition(|job| matches!(job, Job::Insert { .. }));
-        let written = if inserts.is_empty() { probe(&conn).await } else { Ok(()) };
-        let committed = match (written, inserts.is_empty()) {
-            (Err(e), _) => Err(e.to_string()),
-            (Ok(()), true) => Ok(()),
-            (Ok(()), false) => match insert_batch(&conn, &inserts).await {
-                Ok(outcomes) => {
-                    let created = outcomes.iter().filter(|o| **o == Inserted::Created).count();
-                    (backlog, unindexed) = (backlog || created > 0, unindexed + created);
-                    for (job, outcome) in inserts.into_iter().zip(outcomes) {
-                        if let Job::Insert { reply, .. } = job {
-                            let _ = reply.send(Ok(outcome));
-                        }
-                    }
-                    Ok(())
-                }
-                Err(e) => {
-                    // Nothing of the batch is committed, so no delivery in it may be acknowledged.
-                    let reason = e.to_string();
-                    inserts.into_iter().for_each(|job| job.fail(StoreError::Write(reason.clone())));
-                    Err(reason)
-                }
-            },
+        let (mut deliveries, mut probes) = (Vec::new(), Vec::new());
+        for job in jobs.drain(..) {
+            match job {
+                Job::Insert { message, reply } => deliveries.push((message, reply)),
+                Job::Probe(reply) => probes.push(reply),
+            }
+        }
+        let committed = if deliveries.is_empty() {
+            probe(&conn).await.map_err(|e| e.to_string())
+        } else {
+            commit_deliveries(&conn, deliveries).await.map(|created| {
+                (backlog, unindexed) = (backlog || created > 0, unindexed + created);
+            })
         };
         // A probe passes when a write committed in its batch, be it its own or the deliveries'.
-        for job in probes {
-            match &committed {
-                Ok(()) => {
-                    if let Job::Probe(reply) = job {
-                        let _ = reply.send(Ok(()));
-                    }
-                }
-                Err(reason) => job.fail(StoreError::Write(reason.clone())),
+        for reply in probes {
+            let _ = reply.send(committed.clone().map_err(StoreError::Write));
+        }
+    }
+}
+
+/// Stores a batch of deliveries in one transaction and answers each with its own outcome; returns how many
+/// rows were created, or why nothing was.
+async fn commit_deliveries(conn: &Session, deliveries: Vec<(Message, Reply<Inserted>)>) -> Result<usize, String> {
+    let messages: Vec<&Message> = deliveries.iter().map(|(message, _)| message).collect();
+    match insert_batch(conn, &messages).await {
+        Ok(outcomes) => {
+            let created = outcomes.iter().filter(|o| **o == Inserted::Created).count();
+            for ((_, reply), outcome) in deliveries.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
             }
+            Ok(created)
+        }
+        Err(e) => {
+            // Nothing of the batch is committed, so no delivery in it may be acknowledged.
+            let reason = e.to_string();
+            for (_, reply) in deliveries {
+                let _ = reply.send(Err(StoreError::Write(reason.clone())));
+            }
+            Err(reason)
         }
     }
 }
@@ -539,15 +548,12 @@ async fn index_text_chunk(conn: &Session) -> usize {
     })
 }
 
-/// Inserts the deliveries of `jobs` (all [`Job::Insert`]) in one transaction.
-async fn insert_batch(conn: &Session, jobs: &[Job]) -> Result<Vec<Inserted>, libsql::Error> {
+/// Inserts `messages` in one transaction; each outcome in their order.
+async fn insert_batch(conn: &Session, messages: &[&Message]) -> Result<Vec<Inserted>, libsql::Error> {
     conn.write_transaction(|| async {
         let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut outcomes = Vec::with_capacity(jobs.len());
-        for m in jobs.iter().filter_map(|job| match job {
-            Job::Insert { message, .. } => Some(message),
-            Job::Probe(_) => None,
-        }) {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for m in messages {
             let folded = m.text.as_deref().map(fold_case);
             let mut inserted = conn
                 .query(

@@ -6,6 +6,7 @@ separately; the container's runtime behaviour is tested on the binary itself in 
 import pathlib
 import re
 import sys
+import tomllib
 
 import yaml
 
@@ -43,6 +44,12 @@ check("WEBHOOK_SECRET passed through", env.get("WEBHOOK_SECRET") == "${WEBHOOK_S
 check("DATABASE_URL passed through, default sqlite:////data/app.db",
       env.get("DATABASE_URL") == "${DATABASE_URL:-sqlite:////data/app.db}")
 check("LOG_LEVEL passed through", str(env.get("LOG_LEVEL", "")).startswith("${LOG_LEVEL"))
+check("LIBSQL_AUTH_TOKEN passed through", env.get("LIBSQL_AUTH_TOKEN") == "${LIBSQL_AUTH_TOKEN:-}")
+libsql = compose.get("services", {}).get("libsql", {})
+check("profile libsql: a libSQL server, off unless asked for", libsql.get("profiles") == ["libsql"])
+image = str(libsql.get("image", ""))
+check("libSQL server image pinned to a release", image.startswith("ghcr.io/tursodatabase/libsql-server:v"))
+check("libSQL server data on a named volume", "libsql:/var/lib/sqld" in libsql.get("volumes", []))
 grace = str(api.get("stop_grace_period", "0s"))
 check("stop grace period covers the 30 s drain", grace.endswith("s") and int(grace[:-1]) > 30)
 
@@ -61,9 +68,25 @@ for source in re.findall(r"^COPY\s+(?!--from)(.+?)\s+\S+$", dockerfile, re.M):
     for path in source.split():
         check(f"COPY source {path} exists", (ROOT / path).exists())
 
+# What cargo needs from the build context before it builds anything: the manifests of the workspace members
+# and the files of the declared test targets (cargo refuses a manifest naming targets it cannot find), and
+# every file the sources compile in.
+copied = {path.rstrip("/") for source in re.findall(r"^COPY\s+(?!--from)(.+?)\s+\S+$", dockerfile, re.M)
+          for path in source.split()}
+manifest = tomllib.loads((ROOT / "Cargo.toml").read_text())
+for member in manifest.get("workspace", {}).get("members", []):
+    if member != ".":
+        check(f"workspace member {member}: its manifest is copied", f"{member}/Cargo.toml" in copied)
+if manifest.get("test"):
+    check("declared test targets: tests/ is copied", "tests" in copied)
+for included in sorted(set(re.findall(r'include_str!\("\.\./([^"]+)"\)', "".join(
+        p.read_text() for p in (ROOT / "src").rglob("*.rs"))))):
+    check(f"{included}, compiled in by the sources, is copied", included in copied)
+
 makefile = (ROOT / "Makefile").read_text()
 for target, command in [("up", "docker compose up -d --build"), ("down", "docker compose down -v"),
-                        ("logs", "docker compose logs -f api")]:
+                        ("logs", "docker compose logs -f api"),
+                        ("up-libsql", "DATABASE_URL=http://libsql:8080 docker compose --profile libsql up -d --build")]:
     check(f"make {target} runs `{command}`", re.search(rf"^{target}:.*\n\t{re.escape(command)}$", makefile, re.M) is not None)
 
 print(f"container: {passed} passed, {len(failed)} failed")

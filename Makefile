@@ -23,8 +23,8 @@ FUZZ_TARGETS := webhook query_params
 FUZZ_SECONDS ?= 20
 SOAK_SECONDS ?= 120
 
-.PHONY: help run send test tools check-tools lint unit crash graders openapi fuzz release bench bench-smoke soak lambda-e2e \
-	lint-template lint-container package events up down logs
+.PHONY: help run send test tools check-tools lint unit remote-test crash graders openapi fuzz release bench bench-smoke soak lambda-e2e \
+	lint-template lint-container package events up up-libsql down logs
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -55,10 +55,17 @@ lint: ## Formatting and clippy, for the Lambda build and the local one
 	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --features local -- -D warnings
+	$(CARGO) clippy --all-targets --no-default-features --features local -- -D warnings
 	$(CARGO) clippy -p webhook-bench -- -D warnings
 
 unit: ## Unit, integration, Lambda-event and corpus-replay tests (`cargo test --features local NAME` for one)
+	@if [ -z "$${LIBSQL_TEST_URL:-}" ]; then echo "unit: LIBSQL_TEST_URL is not set: every test stores in local files, and the tests that need a real libSQL server are skipped (make remote-test)"; fi
 	$(CARGO) test --features local
+
+remote-test: ## The integration suite and the graders against the libSQL server in LIBSQL_TEST_URL (LIBSQL_TEST_AUTH_TOKEN)
+	@[ -n "$${LIBSQL_TEST_URL:-}" ] || { echo "remote-test: set LIBSQL_TEST_URL to a libSQL server, e.g. http://127.0.0.1:8080" >&2; exit 2; }
+	$(CARGO) test --features local -- --nocapture
+	$(MAKE) graders
 
 release: ## The local-listener release binary
 	$(CARGO) build --release --features local
@@ -120,7 +127,10 @@ events: ## Regenerate and re-sign events/ from `sam local generate-event`
 up: ## Build and start the container on localhost:8000 (needs Docker)
 	docker compose up -d --build
 
-down: ## Stop the container and delete its volume
+up-libsql: ## The container storing on a libSQL server container (the compose profile libsql; needs Docker)
+	DATABASE_URL=http://libsql:8080 docker compose --profile libsql up -d --build
+
+down: ## Stop the container and delete its volume (after up-libsql: docker compose --profile libsql down -v)
 	docker compose down -v
 
 logs: ## Follow the container's logs

@@ -20,18 +20,49 @@ impl ConfigError {
     }
 }
 
-/// Where messages are stored: an embedded SQLite file.
+/// Where messages are stored: an embedded SQLite file, or a libSQL server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
     Local(PathBuf),
+    Remote(Server),
+}
+
+/// A libSQL server (sqld, Turso) spoken to over HTTP (Hrana).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Server {
+    pub url: String,
+    /// `LIBSQL_AUTH_TOKEN`; empty when the server needs none.
+    pub auth_token: String,
+}
+
+impl fmt::Debug for Server {
+    /// Scheme and host only: a URL may carry credentials, and the token never leaves this struct.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let without_scheme = self.url.split_once("://").map_or(self.url.as_str(), |(_, rest)| rest);
+        let host = without_scheme.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+        let scheme = self.url.split_once("://").map_or("", |(scheme, _)| scheme);
+        f.debug_struct("Server")
+            .field("url", &format_args!("{scheme}://{host}"))
+            .field("auth_token", &if self.auth_token.is_empty() { "<none>" } else { "<configured>" })
+            .finish()
+    }
 }
 
 impl Database {
-    /// Reads a `DATABASE_URL` value (SPEC §3).
-    pub fn parse(url: &str) -> Result<Database, ConfigError> {
+    /// Reads a `DATABASE_URL` value (SPEC §3); `auth_token` is `LIBSQL_AUTH_TOKEN`, for a server.
+    pub fn parse(url: &str, auth_token: Option<String>) -> Result<Database, ConfigError> {
         let err = |reason: &str| ConfigError::new("DATABASE_URL", reason);
         if url.starts_with("libsql://") || url.starts_with("https://") || url.starts_with("http://") {
-            return Err(err("remote libSQL servers are not supported by this build yet; use a local file"));
+            if !cfg!(feature = "remote") {
+                return Err(err("this build has no libSQL server support; build it with the `remote` cargo feature \
+                     (on by default)"));
+            }
+            let host = url.split_once("://").map(|(_, rest)| rest).unwrap_or_default();
+            if host.is_empty() || host.starts_with('/') {
+                return Err(err("names no server host"));
+            }
+            return Ok(Database::Remote(Server { url: url.to_owned(), auth_token: auth_token.unwrap_or_default() }));
         }
         // `sqlite:////abs` is an absolute path, `sqlite:///rel` a relative one (SQLAlchemy's convention).
         let path = if let Some(rest) = url.strip_prefix("sqlite:///") {
@@ -141,7 +172,7 @@ impl Config {
         // On Lambda only /tmp is writable; elsewhere a file under ./data/.
         let default_db = if on_lambda { "/tmp/app.db" } else { "./data/app.db" };
         let url = lookup("DATABASE_URL").filter(|s| !s.is_empty()).unwrap_or_else(|| default_db.to_owned());
-        let database = Database::parse(&url)?;
+        let database = Database::parse(&url, lookup("LIBSQL_AUTH_TOKEN").filter(|s| !s.is_empty()))?;
 
         let level_var = ["AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL"]
             .into_iter()
@@ -231,7 +262,7 @@ mod tests {
 
     #[test]
     fn database_url_forms() {
-        let local = |url: &str| Database::parse(url).unwrap();
+        let local = |url: &str| Database::parse(url, None).unwrap();
         assert_eq!(local("sqlite:////data/app.db"), Database::Local("/data/app.db".into()));
         assert_eq!(local("sqlite:///data/app.db"), Database::Local("data/app.db".into()));
         assert_eq!(local("file:data/app.db"), Database::Local("data/app.db".into()));
@@ -244,10 +275,31 @@ mod tests {
             "sqlite:///",
             ":memory:",
             "file:",
-            "libsql://db.example.com",
-            "https://db.example.com",
+            "libsql://",
+            "http:///path",
         ] {
-            assert_eq!(Database::parse(bad).unwrap_err().var, "DATABASE_URL", "{bad}");
+            assert_eq!(Database::parse(bad, None).unwrap_err().var, "DATABASE_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_server_url_is_remote_with_the_token_when_built_with_remote() {
+        let parsed = Database::parse("libsql://db-user.turso.io", Some("secret-token".into()));
+        if cfg!(feature = "remote") {
+            let server = Server { url: "libsql://db-user.turso.io".into(), auth_token: "secret-token".into() };
+            assert_eq!(parsed, Ok(Database::Remote(server)));
+            let c = config(&[
+                ("DATABASE_URL", "https://user:pw-5e1@db.example.com/x?authToken=t-9b1"),
+                ("LIBSQL_AUTH_TOKEN", "tok-7f3a"),
+            ])
+            .unwrap();
+            let shown = format!("{c:?}");
+            assert!(shown.contains("https://db.example.com"), "{shown}");
+            for secret in ["tok-7f3a", "t-9b1", "pw-5e1"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        } else {
+            assert!(parsed.unwrap_err().reason.contains("remote"));
         }
     }
 

@@ -4,7 +4,11 @@
 //! every batch the writer finds waiting is committed in one durable transaction before any of them is
 //! answered. Idempotency is the primary key's (`INSERT … ON CONFLICT DO NOTHING`), never a read-then-write.
 //! Reads use a small pool of read-only connections, each query set in one snapshot.
+//!
+//! On a libSQL server ([`remote`]) the server serializes and commits writes itself: each delivery is one
+//! statement from the same pool, and every call is bounded in time.
 
+mod remote;
 mod schema;
 mod session;
 
@@ -16,7 +20,7 @@ use std::time::{Duration, Instant};
 use libsql::{params::IntoParams, Connection, Value};
 use serde::Serialize;
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::config::Database;
 use crate::message::Message;
@@ -112,9 +116,22 @@ impl Job {
 }
 
 pub struct Store {
-    writer: mpsc::Sender<Job>,
-    readers: Readers,
+    writer: Writer,
+    /// Read connections; on a server, write ones too.
+    pool: Pool,
+    /// How long any call may take; set for a server, which may be slow or unreachable.
+    deadline: Option<Duration>,
 }
+
+enum Writer {
+    /// The local file's writer thread, committing deliveries in batches.
+    Thread(mpsc::Sender<Job>),
+    /// A libSQL server, fed one statement per delivery.
+    Server(remote::Writer),
+}
+
+/// The bound on every call to a libSQL server, so a slow or unreachable one gets a 503 in bounded time.
+pub const SERVER_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How long `/health/ready` waits for the writer's probe (it queues behind deliveries, and a lock held by
 /// another process makes it wait for the busy timeout).
@@ -128,7 +145,10 @@ impl Store {
 
     /// [`Store::open`], or with `create` false only a file that exists.
     async fn open_file(database: &Database, create: bool) -> Result<Store, StoreError> {
-        let Database::Local(path) = database;
+        let path = match database {
+            Database::Local(path) => path,
+            Database::Remote(server) => return Store::open_server(server).await,
+        };
         let db = open_local(path, create).await?;
         let writer_conn = db.connect()?;
         configure(&writer_conn, false).await?;
@@ -147,23 +167,57 @@ impl Store {
             })
             .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
 
-        Ok(Store { writer: tx, readers: Readers { db, idle: Mutex::new(Vec::new()) } })
+        Ok(Store { writer: Writer::Thread(tx), pool: Pool::new(db, Kind::LocalReader), deadline: None })
+    }
+
+    async fn open_server(server: &crate::config::Server) -> Result<Store, StoreError> {
+        let opened = async {
+            let db = remote::connect(server).await?;
+            schema::migrate(&db.connect()?).await?;
+            let pool = Pool::new(db, Kind::Server);
+            let writer = remote::Writer::start(&pool).await?;
+            Ok(Store { writer: Writer::Server(writer), pool, deadline: Some(SERVER_DEADLINE) })
+        };
+        tokio::time::timeout(SERVER_DEADLINE, opened).await.map_err(|_| StoreError::TimedOut(SERVER_DEADLINE))?
     }
 
     /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
     pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
-        let (reply, outcome) = oneshot::channel();
-        self.writer.send(Job::Insert { message, reply }).await.map_err(|_| StoreError::WriterStopped)?;
-        outcome.await.map_err(|_| StoreError::WriterStopped)?
+        match &self.writer {
+            Writer::Thread(writer) => {
+                let (reply, outcome) = oneshot::channel();
+                writer.send(Job::Insert { message, reply }).await.map_err(|_| StoreError::WriterStopped)?;
+                outcome.await.map_err(|_| StoreError::WriterStopped)?
+            }
+            Writer::Server(writer) => self.bounded(writer.insert(&self.pool, &message)).await,
+        }
     }
 
-    /// Whether the writer still runs; it stops for good only when its file was replaced.
+    /// Whether the writer still runs; a local one stops for good only when its file was replaced.
     fn is_serving(&self) -> bool {
-        !self.writer.is_closed()
+        match &self.writer {
+            Writer::Thread(writer) => !writer.is_closed(),
+            Writer::Server(_) => true,
+        }
+    }
+
+    /// `work`, bounded by the deadline when there is one.
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match self.deadline {
+            None => work.await,
+            Some(deadline) => tokio::time::timeout(deadline, work).await.map_err(|_| StoreError::TimedOut(deadline))?,
+        }
     }
 
     /// One page of messages matching `params`, chronological then by id, and the count of all matches.
     pub async fn list(&self, params: &ListParams) -> Result<Page, StoreError> {
+        self.bounded(self.list_unbounded(params)).await
+    }
+
+    async fn list_unbounded(&self, params: &ListParams) -> Result<Page, StoreError> {
         let mut filter = String::new();
         let mut args: Vec<Value> = Vec::new();
         let mut and = |clause: &str, arg: Value| {
@@ -212,7 +266,7 @@ impl Store {
         page_args.push(i64::from(params.limit).into());
         page_args.push(i64::try_from(params.offset).unwrap_or(i64::MAX).into());
 
-        self.readers
+        self.pool
             .snapshot(|conn| async move {
                 let mut rows = conn.query(&page_sql, page_args).await?;
                 let mut data = Vec::with_capacity(params.limit as usize);
@@ -242,7 +296,11 @@ impl Store {
 
     /// Everything `/stats` says, from the aggregates the insert trigger keeps (no scan of messages).
     pub async fn stats(&self) -> Result<Stats, StoreError> {
-        self.readers
+        self.bounded(self.stats_unbounded()).await
+    }
+
+    async fn stats_unbounded(&self) -> Result<Stats, StoreError> {
+        self.pool
             .snapshot(|conn| async move {
                 let mut rows = conn.query("SELECT messages, senders FROM totals", ()).await?;
                 let row = rows.next().await?.ok_or(StoreError::Unexpected("the totals row is missing"))?;
@@ -274,13 +332,19 @@ impl Store {
     /// Succeeds when the database answers a query that needs the current schema, and the writer commits
     /// a write to the file it opened within [`PROBE_TIMEOUT`].
     pub async fn check(&self) -> Result<(), StoreError> {
-        let (reply, outcome) = oneshot::channel();
         let probe = async {
-            self.writer.send(Job::Probe(reply)).await.map_err(|_| StoreError::WriterStopped)?;
-            outcome.await.map_err(|_| StoreError::WriterStopped)?
+            match &self.writer {
+                Writer::Thread(writer) => {
+                    let (reply, outcome) = oneshot::channel();
+                    writer.send(Job::Probe(reply)).await.map_err(|_| StoreError::WriterStopped)?;
+                    outcome.await.map_err(|_| StoreError::WriterStopped)?
+                }
+                Writer::Server(_) => self.pool.with(|session| async move { probe(&session).await }).await,
+            }
         };
         tokio::time::timeout(PROBE_TIMEOUT, probe).await.map_err(|_| StoreError::TimedOut(PROBE_TIMEOUT))??;
-        self.readers.snapshot(|session| async move { schema::check(&session.conn).await }).await
+        let schema = self.pool.snapshot(|session| async move { schema::check(&session.conn).await });
+        tokio::time::timeout(PROBE_TIMEOUT, schema).await.map_err(|_| StoreError::TimedOut(PROBE_TIMEOUT))?
     }
 }
 
@@ -483,10 +547,9 @@ async fn commit_deliveries(conn: &Session, deliveries: Vec<(Message, Reply<Inser
     }
 }
 
-/// The readiness probe's own write, for a batch that has no deliveries to commit.
+/// The readiness probe's own write (locally, for a batch that has no deliveries to commit).
 async fn probe(conn: &Session) -> Result<(), libsql::Error> {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    conn.write_transaction(|| conn.run("UPDATE write_probe SET checked_at = ? WHERE id = 1", [now])).await
+    conn.write_transaction(|| conn.run("UPDATE write_probe SET checked_at = ? WHERE id = 1", [now()])).await
 }
 
 /// The database file as opened: its path, and the device and inode of it and of its WAL.
@@ -551,59 +614,112 @@ async fn index_text_chunk(conn: &Session) -> usize {
 /// Inserts `messages` in one transaction; each outcome in their order.
 async fn insert_batch(conn: &Session, messages: &[&Message]) -> Result<Vec<Inserted>, libsql::Error> {
     conn.write_transaction(|| async {
-        let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let created_at = now();
         let mut outcomes = Vec::with_capacity(messages.len());
-        for m in messages {
-            let folded = m.text.as_deref().map(fold_case);
-            let mut inserted = conn
-                .query(
-                    "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING RETURNING rowid",
-                    (
-                        m.message_id.as_str(),
-                        m.from.as_str(),
-                        m.to.as_str(),
-                        m.ts.as_str(),
-                        m.text.as_deref(),
-                        created_at.as_str(),
-                        m.ts.sort_key(),
-                        folded.as_deref(),
-                    ),
-                )
-                .await?;
-            // A row comes back only when one was inserted; a duplicate returns none.
-            let rowid = inserted.next().await?.map(|row| row.get::<i64>(0)).transpose()?;
-            drop(inserted);
-            outcomes.push(if rowid.is_some() { Inserted::Created } else { Inserted::Duplicate });
+        for message in messages {
+            outcomes.push(insert_row(conn, &created_at, message).await?);
         }
         Ok(outcomes)
     })
     .await
 }
 
-/// Read-only connections with their statements, opened on demand and reused.
-struct Readers {
-    db: libsql::Database,
-    idle: Mutex<Vec<Arc<Session>>>,
+/// One `INSERT … ON CONFLICT (message_id) DO NOTHING`: idempotent through the primary key, whoever else
+/// writes the same id at the same moment.
+async fn insert_row(conn: &Session, created_at: &str, m: &Message) -> Result<Inserted, libsql::Error> {
+    let folded = m.text.as_deref().map(fold_case);
+    let mut inserted = conn
+        .query(
+            "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING RETURNING rowid",
+            (
+                m.message_id.as_str(),
+                m.from.as_str(),
+                m.to.as_str(),
+                m.ts.as_str(),
+                m.text.as_deref(),
+                created_at,
+                m.ts.sort_key(),
+                folded.as_deref(),
+            ),
+        )
+        .await?;
+    // A row comes back only when one was inserted; a duplicate returns none.
+    let rowid = inserted.next().await?.map(|row| row.get::<i64>(0)).transpose()?;
+    Ok(if rowid.is_some() { Inserted::Created } else { Inserted::Duplicate })
 }
 
-impl Readers {
+/// `created_at`: the current UTC time with milliseconds.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// How a pooled connection is set up when it is opened.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A read-only connection to the local file.
+    LocalReader,
+    /// A connection to a libSQL server: nothing to set, the server runs its own pragmas.
+    Server,
+}
+
+/// Connections with their statements, opened on demand and reused.
+struct Pool {
+    db: libsql::Database,
+    kind: Kind,
+    idle: Mutex<Vec<Arc<Session>>>,
+    /// On a server, how many calls may be in flight at once; the others queue here, within their deadline.
+    in_flight: Option<Semaphore>,
+}
+
+/// Calls one instance makes to a libSQL server at once. Each holds one of the server's connections (sqld has
+/// 128 by default, shared by every instance) while it runs; beyond this, more in flight only makes a
+/// shared server refuse connections (429) instead of answering a little later.
+const SERVER_CALLS_IN_FLIGHT: usize = 16;
+
+impl Pool {
+    fn new(db: libsql::Database, kind: Kind) -> Pool {
+        let in_flight = matches!(kind, Kind::Server).then(|| Semaphore::new(SERVER_CALLS_IN_FLIGHT));
+        Pool { db, kind, idle: Mutex::new(Vec::new()), in_flight }
+    }
+
+    /// A turn to call the server, where the number of calls in flight is capped.
+    async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        match &self.in_flight {
+            Some(semaphore) => semaphore.acquire().await.ok(),
+            None => None,
+        }
+    }
+
     /// Runs `work` inside one read transaction, so its queries see one consistent snapshot.
     async fn snapshot<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
     where
         F: FnOnce(Arc<Session>) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
+        let _turn = self.turn().await;
         let session = self.take().await?;
         session.run("BEGIN", ()).await?;
         let result = work(Arc::clone(&session)).await;
         let ended = session.end_transaction(if result.is_ok() { "COMMIT" } else { "ROLLBACK" }).await;
-        // A connection left inside a transaction would pin an old snapshot; drop it instead of reusing it.
-        if ended.is_ok() && session.conn.is_autocommit() {
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(session);
+        if ended.is_ok() {
+            self.give_back(session);
         }
         let value = result?;
         ended?;
+        Ok(value)
+    }
+
+    /// Runs `work` on a connection of the pool, outside any transaction of ours.
+    async fn with<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Arc<Session>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, libsql::Error>>,
+    {
+        let _turn = self.turn().await;
+        let session = self.take().await?;
+        let value = work(Arc::clone(&session)).await?;
+        self.give_back(session);
         Ok(value)
     }
 
@@ -612,8 +728,18 @@ impl Readers {
             return Ok(session);
         }
         let conn = self.db.connect()?;
-        configure(&conn, true).await?;
+        if let Kind::LocalReader = self.kind {
+            configure(&conn, true).await?;
+        }
         Ok(Arc::new(Session::new(conn)))
+    }
+
+    /// Returns a connection for reuse, unless it was left inside a transaction: that would pin an old
+    /// snapshot (or, on a server, a stream the server has abandoned).
+    fn give_back(&self, session: Arc<Session>) {
+        if session.conn.is_autocommit() {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(session);
+        }
     }
 }
 

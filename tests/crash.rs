@@ -141,7 +141,7 @@ async fn sigkill_under_load_loses_no_acknowledged_message() {
 
 #[tokio::test]
 async fn sigterm_under_load_finishes_in_flight_requests_and_exits_0() {
-    let app = TestApp::start(Setup::new()).await;
+    let app = TestApp::start(Setup::new().local_file()).await;
 
     // Requests certainly in flight when the signal arrives: their headers are read, their bodies not yet sent.
     let mut pending = Vec::new();
@@ -182,7 +182,7 @@ async fn sigterm_under_load_finishes_in_flight_requests_and_exits_0() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{id} was cut off: {answer:?}");
     }
     assert!(outcomes.refused.is_empty(), "refused {:?}", outcomes.refused);
-    let rows = stored(&app.db_path).await;
+    let rows = stored(app.db_path()).await;
     for id in outcomes.acknowledged.iter().chain(answers.iter().map(|(id, _)| id)) {
         assert_eq!(rows.get(id), Some(&(1, Some(text_of(id)))), "acknowledged {id}");
     }
@@ -190,5 +190,5 @@ async fn sigterm_under_load_finishes_in_flight_requests_and_exits_0() {
     for id in outcomes.unanswered.difference(&outcomes.acknowledged) {
         assert!(!rows.contains_key(id), "{id} was stored but its client got no answer");
     }
-    assert_eq!(integrity_check(&app.db_path).await, "ok");
+    assert_eq!(integrity_check(app.db_path()).await, "ok");
 }

@@ -63,10 +63,10 @@ async fn deliver_until_ok(app: &TestApp, id: &str) {
 
 #[tokio::test]
 async fn a_write_lock_held_by_another_process_fails_writes_until_released() {
-    let app = TestApp::start(Setup::new()).await;
+    let app = TestApp::start(Setup::new().local_file()).await;
     assert_eq!(app.deliver(&body("before")).await.0, 200);
 
-    let holder = connect(&app.db_path).await;
+    let holder = connect(app.db_path()).await;
     // The service's writer may be busy indexing; wait for it like any polite second process would.
     holder.busy_timeout(Duration::from_secs(5)).unwrap();
     holder.execute("BEGIN IMMEDIATE", ()).await.unwrap();
@@ -101,25 +101,25 @@ async fn a_database_moved_away_is_not_written_until_it_is_back() {
     wait_ready(&app).await;
     deliver_until_ok(&app, "after").await;
     assert_eq!(ids(&app.stored_rows().await), ["after", "before"]);
-    assert_eq!(integrity(&app.db_path).await, "ok");
+    assert_eq!(integrity(app.db_path()).await, "ok");
 }
 
 #[tokio::test]
 async fn a_replaced_database_file_is_reopened() {
-    let app = TestApp::start(Setup::new()).await;
+    let app = TestApp::start(Setup::new().local_file()).await;
     assert_eq!(app.deliver(&body("in-backup")).await.0, 200);
-    let backup = app.db_path.with_file_name("backup.db");
-    connect(&app.db_path).await.execute(&format!("VACUUM INTO '{}'", backup.display()), ()).await.unwrap();
+    let backup = app.db_path().with_file_name("backup.db");
+    connect(app.db_path()).await.execute(&format!("VACUUM INTO '{}'", backup.display()), ()).await.unwrap();
     assert_eq!(app.deliver(&body("after-backup")).await.0, 200);
 
     // An operator restores the backup over the live file.
-    std::fs::rename(&backup, &app.db_path).unwrap();
+    std::fs::rename(&backup, app.db_path()).unwrap();
     deliver_until_ok(&app, "after-restore").await;
     wait_ready(&app).await;
     assert_eq!(ids(&app.stored_rows().await), ["after-restore", "in-backup"]);
     let (_, listing) = app.get("/messages").await;
     assert_eq!(listing["total"], 2, "reads come from the restored file too: {listing}");
-    assert_eq!(integrity(&app.db_path).await, "ok");
+    assert_eq!(integrity(app.db_path()).await, "ok");
     app.wait_for_log(|l| l["msg"] == "database file replaced" && l["level"] == "ERROR").await;
 }
 

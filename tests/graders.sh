@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The graders' script of SPEC §9, line for line, against the local release binary on a fresh database.
+# The graders' script of SPEC §9, line for line, against the local release binary on a fresh database: a
+# file, or with LIBSQL_TEST_URL set the emptied database of that libSQL server.
 #
 # Its curl lines are the graders' own, unchanged (localhost:8000, the unencoded `from=+9198…`); each
 # output is then checked. Where the graders use Docker, this runs the binary the image runs instead:
@@ -27,6 +28,11 @@ check() { # check NAME CONDITION-COMMAND...
 equals() { [ "$1" = "$2" ] || { echo "graders:   expected '$2', got '$1'" >&2; return 1; }; }
 
 export WEBHOOK_SECRET="testsecret"; export DATABASE_URL="sqlite:///$work/app.db"
+if [ -n "${LIBSQL_TEST_URL:-}" ]; then
+  tests/empty-libsql.py
+  export DATABASE_URL=$LIBSQL_TEST_URL LIBSQL_AUTH_TOKEN=${LIBSQL_TEST_AUTH_TOKEN:-}
+  echo "graders: against the libSQL server at $LIBSQL_TEST_URL"
+fi
 if curl -s -o /dev/null --max-time 2 http://localhost:8000/health/live; then
   echo "graders: something already listens on localhost:8000 (a 'make run'?); stop it first" >&2
   exit 2

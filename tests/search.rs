@@ -2,7 +2,9 @@
 //! case-insensitive substring match returns, on generated texts and terms: Unicode, NUL, quotes, LIKE
 //! wildcards and FTS syntax characters included.
 
-use webhook_ingest::config::Database;
+mod common;
+
+use webhook_ingest::config::{Database, Server};
 use webhook_ingest::message::Message;
 use webhook_ingest::query::{fold_case, ListParams};
 use webhook_ingest::store::Store;
@@ -31,7 +33,29 @@ impl Rng {
 #[tokio::test]
 async fn search_equals_a_plain_substring_match() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&Database::Local(dir.path().join("search.db"))).await.unwrap();
+    let path = dir.path().join("search.db");
+    let store = Store::open(&Database::Local(path.clone())).await.unwrap();
+    let conn = libsql::Builder::new_local(&path).build().await.unwrap().connect().unwrap();
+    search_equals_reference(&store, &conn).await;
+}
+
+/// The same on a libSQL server, where a task of the instance feeds the index and text crosses HTTP as JSON.
+#[tokio::test]
+async fn search_on_a_libsql_server_equals_a_plain_substring_match() {
+    let Some(url) = common::test_server() else {
+        eprintln!("SKIPPED search_on_a_libsql_server…: LIBSQL_TEST_URL is not set");
+        return;
+    };
+    let target = common::Target::Server(url.clone());
+    common::empty_server_database(&url).await;
+    let auth_token = std::env::var("LIBSQL_TEST_AUTH_TOKEN").unwrap_or_default();
+    let store = Store::open(&Database::Remote(Server { url, auth_token })).await.unwrap();
+    search_equals_reference(&store, &common::connect(&target).await).await;
+}
+
+/// Stores 400 generated texts through `store` and compares `q` with a plain match for ~450 terms, before and
+/// after the text index has caught up (`conn` watches it).
+async fn search_equals_reference(store: &Store, conn: &libsql::Connection) {
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let mut texts = Vec::new();
     for i in 0..400 {
@@ -55,9 +79,7 @@ async fn search_equals_a_plain_substring_match() {
     }
 
     // Right after the inserts part of the table is past the text index's watermark; then all of it is in.
-    check(&store, &texts, &terms).await;
-    let db = libsql::Builder::new_local(dir.path().join("search.db")).build().await.unwrap();
-    let conn = db.connect().unwrap();
+    check(store, &texts, &terms).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let mut rows = conn
@@ -70,7 +92,7 @@ async fn search_equals_a_plain_substring_match() {
         assert!(std::time::Instant::now() < deadline, "the text index never caught up");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    check(&store, &texts, &terms).await;
+    check(store, &texts, &terms).await;
 }
 
 async fn check(store: &Store, texts: &[(String, Option<String>)], terms: &[String]) {

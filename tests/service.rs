@@ -205,7 +205,7 @@ async fn an_acknowledged_message_survives_sigkill() {
     app.signal("KILL");
     app.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(app.stored_rows().await[0].4.as_deref(), Some("kept"));
-    let again = TestApp::start(Setup::new().db(&app.db_path)).await;
+    let again = TestApp::start(Setup::new().same_store_as(&app)).await;
     let (_, listing) = again.get("/messages").await;
     assert_eq!(listing["total"], 1);
 }

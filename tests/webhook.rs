@@ -257,8 +257,7 @@ async fn other_methods_on_webhook_are_405_with_allow() {
 
 /// Makes inserts whose id matches `pattern` fail, from a second connection, while the server runs.
 async fn inject_fault(app: &TestApp, pattern: &str) {
-    let db = libsql::Builder::new_local(&app.db_path).build().await.unwrap();
-    let conn = db.connect().unwrap();
+    let conn = app.connect_store().await;
     conn.execute("DROP TRIGGER IF EXISTS injected_fault", ()).await.unwrap();
     conn.execute(
         &format!(

@@ -3,6 +3,11 @@
 //! libsql prepares a statement anew on every `query`/`execute` call. For the short statements this service
 //! runs, preparing costs more than running — an INSERT into a table with triggers even compiles the trigger
 //! programs each time — so each connection keeps every statement it has prepared, keyed by its SQL.
+//!
+//! On a libSQL server, preparing costs a round trip, and libsql decides when a statement is prepared whether
+//! running it closes the server-side stream (it does outside a transaction, and for COMMIT/ROLLBACK). A
+//! cached statement keeps that choice, so each SQL text here is only ever run in one context: inside a
+//! transaction, or outside one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

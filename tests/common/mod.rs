@@ -1,5 +1,9 @@
 //! Test harness: runs the real `webhook-ingest` binary (built with `--features local`) on an ephemeral
 //! port with a SQLite file in a temporary directory, and talks to it over HTTP like a client would.
+//!
+//! With `LIBSQL_TEST_URL` set (and the `remote` feature), apps store on that libSQL server instead, except
+//! where a test asks for a local file ([`Setup::db`], [`Setup::local_file`]). The server's database is
+//! emptied before each such app starts, and apps of one test binary take turns on it.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 use std::io::{BufRead, BufReader};
@@ -17,22 +21,54 @@ pub const SECRET: &str = "test-secret";
 pub struct TestApp {
     pub addr: String,
     pub client: reqwest::Client,
-    pub db_path: PathBuf,
+    pub target: Target,
     child: Mutex<Child>,
     stdout: Lines,
     stderr: Lines,
     _dir: Option<TempDir>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
+
+/// Where an app under test stores messages.
+#[derive(Clone, Debug)]
+pub enum Target {
+    File(PathBuf),
+    Server(String),
+}
+
+/// The libSQL server the suite runs against, if `LIBSQL_TEST_URL` names one.
+pub fn test_server() -> Option<String> {
+    std::env::var("LIBSQL_TEST_URL").ok().filter(|url| !url.is_empty())
+}
+
+/// Apps on the test server take turns, since each empties its database.
+static SERVER_TURN: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> = std::sync::LazyLock::new(Default::default);
 
 /// A configuration for [`TestApp::start`]; `spawn_app()` covers the common case.
 pub struct Setup {
     pub env: Vec<(String, String)>,
-    pub db_path: Option<PathBuf>,
+    pub target: Option<Target>,
+    /// Start on the server as it is: another app of the same test is using it.
+    pub shared: bool,
 }
 
 impl Setup {
     pub fn new() -> Setup {
-        Setup { env: vec![("WEBHOOK_SECRET".into(), SECRET.into())], db_path: None }
+        Setup { env: vec![("WEBHOOK_SECRET".into(), SECRET.into())], target: None, shared: false }
+    }
+
+    /// A fresh local file even when the suite runs against a server: for what only a file has.
+    pub fn local_file(mut self) -> Setup {
+        let dir = tempfile::tempdir().unwrap().keep();
+        self.target = Some(Target::File(dir.join("app.db")));
+        self
+    }
+
+    /// The same store as `app`, as it is now.
+    pub fn same_store_as(mut self, app: &TestApp) -> Setup {
+        self.target = Some(app.target.clone());
+        self.shared = true;
+        self
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Setup {
@@ -48,7 +84,7 @@ impl Setup {
 
     /// Uses this database file instead of a fresh one.
     pub fn db(mut self, path: &Path) -> Setup {
-        self.db_path = Some(path.to_owned());
+        self.target = Some(Target::File(path.to_owned()));
         self
     }
 }
@@ -63,6 +99,10 @@ pub type Lines = Arc<Mutex<Vec<String>>>;
 /// The binary under test: the one cargo built for these tests, or `WEBHOOK_INGEST_BIN` (`make crash` points
 /// it at the release build).
 pub fn binary() -> PathBuf {
+    // Build-time, not run-time: a suite against a server needs a binary that can reach one.
+    if test_server().is_some() && !cfg!(feature = "remote") {
+        panic!("LIBSQL_TEST_URL is set: build the tests with the `remote` feature (on by default)");
+    }
     std::env::var_os("WEBHOOK_INGEST_BIN").map_or_else(|| env!("CARGO_BIN_EXE_webhook-ingest").into(), PathBuf::from)
 }
 
@@ -93,28 +133,42 @@ fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Lines {
 
 impl TestApp {
     pub async fn start(setup: Setup) -> TestApp {
-        let (dir, db_path) = match setup.db_path {
-            Some(path) => (None, path),
-            None => {
-                let dir = tempfile::tempdir().unwrap();
-                let path = dir.path().join("app.db");
-                (Some(dir), path)
-            }
+        let (dir, target) = match setup.target {
+            Some(target) => (None, target),
+            None => match test_server() {
+                Some(url) => (None, Target::Server(url)),
+                None => {
+                    let dir = tempfile::tempdir().unwrap();
+                    let path = dir.path().join("app.db");
+                    (Some(dir), Target::File(path))
+                }
+            },
         };
-        let mut env = vec![
-            ("DATABASE_URL".to_owned(), format!("sqlite:///{}", db_path.display())),
-            ("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
-        ];
+        let turn = match &target {
+            Target::Server(url) if !setup.shared => {
+                let turn = Arc::clone(&SERVER_TURN).lock_owned().await;
+                empty_server_database(url).await;
+                Some(turn)
+            }
+            _ => None,
+        };
+        let database_url = match &target {
+            Target::File(path) => format!("sqlite:///{}", path.display()),
+            Target::Server(url) => url.clone(),
+        };
+        let mut env =
+            vec![("DATABASE_URL".to_owned(), database_url), ("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned())];
         env.extend(setup.env);
         let (child, stdout, stderr) = run_binary(&env);
         let mut app = TestApp {
             addr: String::new(),
             client: reqwest::Client::new(),
-            db_path,
+            target,
             child: Mutex::new(child),
             stdout,
             stderr,
             _dir: dir,
+            _turn: turn,
         };
         let fixed =
             env.iter().rev().find(|(k, _)| k == "LISTEN_ADDR").map(|(_, v)| v.clone()).filter(|a| !a.ends_with(":0"));
@@ -242,10 +296,22 @@ impl TestApp {
         }
     }
 
-    /// Rows stored in the database file, read directly rather than through the API.
+    /// The database file; for tests about what only a local file has.
+    pub fn db_path(&self) -> &Path {
+        match &self.target {
+            Target::File(path) => path,
+            Target::Server(_) => panic!("this test needs a local file: start it with Setup::local_file()"),
+        }
+    }
+
+    /// A connection to the app's store, file or server, beside the app.
+    pub async fn connect_store(&self) -> libsql::Connection {
+        connect(&self.target).await
+    }
+
+    /// Rows stored in the database, read directly rather than through the API.
     pub async fn stored_rows(&self) -> Vec<(String, String, String, String, Option<String>)> {
-        let db = libsql::Builder::new_local(&self.db_path).build().await.unwrap();
-        let conn = db.connect().unwrap();
+        let conn = self.connect_store().await;
         let mut rows = conn
             .query("SELECT message_id, from_msisdn, to_msisdn, ts, text FROM messages ORDER BY message_id", ())
             .await
@@ -274,6 +340,48 @@ impl Drop for TestApp {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// A connection to a store, file or server.
+pub async fn connect(target: &Target) -> libsql::Connection {
+    let db = match target {
+        Target::File(path) => libsql::Builder::new_local(path).build().await.unwrap(),
+        Target::Server(url) => remote_database(url).await,
+    };
+    db.connect().unwrap()
+}
+
+#[cfg(feature = "remote")]
+async fn remote_database(url: &str) -> libsql::Database {
+    let token = std::env::var("LIBSQL_TEST_AUTH_TOKEN").unwrap_or_default();
+    libsql::Builder::new_remote(url.to_owned(), token).build().await.unwrap()
+}
+
+#[cfg(not(feature = "remote"))]
+async fn remote_database(url: &str) -> libsql::Database {
+    panic!("LIBSQL_TEST_URL={url} needs the tests built with the `remote` feature (on by default)")
+}
+
+/// Drops every table of the server's database and resets its schema version, so the next app starts on an
+/// empty database as it would on a fresh file.
+pub async fn empty_server_database(url: &str) {
+    let conn = connect(&Target::Server(url.to_owned())).await;
+    let mut rows = conn
+        .query(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name NOT LIKE 'messages_text_%' AND name NOT LIKE 'libsql_%' AND name NOT LIKE '_litestream%'",
+            (),
+        )
+        .await
+        .unwrap();
+    let mut tables = Vec::new();
+    while let Some(row) = rows.next().await.unwrap() {
+        tables.push(row.get::<String>(0).unwrap());
+    }
+    for table in tables {
+        conn.execute(&format!("DROP TABLE IF EXISTS \"{table}\""), ()).await.unwrap();
+    }
+    conn.execute("PRAGMA user_version = 0", ()).await.unwrap();
 }
 
 /// A valid message body with the given id, sender, timestamp and text.

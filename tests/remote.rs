@@ -1,0 +1,230 @@
+//! Storing on a libSQL server. A server that is down, never answers, or answers errors is simulated here,
+//! so those tests always run: `/webhook` gets a 5xx JSON answer within a bounded time, `/health/ready` is
+//! 503 with a reason, and the token never reaches the logs. With a real server in `LIBSQL_TEST_URL`, the
+//! tests after them cut it off and restore it behind a proxy, and run several service processes on it at
+//! once; without one they say they are skipped.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{message, test_server, Setup, TestApp};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use webhook_ingest::store::{PROBE_TIMEOUT, SERVER_DEADLINE};
+
+const TOKEN: &str = "token-that-must-never-be-logged-5b9e";
+
+fn body(id: &str) -> String {
+    message(id, "+1", "2025-01-15T10:00:00Z", Some("remote"))
+}
+
+async fn start_on(url: &str) -> TestApp {
+    TestApp::start(Setup::new().env("DATABASE_URL", url).env("LIBSQL_AUTH_TOKEN", TOKEN)).await
+}
+
+/// Delivers `id` and checks the answer is the JSON 5xx of a database fault, within the server deadline.
+async fn assert_delivery_fails(app: &TestApp, id: &str) {
+    let started = Instant::now();
+    let (status, answer) = app.deliver(&body(id)).await;
+    assert!(status == 503 || status == 500, "{id}: {status} {answer}");
+    assert_eq!(answer, json!({"detail": "internal error"}));
+    assert!(started.elapsed() < SERVER_DEADLINE + Duration::from_secs(2), "{id} took {:?}", started.elapsed());
+}
+
+async fn assert_not_ready(app: &TestApp) {
+    let started = Instant::now();
+    let (status, ready) = app.get("/health/ready").await;
+    assert_eq!((status, ready["status"].as_str()), (503, Some("not_ready")), "{ready}");
+    assert!(ready["reason"].as_str().is_some_and(|r| r.contains("database")), "{ready}");
+    assert!(started.elapsed() < SERVER_DEADLINE + PROBE_TIMEOUT * 2, "readiness took {:?}", started.elapsed());
+}
+
+fn assert_token_not_logged(app: &TestApp) {
+    let logs = app.logs().iter().map(|line| line.to_string()).chain(app.stderr()).collect::<Vec<_>>();
+    assert!(!logs.iter().any(|line| line.contains(TOKEN)), "the token was logged: {logs:?}");
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server that takes connections and never answers.
+async fn silent_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    port
+}
+
+/// An HTTP server that answers every request 500.
+async fn failing_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 65536];
+                while let Ok(n) = stream.read(&mut request).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let body = r#"{"message":"internal error"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn an_unreachable_server_gets_5xx_and_not_ready() {
+    let app = start_on(&format!("http://127.0.0.1:{}", closed_port())).await;
+    assert_delivery_fails(&app, "m1").await;
+    assert_eq!(app.get("/messages").await, (503, json!({"detail": "internal error"})));
+    assert_not_ready(&app).await;
+    assert_eq!(app.get("/health/live").await.0, 200);
+    app.wait_for_log(|l| l["msg"] == "database unavailable").await;
+    assert_token_not_logged(&app);
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_gets_5xx_within_the_deadline() {
+    let app = start_on(&format!("http://127.0.0.1:{}", silent_server().await)).await;
+    for id in ["m1", "m2"] {
+        assert_delivery_fails(&app, id).await;
+        // Past the retry interval, so the next delivery waits on the server again.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    assert_not_ready(&app).await;
+    assert_token_not_logged(&app);
+}
+
+#[tokio::test]
+async fn a_server_answering_errors_gets_5xx() {
+    let app = start_on(&format!("http://127.0.0.1:{}", failing_server().await)).await;
+    assert_delivery_fails(&app, "m1").await;
+    assert_eq!(app.get("/stats").await.1, json!({"detail": "internal error"}));
+    assert_not_ready(&app).await;
+    assert_token_not_logged(&app);
+}
+
+/// Forwards connections to `upstream` while open; closed, it drops them all and refuses new ones.
+struct Proxy {
+    port: u16,
+    open: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let gate = Arc::clone(&open);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !gate.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close
+                }
+                let (upstream, gate) = (upstream.clone(), Arc::clone(&gate));
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let cut = async {
+                        while gate.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, _ = cut => {} }
+                });
+            }
+        });
+        Proxy { port, open }
+    }
+
+    fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::SeqCst);
+    }
+}
+
+/// `http://host:port` of the test server, for the proxy to forward to.
+fn host_and_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.split('/').next().unwrap();
+    if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:80")
+    }
+}
+
+#[tokio::test]
+async fn losing_the_server_fails_deliveries_and_readiness_until_it_is_back() {
+    let Some(server) = test_server() else {
+        eprintln!("SKIPPED losing_the_server…: LIBSQL_TEST_URL is not set (no libSQL server to cut off)");
+        return;
+    };
+    // The app reaches the server only through the proxy; the harness reads the server directly.
+    let proxy = Proxy::start(host_and_port(&server)).await;
+    let app = TestApp::start(Setup::new().env("DATABASE_URL", &format!("http://127.0.0.1:{}", proxy.port))).await;
+    assert_eq!(app.deliver(&body("before")).await.0, 200);
+
+    proxy.set_open(false);
+    assert_delivery_fails(&app, "during").await;
+    assert_not_ready(&app).await;
+
+    proxy.set_open(true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.get("/health/ready").await.0 != 200 {
+        assert!(Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.deliver(&body("during")).await.0, 200);
+    let ids: Vec<String> = app.stored_rows().await.into_iter().map(|row| row.0).collect();
+    assert_eq!(ids, ["before", "during"]);
+}
+
+#[tokio::test]
+async fn several_instances_on_one_server_store_each_message_once() {
+    if test_server().is_none() {
+        eprintln!("SKIPPED several_instances…: LIBSQL_TEST_URL is not set (no libSQL server to share)");
+        return;
+    }
+    let first = TestApp::start(Setup::new()).await;
+    let mut apps = vec![first];
+    for _ in 0..2 {
+        apps.push(TestApp::start(Setup::new().same_store_as(&apps[0])).await);
+    }
+    // 48 deliveries of each of 4 ids, spread over the three processes, all at once.
+    let deliveries = (0..192).map(|n| {
+        let app = &apps[n % 3];
+        let id = format!("shared-{}", n % 4);
+        async move { app.deliver(&body(&id)).await }
+    });
+    let answers = futures::future::join_all(deliveries).await;
+    let failed: Vec<_> =
+        apps.iter().flat_map(|app| app.logs()).filter(|line| line["status"].as_u64() >= Some(500)).collect();
+    assert!(answers.iter().all(|(status, _)| *status == 200) && failed.is_empty(), "{failed:?}");
+    let ids: Vec<String> = apps[0].stored_rows().await.into_iter().map(|row| row.0).collect();
+    assert_eq!(ids, ["shared-0", "shared-1", "shared-2", "shared-3"]);
+    for app in &apps {
+        let (_, stats) = app.get("/stats").await;
+        assert_eq!(stats["total_messages"], 4);
+    }
+}

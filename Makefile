@@ -62,10 +62,13 @@ unit: ## Unit, integration, Lambda-event and corpus-replay tests (`cargo test --
 	@if [ -z "$${LIBSQL_TEST_URL:-}" ]; then echo "unit: LIBSQL_TEST_URL is not set: every test stores in local files, and the tests that need a real libSQL server are skipped (make remote-test)"; fi
 	$(CARGO) test --features local
 
-remote-test: ## The integration suite and the graders against the libSQL server in LIBSQL_TEST_URL (LIBSQL_TEST_AUTH_TOKEN)
+remote-test: ## The integration suite and the graders on the libSQL server in LIBSQL_TEST_URL, directly and through replicas
 	@[ -n "$${LIBSQL_TEST_URL:-}" ] || { echo "remote-test: set LIBSQL_TEST_URL to a libSQL server, e.g. http://127.0.0.1:8080" >&2; exit 2; }
-	$(CARGO) test --features local -- --nocapture
-	$(MAKE) graders
+	for mode in remote replica; do \
+		echo "remote-test: LIBSQL_TEST_MODE=$$mode"; \
+		LIBSQL_TEST_MODE=$$mode $(CARGO) test --features local -- --nocapture; \
+		LIBSQL_TEST_MODE=$$mode $(MAKE) graders; \
+	done
 
 release: ## The local-listener release binary
 	$(CARGO) build --release --features local

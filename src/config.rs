@@ -20,12 +20,24 @@ impl ConfigError {
     }
 }
 
-/// Where messages are stored: an embedded SQLite file, or a libSQL server.
+/// Where messages are stored: an embedded SQLite file, a libSQL server, or an embedded replica of one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
     Local(PathBuf),
     Remote(Server),
+    Replica(Replica),
 }
+
+/// A local copy of a libSQL server's database: reads are served from the file, writes go to the server, and
+/// the copy catches up every `sync_interval` (and at once after this instance's own writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub path: PathBuf,
+    pub server: Server,
+    pub sync_interval: std::time::Duration,
+}
+
+pub const DEFAULT_SYNC_INTERVAL_SECS: u64 = 1;
 
 /// A libSQL server (sqld, Turso) spoken to over HTTP (Hrana).
 #[derive(Clone, PartialEq, Eq)]
@@ -172,7 +184,38 @@ impl Config {
         // On Lambda only /tmp is writable; elsewhere a file under ./data/.
         let default_db = if on_lambda { "/tmp/app.db" } else { "./data/app.db" };
         let url = lookup("DATABASE_URL").filter(|s| !s.is_empty()).unwrap_or_else(|| default_db.to_owned());
-        let database = Database::parse(&url, lookup("LIBSQL_AUTH_TOKEN").filter(|s| !s.is_empty()))?;
+        let auth_token = lookup("LIBSQL_AUTH_TOKEN").filter(|s| !s.is_empty());
+        let database = match lookup("LIBSQL_SYNC_URL").filter(|s| !s.is_empty()) {
+            None => Database::parse(&url, auth_token)?,
+            Some(sync_url) => {
+                let Database::Remote(server) = Database::parse(&sync_url, auth_token)
+                    .map_err(|e| ConfigError::new("LIBSQL_SYNC_URL", e.reason))?
+                else {
+                    return Err(ConfigError::new("LIBSQL_SYNC_URL", "is not a libsql://, https:// or http:// URL"));
+                };
+                let Database::Local(path) = Database::parse(&url, None)? else {
+                    return Err(ConfigError::new(
+                        "DATABASE_URL",
+                        "with LIBSQL_SYNC_URL set, names the local file of the replica, not a server",
+                    ));
+                };
+                let sync_interval = match lookup("LIBSQL_SYNC_INTERVAL").filter(|s| !s.is_empty()) {
+                    None => std::time::Duration::from_secs(DEFAULT_SYNC_INTERVAL_SECS),
+                    Some(value) => value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|secs| secs.is_finite() && *secs >= 0.01 && *secs <= 86_400.0)
+                        .map(std::time::Duration::from_secs_f64)
+                        .ok_or_else(|| {
+                            ConfigError::new(
+                                "LIBSQL_SYNC_INTERVAL",
+                                format!("{value:?} is not a number of seconds between 0.01 and 86400"),
+                            )
+                        })?,
+                };
+                Database::Replica(Replica { path, server, sync_interval })
+            }
+        };
 
         let level_var = ["AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL"]
             .into_iter()
@@ -236,6 +279,7 @@ impl Config {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::time::Duration;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -279,6 +323,34 @@ mod tests {
             "http:///path",
         ] {
             assert_eq!(Database::parse(bad, None).unwrap_err().var, "DATABASE_URL", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_sync_url_makes_the_local_file_a_replica() {
+        if !cfg!(feature = "remote") {
+            return;
+        }
+        let c = config(&[
+            ("DATABASE_URL", "sqlite:////data/replica.db"),
+            ("LIBSQL_SYNC_URL", "libsql://db.example.com"),
+            ("LIBSQL_AUTH_TOKEN", "tok-1c2d"),
+            ("LIBSQL_SYNC_INTERVAL", "0.5"),
+        ])
+        .unwrap();
+        let server = Server { url: "libsql://db.example.com".into(), auth_token: "tok-1c2d".into() };
+        let replica = Replica { path: "/data/replica.db".into(), server, sync_interval: Duration::from_millis(500) };
+        assert_eq!(c.database, Database::Replica(replica));
+        assert!(!format!("{c:?}").contains("tok-1c2d"));
+        let replica_default = config(&[("LIBSQL_SYNC_URL", "http://127.0.0.1:8080")]).unwrap();
+        assert!(matches!(replica_default.database, Database::Replica(r) if r.sync_interval == Duration::from_secs(1)));
+        for (vars, var) in [
+            (&[("LIBSQL_SYNC_URL", "ftp://x")][..], "LIBSQL_SYNC_URL"),
+            (&[("LIBSQL_SYNC_URL", "http://x"), ("DATABASE_URL", "http://y")][..], "DATABASE_URL"),
+            (&[("LIBSQL_SYNC_URL", "http://x"), ("LIBSQL_SYNC_INTERVAL", "0")][..], "LIBSQL_SYNC_INTERVAL"),
+            (&[("LIBSQL_SYNC_URL", "http://x"), ("LIBSQL_SYNC_INTERVAL", "soon")][..], "LIBSQL_SYNC_INTERVAL"),
+        ] {
+            assert_eq!(config(vars).unwrap_err().var, var, "{vars:?}");
         }
     }
 

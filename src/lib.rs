@@ -58,7 +58,7 @@ impl App {
             max_connections: config.max_connections,
             store: LazyStore::new(config.database.clone()),
         };
-        let _ = app.store().await;
+        let _ = app.store.open_at_start().await;
         app
     }
 

@@ -132,6 +132,10 @@ enum Writer {
 
 /// The bound on every call to a libSQL server, so a slow or unreachable one gets a 503 in bounded time.
 pub const SERVER_DEADLINE: Duration = Duration::from_secs(5);
+/// The bound on opening an embedded replica before the process serves anything. A new replica first copies
+/// the server's history, which can take longer than a request may wait; an open cut short by a deadline
+/// keeps what it synced, and the next attempt goes on from there.
+pub const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
 
 /// How long `/health/ready` waits for the writer's probe (it queues behind deliveries, and a lock held by
 /// another process makes it wait for the busy timeout).
@@ -140,14 +144,16 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 impl Store {
     /// Opens (creating if needed) the database, applies migrations and starts the writer.
     pub async fn open(database: &Database) -> Result<Store, StoreError> {
-        Store::open_file(database, true).await
+        Store::open_file(database, true, SERVER_DEADLINE).await
     }
 
-    /// [`Store::open`], or with `create` false only a file that exists.
-    async fn open_file(database: &Database, create: bool) -> Result<Store, StoreError> {
+    /// [`Store::open`], or with `create` false only a file that exists. A replica's open (its first sync)
+    /// gets `deadline`; a server's, [`SERVER_DEADLINE`].
+    async fn open_file(database: &Database, create: bool, deadline: Duration) -> Result<Store, StoreError> {
         let path = match database {
             Database::Local(path) => path,
-            Database::Remote(server) => return Store::open_server(server).await,
+            Database::Remote(server) => return Store::on_server(remote::connect(server), SERVER_DEADLINE).await,
+            Database::Replica(replica) => return Store::on_server(remote::open_replica(replica), deadline).await,
         };
         let db = open_local(path, create).await?;
         let writer_conn = db.connect()?;
@@ -170,15 +176,19 @@ impl Store {
         Ok(Store { writer: Writer::Thread(tx), pool: Pool::new(db, Kind::LocalReader), deadline: None })
     }
 
-    async fn open_server(server: &crate::config::Server) -> Result<Store, StoreError> {
+    /// A store whose writes go to a libSQL server: directly, or from an embedded replica that reads locally.
+    async fn on_server(
+        database: impl std::future::Future<Output = Result<libsql::Database, StoreError>>,
+        deadline: Duration,
+    ) -> Result<Store, StoreError> {
         let opened = async {
-            let db = remote::connect(server).await?;
+            let db = database.await?;
             schema::migrate(&db.connect()?).await?;
             let pool = Pool::new(db, Kind::Server);
             let writer = remote::Writer::start(&pool).await?;
             Ok(Store { writer: Writer::Server(writer), pool, deadline: Some(SERVER_DEADLINE) })
         };
-        tokio::time::timeout(SERVER_DEADLINE, opened).await.map_err(|_| StoreError::TimedOut(SERVER_DEADLINE))?
+        tokio::time::timeout(deadline, opened).await.map_err(|_| StoreError::TimedOut(deadline))?
     }
 
     /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
@@ -771,7 +781,17 @@ impl LazyStore {
         LazyStore { database, current: RwLock::new(None), opening: tokio::sync::Mutex::new(Opening::default()) }
     }
 
+    /// The store, opening it if needed within [`SERVER_DEADLINE`].
     pub async fn get(&self) -> Result<Arc<Store>, StoreError> {
+        self.get_within(SERVER_DEADLINE).await
+    }
+
+    /// Opens the store before the process serves, allowing it [`STARTUP_DEADLINE`].
+    pub async fn open_at_start(&self) -> Result<Arc<Store>, StoreError> {
+        self.get_within(STARTUP_DEADLINE).await
+    }
+
+    async fn get_within(&self, deadline: Duration) -> Result<Arc<Store>, StoreError> {
         if let Some(store) = self.serving() {
             return Ok(store);
         }
@@ -785,7 +805,7 @@ impl LazyStore {
                 return Err(StoreError::Open(reason.clone()));
             }
         }
-        let result = self.reopen(!opening.opened_before).await;
+        let result = self.reopen(!opening.opened_before, deadline).await;
         match &result {
             Ok(_) => *opening = Opening { last_failure: None, opened_before: true },
             Err(e) => {
@@ -800,8 +820,8 @@ impl LazyStore {
         self.current.read().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|s| s.is_serving()).cloned()
     }
 
-    async fn reopen(&self, create: bool) -> Result<Arc<Store>, StoreError> {
-        let store = Arc::new(Store::open_file(&self.database, create).await?);
+    async fn reopen(&self, create: bool, deadline: Duration) -> Result<Arc<Store>, StoreError> {
+        let store = Arc::new(Store::open_file(&self.database, create, deadline).await?);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&store));
         Ok(store)
     }

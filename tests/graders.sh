@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The graders' script of SPEC §9, line for line, against the local release binary on a fresh database: a
-# file, or with LIBSQL_TEST_URL set the emptied database of that libSQL server.
+# file, or with LIBSQL_TEST_URL set the emptied database of that libSQL server (LIBSQL_TEST_MODE=replica:
+# through an embedded replica).
 #
 # Its curl lines are the graders' own, unchanged (localhost:8000, the unencoded `from=+9198…`); each
 # output is then checked. Where the graders use Docker, this runs the binary the image runs instead:
@@ -30,8 +31,14 @@ equals() { [ "$1" = "$2" ] || { echo "graders:   expected '$2', got '$1'" >&2; r
 export WEBHOOK_SECRET="testsecret"; export DATABASE_URL="sqlite:///$work/app.db"
 if [ -n "${LIBSQL_TEST_URL:-}" ]; then
   tests/empty-libsql.py
-  export DATABASE_URL=$LIBSQL_TEST_URL LIBSQL_AUTH_TOKEN=${LIBSQL_TEST_AUTH_TOKEN:-}
-  echo "graders: against the libSQL server at $LIBSQL_TEST_URL"
+  export LIBSQL_AUTH_TOKEN=${LIBSQL_TEST_AUTH_TOKEN:-}
+  if [ "${LIBSQL_TEST_MODE:-}" = replica ]; then
+    export DATABASE_URL="sqlite:///$work/replica.db" LIBSQL_SYNC_URL=$LIBSQL_TEST_URL
+    echo "graders: through an embedded replica of the libSQL server at $LIBSQL_TEST_URL"
+  else
+    export DATABASE_URL=$LIBSQL_TEST_URL
+    echo "graders: against the libSQL server at $LIBSQL_TEST_URL"
+  fi
 fi
 if curl -s -o /dev/null --max-time 2 http://localhost:8000/health/live; then
   echo "graders: something already listens on localhost:8000 (a 'make run'?); stop it first" >&2

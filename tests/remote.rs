@@ -2,7 +2,8 @@
 //! so those tests always run: `/webhook` gets a 5xx JSON answer within a bounded time, `/health/ready` is
 //! 503 with a reason, and the token never reaches the logs. With a real server in `LIBSQL_TEST_URL`, the
 //! tests after them cut it off and restore it behind a proxy, and run several service processes on it at
-//! once; without one they say they are skipped.
+//! once (directly, or with `LIBSQL_TEST_MODE=replica` each through its own embedded replica); without one
+//! they say they are skipped.
 
 mod common;
 
@@ -22,8 +23,9 @@ fn body(id: &str) -> String {
     message(id, "+1", "2025-01-15T10:00:00Z", Some("remote"))
 }
 
+/// An app whose database is the (fake) server at `url`.
 async fn start_on(url: &str) -> TestApp {
-    TestApp::start(Setup::new().env("DATABASE_URL", url).env("LIBSQL_AUTH_TOKEN", TOKEN)).await
+    TestApp::start(Setup::new().local_file().env("DATABASE_URL", url).env("LIBSQL_AUTH_TOKEN", TOKEN)).await
 }
 
 /// Delivers `id` and checks the answer is the JSON 5xx of a database fault, within the server deadline.
@@ -182,10 +184,12 @@ async fn losing_the_server_fails_deliveries_and_readiness_until_it_is_back() {
     };
     // The app reaches the server only through the proxy; the harness reads the server directly.
     let proxy = Proxy::start(host_and_port(&server)).await;
-    let app = TestApp::start(Setup::new().env("DATABASE_URL", &format!("http://127.0.0.1:{}", proxy.port))).await;
+    let app = TestApp::start(Setup::new().server_via(&format!("http://127.0.0.1:{}", proxy.port))).await;
     assert_eq!(app.deliver(&body("before")).await.0, 200);
 
     proxy.set_open(false);
+    // The proxy cuts the connections it carries within 20 ms.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_delivery_fails(&app, "during").await;
     assert_not_ready(&app).await;
 
@@ -227,4 +231,28 @@ async fn several_instances_on_one_server_store_each_message_once() {
         let (_, stats) = app.get("/stats").await;
         assert_eq!(stats["total_messages"], 4);
     }
+}
+
+#[tokio::test]
+async fn a_replica_reads_its_own_writes_at_once_and_others_after_a_sync() {
+    if test_server().is_none() || std::env::var("LIBSQL_TEST_MODE").as_deref() != Ok("replica") {
+        eprintln!("SKIPPED a_replica_reads…: needs LIBSQL_TEST_URL and LIBSQL_TEST_MODE=replica");
+        return;
+    }
+    let writer = TestApp::start(Setup::new().env("LIBSQL_SYNC_INTERVAL", "0.2")).await;
+    let reader = TestApp::start(Setup::new().same_store_as(&writer).env("LIBSQL_SYNC_INTERVAL", "0.2")).await;
+    for n in 0..5 {
+        let id = format!("ryw-{n}");
+        assert_eq!(writer.deliver(&body(&id)).await.0, 200);
+        // The instance that wrote reads it back at once, from its own replica.
+        let (_, listing) = writer.get("/messages?limit=100").await;
+        assert_eq!(listing["total"], n + 1, "{id} not read back by its writer: {listing}");
+    }
+    // Another instance sees them once its replica has synced.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reader.get("/stats").await.1["total_messages"] != 5 {
+        assert!(Instant::now() < deadline, "the other replica never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(reader.get("/messages?q=REMOTE").await.1["total"], 5);
 }

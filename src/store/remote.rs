@@ -1,4 +1,5 @@
-//! Storage on a libSQL server (sqld, or Turso as a service), spoken to over HTTP (Hrana).
+//! Storage on a libSQL server (sqld, or Turso as a service), spoken to over HTTP (Hrana), directly or
+//! through an embedded replica.
 //!
 //! The server commits and serializes writes itself, so there is no writer thread: each delivery is one
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING rowid` that the server commits before it answers, and the
@@ -13,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::{index_text_chunk, insert_row, now, Inserted, Pool, Session, StoreError, INDEX_CHUNK};
-use crate::config::Server;
+use crate::config::{Replica, Server};
 use crate::message::Message;
 
 /// How long new rows wait before the indexer takes them, so that a steady trickle of deliveries is indexed
@@ -61,8 +62,35 @@ pub(super) async fn connect(server: &Server) -> Result<libsql::Database, StoreEr
         .map_err(|e| StoreError::Open(format!("{server:?}: {e}")))
 }
 
+/// Opens (creating if needed) an embedded replica of the server's database and brings it up to date. Reads
+/// are served from the local file; writes go to the server, and the replica waits for each of this
+/// instance's own writes to come back before the next read (read your writes). Other instances' writes
+/// arrive with the periodic sync.
+#[cfg(feature = "remote")]
+pub(super) async fn open_replica(replica: &Replica) -> Result<libsql::Database, StoreError> {
+    let Replica { path, server, sync_interval } = replica;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Open(format!("cannot create directory {}: {e}", parent.display())))?;
+    }
+    let db = libsql::Builder::new_remote_replica(path, server.url.clone(), server.auth_token.clone())
+        .sync_interval(*sync_interval)
+        .read_your_writes(true)
+        .build()
+        .await
+        .map_err(|e| StoreError::Open(format!("replica {} of {server:?}: {e}", path.display())))?;
+    // Migrations read the schema version from the replica, so it must have the server's first.
+    db.sync().await.map_err(|e| StoreError::Open(format!("replica {} of {server:?}: {e}", path.display())))?;
+    Ok(db)
+}
+
 /// Without the `remote` feature the configuration refuses server URLs, so this is never reached.
 #[cfg(not(feature = "remote"))]
 pub(super) async fn connect(server: &Server) -> Result<libsql::Database, StoreError> {
     Err(StoreError::Open(format!("{server:?}: this build has no libSQL server support")))
+}
+
+#[cfg(not(feature = "remote"))]
+pub(super) async fn open_replica(replica: &Replica) -> Result<libsql::Database, StoreError> {
+    Err(StoreError::Open(format!("{:?}: this build has no libSQL server support", replica.server)))
 }

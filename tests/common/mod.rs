@@ -2,7 +2,8 @@
 //! port with a SQLite file in a temporary directory, and talks to it over HTTP like a client would.
 //!
 //! With `LIBSQL_TEST_URL` set (and the `remote` feature), apps store on that libSQL server instead, except
-//! where a test asks for a local file ([`Setup::db`], [`Setup::local_file`]). The server's database is
+//! where a test asks for a local file ([`Setup::db`], [`Setup::local_file`]): directly, or with
+//! `LIBSQL_TEST_MODE=replica` through an embedded replica in a temporary file. The server's database is
 //! emptied before each such app starts, and apps of one test binary take turns on it.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
@@ -34,6 +35,18 @@ pub struct TestApp {
 pub enum Target {
     File(PathBuf),
     Server(String),
+    /// A replica (its file made per app) of this server.
+    Replica(String),
+}
+
+impl Target {
+    /// The server behind it, if any.
+    fn server(&self) -> Option<&str> {
+        match self {
+            Target::File(_) => None,
+            Target::Server(url) | Target::Replica(url) => Some(url),
+        }
+    }
 }
 
 /// The libSQL server the suite runs against, if `LIBSQL_TEST_URL` names one.
@@ -50,17 +63,25 @@ pub struct Setup {
     pub target: Option<Target>,
     /// Start on the server as it is: another app of the same test is using it.
     pub shared: bool,
+    /// The app reaches the test server through this URL instead (a proxy in front of it).
+    pub server_via: Option<String>,
 }
 
 impl Setup {
     pub fn new() -> Setup {
-        Setup { env: vec![("WEBHOOK_SECRET".into(), SECRET.into())], target: None, shared: false }
+        Setup { env: vec![("WEBHOOK_SECRET".into(), SECRET.into())], target: None, shared: false, server_via: None }
     }
 
     /// A fresh local file even when the suite runs against a server: for what only a file has.
     pub fn local_file(mut self) -> Setup {
         let dir = tempfile::tempdir().unwrap().keep();
         self.target = Some(Target::File(dir.join("app.db")));
+        self
+    }
+
+    /// Reaches the test server, directly or from a replica, through `url`.
+    pub fn server_via(mut self, url: &str) -> Setup {
+        self.server_via = Some(url.to_owned());
         self
     }
 
@@ -136,6 +157,9 @@ impl TestApp {
         let (dir, target) = match setup.target {
             Some(target) => (None, target),
             None => match test_server() {
+                Some(url) if std::env::var("LIBSQL_TEST_MODE").as_deref() == Ok("replica") => {
+                    (None, Target::Replica(url))
+                }
                 Some(url) => (None, Target::Server(url)),
                 None => {
                     let dir = tempfile::tempdir().unwrap();
@@ -144,20 +168,28 @@ impl TestApp {
                 }
             },
         };
-        let turn = match &target {
-            Target::Server(url) if !setup.shared => {
+        let turn = match target.server() {
+            Some(url) if !setup.shared => {
                 let turn = Arc::clone(&SERVER_TURN).lock_owned().await;
                 empty_server_database(url).await;
                 Some(turn)
             }
             _ => None,
         };
-        let database_url = match &target {
-            Target::File(path) => format!("sqlite:///{}", path.display()),
-            Target::Server(url) => url.clone(),
-        };
-        let mut env =
-            vec![("DATABASE_URL".to_owned(), database_url), ("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned())];
+        let mut env = vec![("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned())];
+        let mut dir = dir;
+        match &target {
+            Target::File(path) => env.push(("DATABASE_URL".to_owned(), format!("sqlite:///{}", path.display()))),
+            Target::Server(url) => {
+                env.push(("DATABASE_URL".to_owned(), setup.server_via.clone().unwrap_or_else(|| url.clone())))
+            }
+            Target::Replica(url) => {
+                let replica_dir = tempfile::tempdir().unwrap();
+                env.push(("DATABASE_URL".to_owned(), replica_dir.path().join("replica.db").display().to_string()));
+                env.push(("LIBSQL_SYNC_URL".to_owned(), setup.server_via.clone().unwrap_or_else(|| url.clone())));
+                dir = Some(replica_dir);
+            }
+        }
         env.extend(setup.env);
         let (child, stdout, stderr) = run_binary(&env);
         let mut app = TestApp {
@@ -300,7 +332,9 @@ impl TestApp {
     pub fn db_path(&self) -> &Path {
         match &self.target {
             Target::File(path) => path,
-            Target::Server(_) => panic!("this test needs a local file: start it with Setup::local_file()"),
+            Target::Server(_) | Target::Replica(_) => {
+                panic!("this test needs a local file: start it with Setup::local_file()")
+            }
         }
     }
 
@@ -346,7 +380,7 @@ impl Drop for TestApp {
 pub async fn connect(target: &Target) -> libsql::Connection {
     let db = match target {
         Target::File(path) => libsql::Builder::new_local(path).build().await.unwrap(),
-        Target::Server(url) => remote_database(url).await,
+        Target::Server(url) | Target::Replica(url) => remote_database(url).await,
     };
     db.connect().unwrap()
 }

@@ -118,8 +118,11 @@ fn refuse(stream: &TcpStream) {
 
 async fn serve_request(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (mut parts, incoming) = req.into_parts();
-    let header_bytes = parts.uri.to_string().len()
-        + parts.headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
+    // The request target as sent: a path and query, or for the absolute form an authority before them.
+    let target_bytes = parts.uri.authority().map_or(0, |a| a.as_str().len())
+        + parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    let header_bytes =
+        target_bytes + parts.headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
     if parts.headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
         parts.extensions.insert(HeadersTooLarge);
     }

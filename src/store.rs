@@ -119,8 +119,6 @@ pub struct Store {
     writer: Writer,
     /// Read connections; on a server, write ones too.
     pool: Pool,
-    /// How long any call may take; set for a server, which may be slow or unreachable.
-    deadline: Option<Duration>,
 }
 
 enum Writer {
@@ -173,7 +171,7 @@ impl Store {
             })
             .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
 
-        Ok(Store { writer: Writer::Thread(tx), pool: Pool::new(db, Kind::LocalReader), deadline: None })
+        Ok(Store { writer: Writer::Thread(tx), pool: Pool::new(db, Kind::LocalReader) })
     }
 
     /// A store whose writes go to a libSQL server: directly, or from an embedded replica that reads locally.
@@ -186,7 +184,7 @@ impl Store {
             schema::migrate(&db.connect()?).await?;
             let pool = Pool::new(db, Kind::Server);
             let writer = remote::Writer::start(&pool).await?;
-            Ok(Store { writer: Writer::Server(writer), pool, deadline: Some(SERVER_DEADLINE) })
+            Ok(Store { writer: Writer::Server(writer), pool })
         };
         tokio::time::timeout(deadline, opened).await.map_err(|_| StoreError::TimedOut(deadline))?
     }
@@ -211,14 +209,16 @@ impl Store {
         }
     }
 
-    /// `work`, bounded by the deadline when there is one.
+    /// `work`, bounded by [`SERVER_DEADLINE`] when a server, which may be slow or unreachable, is involved.
     async fn bounded<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match self.deadline {
-            None => work.await,
-            Some(deadline) => tokio::time::timeout(deadline, work).await.map_err(|_| StoreError::TimedOut(deadline))?,
+        match self.writer {
+            Writer::Thread(_) => work.await,
+            Writer::Server(_) => {
+                tokio::time::timeout(SERVER_DEADLINE, work).await.map_err(|_| StoreError::TimedOut(SERVER_DEADLINE))?
+            }
         }
     }
 
@@ -446,14 +446,20 @@ async fn optional_text(conn: &Session, sql: &str) -> Result<Option<String>, Stor
     })
 }
 
+/// Creates the directory a database file goes in, if it is missing (SPEC §3).
+fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Open(format!("cannot create directory {}: {e}", parent.display()))),
+        None => Ok(()),
+    }
+}
+
 async fn open_local(path: &Path, create: bool) -> Result<libsql::Database, StoreError> {
     if !create && !path.exists() {
         return Err(StoreError::Displaced(format!("database file {} is missing", path.display())));
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| StoreError::Open(format!("cannot create directory {}: {e}", parent.display())))?;
-    }
+    create_parent_dir(path)?;
     // Multi-thread mode (NOMUTEX): SQLite skips its per-call connection mutex. Each connection here is used by
     // one thread or task at a time (the writer's own thread; readers checked out of the pool), so serialized
     // mode's locking protected nothing and cost ~9% of a list request.

@@ -69,18 +69,16 @@ pub(super) async fn connect(server: &Server) -> Result<libsql::Database, StoreEr
 #[cfg(feature = "remote")]
 pub(super) async fn open_replica(replica: &Replica) -> Result<libsql::Database, StoreError> {
     let Replica { path, server, sync_interval } = replica;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| StoreError::Open(format!("cannot create directory {}: {e}", parent.display())))?;
-    }
+    super::create_parent_dir(path)?;
+    let failed = |e: libsql::Error| StoreError::Open(format!("replica {} of {server:?}: {e}", path.display()));
     let db = libsql::Builder::new_remote_replica(path, server.url.clone(), server.auth_token.clone())
         .sync_interval(*sync_interval)
         .read_your_writes(true)
         .build()
         .await
-        .map_err(|e| StoreError::Open(format!("replica {} of {server:?}: {e}", path.display())))?;
+        .map_err(failed)?;
     // Migrations read the schema version from the replica, so it must have the server's first.
-    db.sync().await.map_err(|e| StoreError::Open(format!("replica {} of {server:?}: {e}", path.display())))?;
+    db.sync().await.map_err(failed)?;
     Ok(db)
 }
 

@@ -50,10 +50,9 @@ pub struct Server {
 impl fmt::Debug for Server {
     /// Scheme and host only: a URL may carry credentials, and the token never leaves this struct.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let without_scheme = self.url.split_once("://").map_or(self.url.as_str(), |(_, rest)| rest);
-        let host = without_scheme.split(['/', '?', '#']).next().unwrap_or_default();
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("", &self.url));
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
         let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
-        let scheme = self.url.split_once("://").map_or("", |(scheme, _)| scheme);
         f.debug_struct("Server")
             .field("url", &format_args!("{scheme}://{host}"))
             .field("auth_token", &if self.auth_token.is_empty() { "<none>" } else { "<configured>" })
@@ -199,20 +198,7 @@ impl Config {
                         "with LIBSQL_SYNC_URL set, names the local file of the replica, not a server",
                     ));
                 };
-                let sync_interval = match lookup("LIBSQL_SYNC_INTERVAL").filter(|s| !s.is_empty()) {
-                    None => std::time::Duration::from_secs(DEFAULT_SYNC_INTERVAL_SECS),
-                    Some(value) => value
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|secs| secs.is_finite() && *secs >= 0.01 && *secs <= 86_400.0)
-                        .map(std::time::Duration::from_secs_f64)
-                        .ok_or_else(|| {
-                            ConfigError::new(
-                                "LIBSQL_SYNC_INTERVAL",
-                                format!("{value:?} is not a number of seconds between 0.01 and 86400"),
-                            )
-                        })?,
-                };
+                let sync_interval = sync_interval(lookup("LIBSQL_SYNC_INTERVAL"))?;
                 Database::Replica(Replica { path, server, sync_interval })
             }
         };
@@ -273,6 +259,24 @@ impl Config {
             max_connections,
         })
     }
+}
+
+/// `LIBSQL_SYNC_INTERVAL`: seconds, fractions allowed, from 0.01 to a day.
+fn sync_interval(value: Option<String>) -> Result<std::time::Duration, ConfigError> {
+    let Some(value) = value.filter(|s| !s.is_empty()) else {
+        return Ok(std::time::Duration::from_secs(DEFAULT_SYNC_INTERVAL_SECS));
+    };
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| secs.is_finite() && (0.01..=86_400.0).contains(secs))
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| {
+            ConfigError::new(
+                "LIBSQL_SYNC_INTERVAL",
+                format!("{value:?} is not a number of seconds between 0.01 and 86400"),
+            )
+        })
 }
 
 #[cfg(test)]

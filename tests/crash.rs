@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{message, Setup, TestApp, SECRET};
+use common::{connect, integrity_check, message, Setup, Target, TestApp, SECRET};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webhook_ingest::signature::sign;
 
@@ -68,7 +68,7 @@ async fn ingest(app: &TestApp, workers: usize, round: usize) -> Outcomes {
 
 /// Every row by id with how many times it is stored, read directly from the file.
 async fn stored(path: &Path) -> BTreeMap<String, (u32, Option<String>)> {
-    let conn = libsql::Builder::new_local(path).build().await.unwrap().connect().unwrap();
+    let conn = connect(&Target::File(path.to_owned())).await;
     let mut rows =
         conn.query("SELECT message_id, count(*), max(text) FROM messages GROUP BY message_id", ()).await.unwrap();
     let mut out = BTreeMap::new();
@@ -76,12 +76,6 @@ async fn stored(path: &Path) -> BTreeMap<String, (u32, Option<String>)> {
         out.insert(row.get::<String>(0).unwrap(), (row.get::<u32>(1).unwrap(), row.get(2).unwrap()));
     }
     out
-}
-
-async fn integrity_check(path: &Path) -> String {
-    let conn = libsql::Builder::new_local(path).build().await.unwrap().connect().unwrap();
-    let mut rows = conn.query("PRAGMA integrity_check", ()).await.unwrap();
-    rows.next().await.unwrap().unwrap().get(0).unwrap()
 }
 
 /// Lets the load run until at least `count` deliveries were acknowledged.

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{message, Setup, TestApp};
+use common::{integrity_check, message, Setup, Target, TestApp};
 use serde_json::{json, Value};
 
 const INTERNAL_ERROR: &str = r#"{"detail":"internal error"}"#;
@@ -18,13 +18,7 @@ fn body(id: &str) -> String {
 }
 
 async fn connect(path: &Path) -> libsql::Connection {
-    libsql::Builder::new_local(path).build().await.unwrap().connect().unwrap()
-}
-
-async fn integrity(path: &Path) -> String {
-    let conn = connect(path).await;
-    let mut rows = conn.query("PRAGMA integrity_check", ()).await.unwrap();
-    rows.next().await.unwrap().unwrap().get::<String>(0).unwrap()
+    common::connect(&Target::File(path.to_owned())).await
 }
 
 fn ids(rows: &[(String, String, String, String, Option<String>)]) -> Vec<&str> {
@@ -101,7 +95,7 @@ async fn a_database_moved_away_is_not_written_until_it_is_back() {
     wait_ready(&app).await;
     deliver_until_ok(&app, "after").await;
     assert_eq!(ids(&app.stored_rows().await), ["after", "before"]);
-    assert_eq!(integrity(app.db_path()).await, "ok");
+    assert_eq!(integrity_check(app.db_path()).await, "ok");
 }
 
 #[tokio::test]
@@ -119,7 +113,7 @@ async fn a_replaced_database_file_is_reopened() {
     assert_eq!(ids(&app.stored_rows().await), ["after-restore", "in-backup"]);
     let (_, listing) = app.get("/messages").await;
     assert_eq!(listing["total"], 2, "reads come from the restored file too: {listing}");
-    assert_eq!(integrity(app.db_path()).await, "ok");
+    assert_eq!(integrity_check(app.db_path()).await, "ok");
     app.wait_for_log(|l| l["msg"] == "database file replaced" && l["level"] == "ERROR").await;
 }
 
@@ -207,5 +201,5 @@ async fn a_full_disk_fails_writes_without_a_false_200_and_recovers() {
     expected.sort();
     assert_eq!(ids(&stored), expected);
     drop(app);
-    assert_eq!(integrity(&disk.dir.path().join("app.db")).await, "ok");
+    assert_eq!(integrity_check(&disk.dir.path().join("app.db")).await, "ok");
 }

@@ -385,6 +385,13 @@ pub async fn connect(target: &Target) -> libsql::Connection {
     db.connect().unwrap()
 }
 
+/// What `PRAGMA integrity_check` says of a database file: "ok" when it is sound.
+pub async fn integrity_check(path: &Path) -> String {
+    let conn = connect(&Target::File(path.to_owned())).await;
+    let mut rows = conn.query("PRAGMA integrity_check", ()).await.unwrap();
+    rows.next().await.unwrap().unwrap().get(0).unwrap()
+}
+
 #[cfg(feature = "remote")]
 async fn remote_database(url: &str) -> libsql::Database {
     let token = std::env::var("LIBSQL_TEST_AUTH_TOKEN").unwrap_or_default();

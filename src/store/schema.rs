@@ -6,7 +6,7 @@
 
 use libsql::Connection;
 
-use super::StoreError;
+use super::{rows, StoreError};
 use crate::message::Timestamp;
 use crate::query::fold_case;
 
@@ -81,7 +81,7 @@ async fn v2_sort_and_search_keys(conn: &Connection) -> Result<(), StoreError> {
     let mut rows = conn.query("SELECT rowid, CAST(ts AS BLOB), CAST(text AS BLOB) FROM messages", ()).await?;
     let mut updates = Vec::new();
     while let Some(row) = rows.next().await? {
-        let (rowid, ts, text) = (row.get::<i64>(0)?, super::text(&row, 1)?, super::optional(&row, 2)?);
+        let (rowid, ts, text) = (row.get::<i64>(0)?, rows::text(&row, 1)?, rows::optional_text(&row, 2)?);
         updates.push((rowid, legacy_sort_key(&ts), text.as_deref().map(fold_case)));
     }
     drop(rows);
@@ -96,16 +96,10 @@ async fn v2_sort_and_search_keys(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Keeps what `/stats` and unfiltered totals need up to date in the inserting transaction itself (per-sender
-/// counts, message and sender totals), and a trigram full-text index over the folded text for `q`. Triggers
-/// do the upkeep, so every insert — the writer's, or any other program's — keeps them exact; a duplicate
+/// counts, message and sender totals), and adds the trigram full-text index over the folded text for `q`
+/// with its watermark ([`super::search_index`] says how it is filled and asked). Triggers do the upkeep, so
+/// every insert — the writer's, or any other program's — keeps the aggregates exact; a duplicate
 /// (`ON CONFLICT DO NOTHING`) inserts nothing and fires nothing.
-///
-/// The text index only proposes candidates (`instr` on the real text decides), so it keeps no positions
-/// (`detail = 'none'`: a far smaller index, cheaper to write) and is asked for rows holding all of the
-/// term's trigrams. The writer fills it in chunks after deliveries are acknowledged, up to the watermark
-/// `text_index_state.indexed_through`, and searches scan the rows past it ([`super::index_pending_text`]);
-/// rows that exist at migration are indexed the same way after start. A deleted row lowers the watermark, so
-/// a reused rowid is indexed again.
 async fn v3_aggregates_and_text_index(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE sender_counts (

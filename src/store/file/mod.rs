@@ -1,0 +1,79 @@
+//! The local SQLite file back end: opening the file with the pragmas that make a commit durable, a writer
+//! thread that commits deliveries in batches ([`writer`]), and the watch over the file's place on disk
+//! ([`identity`]).
+
+mod identity;
+mod writer;
+
+use std::path::Path;
+use std::time::Duration;
+
+use libsql::Connection;
+
+use super::pool::{BoxFuture, Pool};
+use super::session::Session;
+use super::{schema, StoreError};
+use identity::FileIdentity;
+
+pub use writer::Writer;
+
+/// How long a statement waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens (with `create`, creating if needed) the file, migrates it and starts its writer; reads get a pool
+/// of read-only connections.
+pub async fn open(path: &Path, create: bool) -> Result<(Writer, Pool), StoreError> {
+    let db = open_database(path, create).await?;
+    let writer_conn = db.connect()?;
+    configure(&writer_conn, false).await?;
+    schema::migrate(&writer_conn).await?;
+    // Taken after opening: the file the connections now hold.
+    let file = FileIdentity::of(path)?;
+    let writer = Writer::start(Session::new(writer_conn), file)?;
+    Ok((writer, Pool::new(db, Some(configure_reader), None)))
+}
+
+async fn open_database(path: &Path, create: bool) -> Result<libsql::Database, StoreError> {
+    if !create && !path.exists() {
+        return Err(StoreError::Displaced(format!("database file {} is missing", path.display())));
+    }
+    create_parent_dir(path)?;
+    // Multi-thread mode (NOMUTEX): SQLite skips its per-call connection mutex. Each connection here is used by
+    // one thread or task at a time (the writer's own thread; readers checked out of the pool), so serialized
+    // mode's locking protects nothing.
+    let flags = libsql::OpenFlags::SQLITE_OPEN_READ_WRITE
+        | libsql::OpenFlags::SQLITE_OPEN_CREATE
+        | libsql::OpenFlags::from_bits_retain(libsql::ffi::SQLITE_OPEN_NOMUTEX);
+    libsql::Builder::new_local(path)
+        .flags(flags)
+        .build()
+        .await
+        .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))
+}
+
+/// Per-connection settings: WAL with a full fsync at every commit, so an acknowledged message survives
+/// `kill -9` and power loss; a busy timeout for other processes sharing the file.
+async fn configure(conn: &Connection, read_only: bool) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // journal_mode answers with a row, so it is a query, not an execute.
+    conn.query("PRAGMA journal_mode = WAL", ()).await?;
+    conn.execute("PRAGMA synchronous = FULL", ()).await?;
+    if read_only {
+        conn.execute("PRAGMA query_only = 1", ()).await?;
+    }
+    Ok(())
+}
+
+/// The pool's [`Setup`](super::pool::Setup) for readers.
+fn configure_reader(conn: &Connection) -> BoxFuture<'_, Result<(), StoreError>> {
+    Box::pin(configure(conn, true))
+}
+
+/// Creates the directory a database file goes in, if it is missing (SPEC §3).
+pub fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Open(format!("cannot create directory {}: {e}", parent.display()))),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,178 @@
+//! Message storage on libSQL (SPEC §3): the one interface the endpoints use.
+//!
+//! A [`Store`] has a back end, chosen once when it opens ([`backend`]): a local SQLite file ([`file`]), whose
+//! writer thread commits concurrent deliveries in batches, or a libSQL server ([`server`]), which commits
+//! each delivery itself. Either way idempotency is the primary key's (`INSERT … ON CONFLICT DO NOTHING`,
+//! [`write`]), never a read-then-write, and a delivery is answered only after its commit is durable.
+//!
+//! Both back ends read through a [`pool`] of connections with the queries of [`read`], keep the schema of
+//! [`schema`], and feed the trigram index of [`search_index`]. [`LazyStore`] opens a store on first need and
+//! again after its file was replaced.
+
+mod backend;
+mod file;
+mod lazy;
+mod pool;
+mod read;
+mod rows;
+mod schema;
+mod search_index;
+mod server;
+mod session;
+mod write;
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::config::Database;
+use crate::message::Message;
+use crate::query::ListParams;
+use backend::Backend;
+use pool::Pool;
+
+pub use lazy::LazyStore;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] libsql::Error),
+    #[error("cannot open database: {0}")]
+    Open(String),
+    #[error("write failed: {0}")]
+    Write(String),
+    #[error("the database writer has stopped")]
+    WriterStopped,
+    /// The file the store opened is no longer at its path (deleted, moved away, or replaced).
+    #[error("{0}")]
+    Displaced(String),
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(Duration),
+    #[error("unexpected database answer: {0}")]
+    Unexpected(&'static str),
+}
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Created,
+    /// The `message_id` was already stored; nothing was written (first write wins).
+    Duplicate,
+}
+
+/// A stored message as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredMessage {
+    pub message_id: String,
+    pub from: String,
+    pub to: String,
+    pub ts: String,
+    pub text: Option<String>,
+}
+
+/// One page of a listing and the number of messages matching its filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub data: Vec<StoredMessage>,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SenderCount {
+    pub from: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub total_messages: u64,
+    pub senders_count: u64,
+    pub messages_per_sender: Vec<SenderCount>,
+    pub first_message_ts: Option<String>,
+    pub last_message_ts: Option<String>,
+}
+
+/// The bound on every call to a libSQL server, so a slow or unreachable one gets a 503 in bounded time.
+pub const SERVER_DEADLINE: Duration = Duration::from_secs(5);
+/// The bound on opening an embedded replica before the process serves anything. A new replica first copies
+/// the server's history, which can take longer than a request may wait; an open cut short by a deadline
+/// keeps what it synced, and the next attempt goes on from there.
+pub const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
+/// How long `/health/ready` waits for the back end's probe (on a file it queues behind deliveries, and a
+/// lock held by another process makes it wait for the busy timeout).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Store {
+    backend: Backend,
+    /// Read connections; on a server, write ones too.
+    pool: Pool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, applies migrations and starts the back end.
+    pub async fn open(database: &Database) -> Result<Store, StoreError> {
+        Store::open_with(database, true, SERVER_DEADLINE).await
+    }
+
+    /// [`Store::open`], or with `create` false only a file that exists. A replica's open (its first sync)
+    /// gets `deadline`; a server's, [`SERVER_DEADLINE`].
+    async fn open_with(database: &Database, create: bool, deadline: Duration) -> Result<Store, StoreError> {
+        let (backend, pool) = match database {
+            Database::Local(path) => {
+                let (writer, pool) = file::open(path, create).await?;
+                (Backend::File(writer), pool)
+            }
+            Database::Remote(server) => {
+                let (writer, pool) = server::open(server::connect(server), SERVER_DEADLINE).await?;
+                (Backend::Server(writer), pool)
+            }
+            Database::Replica(replica) => {
+                let (writer, pool) = server::open(server::open_replica(replica), deadline).await?;
+                (Backend::Server(writer), pool)
+            }
+        };
+        Ok(Store { backend, pool })
+    }
+
+    /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
+    pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
+        self.bounded(self.backend.insert(&self.pool, message)).await
+    }
+
+    /// One page of messages matching `params`, chronological then by id, and the count of all matches.
+    pub async fn list(&self, params: &ListParams) -> Result<Page, StoreError> {
+        self.bounded(read::list(&self.pool, params)).await
+    }
+
+    /// Everything `/stats` says, from the aggregates the insert trigger keeps (no scan of messages).
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        self.bounded(read::stats(&self.pool)).await
+    }
+
+    /// Succeeds when the back end commits a write to the database it opened, and the database answers a
+    /// query that needs the current schema, each within [`PROBE_TIMEOUT`].
+    pub async fn check(&self) -> Result<(), StoreError> {
+        within(PROBE_TIMEOUT, self.backend.probe(&self.pool)).await?;
+        within(PROBE_TIMEOUT, self.pool.snapshot(|session| async move { schema::check(&session.conn).await })).await
+    }
+
+    /// Whether the back end still serves; a file's stops for good only when its file was replaced.
+    fn is_serving(&self) -> bool {
+        self.backend.is_serving()
+    }
+
+    /// `work`, bounded by the back end's deadline if it has one.
+    async fn bounded<T>(&self, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        match self.backend.deadline() {
+            Some(deadline) => within(deadline, work).await,
+            None => work.await,
+        }
+    }
+}
+
+/// `work`, or [`StoreError::TimedOut`] once `deadline` has passed.
+async fn within<T>(deadline: Duration, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(deadline, work).await.map_err(|_| StoreError::TimedOut(deadline))?
+}

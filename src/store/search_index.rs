@@ -1,0 +1,128 @@
+//! The trigram index behind `q` (SPEC §2 search): how rows get into it, when, and how a search asks it.
+//!
+//! `messages_text` (an FTS5 trigram table over the case-folded text) only proposes candidates; `instr` on
+//! the stored text decides, so it keeps no positions (`detail = 'none'`: a far smaller index, cheaper to
+//! write) and is asked for rows holding all of the term's trigrams.
+//!
+//! Rows enter it after their delivery was acknowledged, in chunks, up to the watermark
+//! `text_index_state.indexed_through`; a search treats every row past the watermark as a candidate, so
+//! results never depend on how far indexing got. Rows that exist when a store opens are indexed the same
+//! way. A deleted row lowers the watermark (a trigger), so a reused rowid is indexed again.
+//!
+//! [`Indexer`] is the one scheduling policy: the file's writer thread asks it between batches, a server's
+//! indexing task after each wake-up.
+
+use libsql::Value;
+
+use super::session::Session;
+
+/// Rows the indexer takes in one transaction: enough to spread the index's per-commit cost, few enough
+/// that a delivery arriving meanwhile waits only a few milliseconds.
+pub const INDEX_CHUNK: usize = 512;
+
+/// When indexing runs.
+pub struct Indexer {
+    /// Whether rows may be waiting past the watermark (unknown at start, so assumed).
+    behind: bool,
+    /// Rows committed since the last chunk ran.
+    unindexed: usize,
+}
+
+impl Indexer {
+    pub fn new() -> Indexer {
+        Indexer { behind: true, unindexed: 0 }
+    }
+
+    /// `rows` new rows were committed.
+    pub fn rows_added(&mut self, rows: usize) {
+        if rows > 0 {
+            self.behind = true;
+            self.unindexed += rows;
+        }
+    }
+
+    /// Whether a chunk should run now. Indexing never delays an acknowledgement: it runs while no delivery
+    /// waits, and under steady load one chunk per chunk of new rows, so it keeps pace.
+    pub fn due(&self, deliveries_waiting: bool) -> bool {
+        self.behind && (!deliveries_waiting || self.unindexed >= INDEX_CHUNK)
+    }
+
+    /// Indexes one chunk. A failure is logged and leaves the rows to the next attempt (searches scan them).
+    pub async fn run_chunk(&mut self, conn: &Session) {
+        let indexed = index_pending_text(conn).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "text indexing failed; will retry");
+            0
+        });
+        (self.behind, self.unindexed) = (indexed == INDEX_CHUNK, 0);
+    }
+
+    /// Indexes until nothing waits.
+    pub async fn catch_up(&mut self, conn: &Session) {
+        while self.due(false) {
+            self.run_chunk(conn).await;
+        }
+    }
+}
+
+/// Adds the next rows past the watermark to the index and moves the watermark, in one transaction; returns
+/// how many rows it took. Text goes in with NUL as a space: FTS5 stops reading at NUL, and SQL's replace()
+/// cannot replace it. `OR REPLACE`, because a row whose rowid was reused after a deletion may already be
+/// there.
+async fn index_pending_text(conn: &Session) -> Result<usize, libsql::Error> {
+    conn.write_transaction(|| async {
+        let mut rows = conn
+            .query(
+                "SELECT rowid, CAST(text_folded AS BLOB) FROM messages \
+                 WHERE rowid > (SELECT indexed_through FROM text_index_state) ORDER BY rowid LIMIT ?",
+                [INDEX_CHUNK as i64],
+            )
+            .await?;
+        let mut pending = Vec::with_capacity(INDEX_CHUNK);
+        while let Some(row) = rows.next().await? {
+            let text = match row.get_value(1)? {
+                Value::Blob(bytes) => Some(String::from_utf8_lossy(&bytes).replace('\0', " ")),
+                _ => None,
+            };
+            pending.push((row.get::<i64>(0)?, text));
+        }
+        drop(rows);
+        for (rowid, text) in &pending {
+            if let Some(text) = text {
+                conn.run(
+                    "INSERT OR REPLACE INTO messages_text (rowid, text_folded) VALUES (?, ?)",
+                    (*rowid, text.as_str()),
+                )
+                .await?;
+            }
+        }
+        if let Some((last, _)) = pending.last() {
+            conn.run("UPDATE text_index_state SET indexed_through = ?", [*last]).await?;
+        }
+        Ok(pending.len())
+    })
+    .await
+}
+
+/// The condition that narrows a search for the folded term `q` to the index's candidates, and its argument;
+/// none for terms under three characters, which have no trigram. Rows past the watermark are not in the
+/// index yet and are always candidates.
+pub fn candidates(q: &str) -> Option<(&'static str, Value)> {
+    (q.chars().count() >= 3).then(|| {
+        (
+            "(rowid > (SELECT indexed_through FROM text_index_state) \
+             OR rowid IN (SELECT rowid FROM messages_text WHERE messages_text MATCH ?))",
+            Value::from(trigram_query(q)),
+        )
+    })
+}
+
+/// The index query for `q`: every trigram of it, each quoted so its characters are text and never query
+/// syntax, NUL as a space as the index holds it. Rows holding all of them are the candidates.
+fn trigram_query(q: &str) -> String {
+    let chars: Vec<char> = q.chars().map(|c| if c == '\0' { ' ' } else { c }).collect();
+    let mut trigrams: Vec<String> =
+        chars.windows(3).map(|w| format!("\"{}\"", w.iter().collect::<String>().replace('"', "\"\""))).collect();
+    trigrams.sort_unstable();
+    trigrams.dedup();
+    trigrams.join(" AND ")
+}

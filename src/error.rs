@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::message::FieldError;
 use crate::store::StoreError;
+use crate::telemetry::WebhookResult;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -58,14 +59,14 @@ impl ApiError {
     }
 
     /// The `webhook_requests_total` result this failure counts as, if it ends a delivery.
-    pub fn webhook_result(&self) -> Option<&'static str> {
+    pub fn webhook_result(&self) -> Option<WebhookResult> {
         match self {
-            ApiError::BadRequest(_) | ApiError::BodyTimeout => Some("bad_request"),
-            ApiError::PayloadTooLarge => Some("payload_too_large"),
-            ApiError::SecretNotConfigured => Some("not_configured"),
-            ApiError::InvalidSignature => Some("invalid_signature"),
-            ApiError::Validation(_) => Some("validation_error"),
-            ApiError::StoreUnavailable(_) | ApiError::Store(_) => Some("error"),
+            ApiError::BadRequest(_) | ApiError::BodyTimeout => Some(WebhookResult::BadRequest),
+            ApiError::PayloadTooLarge => Some(WebhookResult::PayloadTooLarge),
+            ApiError::SecretNotConfigured => Some(WebhookResult::NotConfigured),
+            ApiError::InvalidSignature => Some(WebhookResult::InvalidSignature),
+            ApiError::Validation(_) => Some(WebhookResult::ValidationError),
+            ApiError::StoreUnavailable(_) | ApiError::Store(_) => Some(WebhookResult::Error),
             ApiError::NotFound | ApiError::MethodNotAllowed(_) | ApiError::Unauthorized | ApiError::HeadersTooLarge => {
                 None
             }

@@ -22,8 +22,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::webhook::BodyFault;
-use crate::{handle, App};
+use crate::app::App;
+use crate::handler::handle;
+use crate::transport::BodyFault;
 
 /// The event sources this function serves.
 #[derive(Debug)]

@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use webhook_ingest::app::App;
 use webhook_ingest::config::Config;
-use webhook_ingest::{telemetry, App};
+use webhook_ingest::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {

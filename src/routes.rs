@@ -1,13 +1,4 @@
-//! Routing on method + path, and the read endpoints.
-
-use lambda_http::http::{header, HeaderValue, StatusCode};
-use lambda_http::{Body, Request, Response};
-use serde::Serialize;
-
-use crate::error::{json, json_response, ApiError};
-use crate::query::ListParams;
-use crate::store::StoredMessage;
-use crate::{telemetry, App};
+//! The routes, in one table: path, method, and whether `READ_API_TOKEN` guards them.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -20,107 +11,62 @@ pub enum Route {
     OpenApi,
 }
 
+struct Entry {
+    route: Route,
+    path: &'static str,
+    /// The one method the route answers; also the `Allow` header of its 405.
+    method: &'static str,
+    /// Whether it reveals stored messages or what can be learnt about them: what `READ_API_TOKEN` protects.
+    /// Health stays open for probes, the webhook has its own signature.
+    reads_data: bool,
+}
+
+/// In the order of [`Route`]'s variants.
+const ROUTES: [Entry; 7] = [
+    Entry { route: Route::Webhook, path: "/webhook", method: "POST", reads_data: false },
+    Entry { route: Route::Messages, path: "/messages", method: "GET", reads_data: true },
+    Entry { route: Route::Stats, path: "/stats", method: "GET", reads_data: true },
+    Entry { route: Route::Live, path: "/health/live", method: "GET", reads_data: false },
+    Entry { route: Route::Ready, path: "/health/ready", method: "GET", reads_data: false },
+    Entry { route: Route::Metrics, path: "/metrics", method: "GET", reads_data: true },
+    Entry { route: Route::OpenApi, path: "/openapi.yaml", method: "GET", reads_data: false },
+];
+
 impl Route {
     pub fn of(path: &str) -> Option<Route> {
-        Some(match path {
-            "/webhook" => Route::Webhook,
-            "/messages" => Route::Messages,
-            "/stats" => Route::Stats,
-            "/health/live" => Route::Live,
-            "/health/ready" => Route::Ready,
-            "/metrics" => Route::Metrics,
-            "/openapi.yaml" => Route::OpenApi,
-            _ => return None,
-        })
+        ROUTES.iter().find(|entry| entry.path == path).map(|entry| entry.route)
+    }
+
+    fn entry(self) -> &'static Entry {
+        &ROUTES[self as usize]
     }
 
     /// The `path` label of metrics: the route itself, never what a client typed.
     pub fn label(route: Option<Route>) -> &'static str {
-        match route {
-            Some(Route::Webhook) => "/webhook",
-            Some(Route::Messages) => "/messages",
-            Some(Route::Stats) => "/stats",
-            Some(Route::Live) => "/health/live",
-            Some(Route::Ready) => "/health/ready",
-            Some(Route::Metrics) => "/metrics",
-            Some(Route::OpenApi) => "/openapi.yaml",
-            None => "unmatched",
-        }
+        route.map_or("unmatched", |route| route.entry().path)
     }
 
-    /// The routes `READ_API_TOKEN` protects: the stored messages and what can be learnt about them.
-    /// Health stays open for probes, the webhook has its own signature.
-    pub fn reads_data(self) -> bool {
-        matches!(self, Route::Messages | Route::Stats | Route::Metrics)
-    }
-
-    /// The one method the route answers; also the `Allow` header of its 405.
     pub fn method(self) -> &'static str {
-        if self == Route::Webhook {
-            "POST"
-        } else {
-            "GET"
+        self.entry().method
+    }
+
+    pub fn reads_data(self) -> bool {
+        self.entry().reads_data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_variant_order_and_every_path_finds_its_route() {
+        for (index, entry) in ROUTES.iter().enumerate() {
+            assert_eq!(entry.route as usize, index, "{}", entry.path);
+            assert_eq!(Route::of(entry.path), Some(entry.route));
+            assert_eq!(Route::label(Some(entry.route)), entry.path);
         }
+        assert_eq!(Route::of("/webhook/"), None);
+        assert_eq!(Route::label(None), "unmatched");
     }
-}
-
-pub async fn messages(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    #[derive(Serialize)]
-    struct Listing<'a> {
-        data: &'a [StoredMessage],
-        total: u64,
-        limit: u32,
-        offset: u64,
-    }
-    let params = ListParams::parse(req.uri().query()).map_err(ApiError::Validation)?;
-    let page = app.store().await?.list(&params).await?;
-    let body = json(&Listing { data: &page.data, total: page.total, limit: params.limit, offset: params.offset });
-    Ok(json_response(StatusCode::OK, body))
-}
-
-pub async fn stats(app: &App) -> Result<Response<Body>, ApiError> {
-    let stats = app.store().await?.stats().await?;
-    Ok(json_response(StatusCode::OK, json(&stats)))
-}
-
-pub fn live() -> Response<Body> {
-    json_response(StatusCode::OK, r#"{"status":"ok"}"#.to_owned())
-}
-
-/// Ready only when a delivery could be accepted: a secret to verify it and a database that answers.
-pub async fn ready(app: &App) -> Response<Body> {
-    #[derive(Serialize)]
-    struct NotReady<'a> {
-        status: &'static str,
-        reason: &'a str,
-    }
-    let reason = if app.verifier.is_empty() {
-        Some("webhook secret not configured".to_owned())
-    } else {
-        match app.store().await {
-            Ok(store) => store.check().await.err().map(|e| format!("database unavailable: {e}")),
-            Err(e) => Some(format!("database unavailable: {e}")),
-        }
-    };
-    match reason {
-        None => json_response(StatusCode::OK, r#"{"status":"ready"}"#.to_owned()),
-        Some(reason) => {
-            json_response(StatusCode::SERVICE_UNAVAILABLE, json(&NotReady { status: "not_ready", reason: &reason }))
-        }
-    }
-}
-
-pub fn metrics(app: &App) -> Response<Body> {
-    let mut response = Response::new(Body::Text(telemetry::render_metrics(&app.metrics)));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
-    response
-}
-
-/// The API description, compiled in so the binary always serves the one it was built with.
-pub fn openapi() -> Response<Body> {
-    let mut response = Response::new(Body::Text(include_str!("../openapi.yaml").to_owned()));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
-    response
 }

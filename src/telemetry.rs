@@ -121,7 +121,7 @@ pub struct RequestLog<'a> {
     pub status: u16,
     pub latency_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<&'static str>,
+    pub result: Option<WebhookResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dup: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -135,7 +135,7 @@ impl RequestLog<'_> {
     /// Invalid signatures and server errors are logged at ERROR, refused read tokens at WARN, everything
     /// else at INFO.
     pub fn write(&self) {
-        let level = if self.status >= 500 || self.result == Some("invalid_signature") {
+        let level = if self.status >= 500 || self.result == Some(WebhookResult::InvalidSignature) {
             LogLevel::Error
         } else if self.status == 401 {
             LogLevel::Warn
@@ -160,9 +160,58 @@ impl RequestLog<'_> {
     }
 }
 
-/// Counters of `webhook_requests_total{result}`; the first four are present from the start.
-pub const WEBHOOK_RESULTS: [&str; 6] =
-    ["created", "duplicate", "invalid_signature", "validation_error", "payload_too_large", "not_configured"];
+/// What a `POST /webhook` came to: the `result` of its access-log line and of `webhook_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookResult {
+    Created,
+    Duplicate,
+    InvalidSignature,
+    ValidationError,
+    PayloadTooLarge,
+    NotConfigured,
+    /// Broken in transport: an undecodable base64 body, or one not received in time.
+    BadRequest,
+    /// A database fault.
+    Error,
+}
+
+impl WebhookResult {
+    pub const ALL: [WebhookResult; 8] = [
+        WebhookResult::Created,
+        WebhookResult::Duplicate,
+        WebhookResult::InvalidSignature,
+        WebhookResult::ValidationError,
+        WebhookResult::PayloadTooLarge,
+        WebhookResult::NotConfigured,
+        WebhookResult::BadRequest,
+        WebhookResult::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookResult::Created => "created",
+            WebhookResult::Duplicate => "duplicate",
+            WebhookResult::InvalidSignature => "invalid_signature",
+            WebhookResult::ValidationError => "validation_error",
+            WebhookResult::PayloadTooLarge => "payload_too_large",
+            WebhookResult::NotConfigured => "not_configured",
+            WebhookResult::BadRequest => "bad_request",
+            WebhookResult::Error => "error",
+        }
+    }
+
+    /// Counted from the start, at zero, so a dashboard sees them before the first delivery; the rarer
+    /// transport and database outcomes appear when they first happen.
+    fn counted_from_start(self) -> bool {
+        !matches!(self, WebhookResult::BadRequest | WebhookResult::Error)
+    }
+}
+
+impl Serialize for WebhookResult {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
 
 const LATENCY_BUCKETS_MS: [f64; 12] = [1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0];
 
@@ -181,8 +230,8 @@ pub fn install_metrics() -> PrometheusHandle {
             let handle = recorder.handle();
             // Another recorder can only be present if an embedding program installed one; ours then stays idle.
             let _ = metrics::set_global_recorder(recorder);
-            for result in WEBHOOK_RESULTS {
-                metrics::counter!("webhook_requests_total", "result" => result).absolute(0);
+            for result in WebhookResult::ALL.into_iter().filter(|r| r.counted_from_start()) {
+                metrics::counter!("webhook_requests_total", "result" => result.as_str()).absolute(0);
             }
             let upkeep = handle.clone();
             tokio::spawn(async move {
@@ -241,7 +290,7 @@ pub struct Sample {
     pub status: u16,
     pub latency: Duration,
     /// The webhook outcome, on `/webhook` only.
-    pub result: Option<&'static str>,
+    pub result: Option<WebhookResult>,
 }
 
 impl Sample {
@@ -252,7 +301,7 @@ impl Sample {
             .increment(1);
         metrics::histogram!("request_latency_ms", "path" => self.route).record(self.latency_ms());
         if let Some(result) = self.result {
-            metrics::counter!("webhook_requests_total", "result" => result).increment(1);
+            metrics::counter!("webhook_requests_total", "result" => result.as_str()).increment(1);
         }
     }
 
@@ -288,7 +337,7 @@ impl Sample {
                 "Dimensions": [["result"]],
                 "Metrics": [{"Name": "webhook_requests_total", "Unit": "Count"}]
             }));
-            line["result"] = result.into();
+            line["result"] = result.as_str().into();
             line["webhook_requests_total"] = 1.into();
         }
         line["_aws"] = serde_json::json!({

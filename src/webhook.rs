@@ -3,11 +3,13 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
+use crate::app::App;
 use crate::error::{json_response, ApiError};
 use crate::message::Message;
 use crate::signature::Verifier;
 use crate::store::Inserted;
-use crate::App;
+use crate::telemetry::WebhookResult;
+use crate::transport::BodyFault;
 
 /// What a delivery came to, for the response, the access log and the metrics.
 pub struct Delivery {
@@ -21,10 +23,10 @@ impl Delivery {
         Delivery { outcome: Err(error), message_id: None }
     }
 
-    pub fn result(&self) -> Option<&'static str> {
+    pub fn result(&self) -> Option<WebhookResult> {
         match &self.outcome {
-            Ok(Inserted::Created) => Some("created"),
-            Ok(Inserted::Duplicate) => Some("duplicate"),
+            Ok(Inserted::Created) => Some(WebhookResult::Created),
+            Ok(Inserted::Duplicate) => Some(WebhookResult::Duplicate),
             Err(e) => e.webhook_result(),
         }
     }
@@ -36,17 +38,6 @@ impl Delivery {
             Err(e) => e.into_response(),
         }
     }
-}
-
-/// Why a runtime could not hand over a request's body intact. It travels as a request extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFault {
-    /// Flagged base64 in a Lambda event, but does not decode.
-    NotBase64,
-    /// Over the limit; the local listener stopped reading it.
-    TooLarge,
-    /// The local listener gave up waiting for the rest of it.
-    TimedOut,
 }
 
 pub async fn receive(app: &App, req: &Request) -> Delivery {

@@ -7,9 +7,9 @@ mod common;
 use base64::Engine;
 use lambda_http::Context;
 use serde_json::{json, Value};
+use webhook_ingest::app::App;
 use webhook_ingest::lambda::{self, Event};
 use webhook_ingest::signature::sign;
-use webhook_ingest::App;
 
 const SECRET: &str = "lambda-test-secret";
 const BODY: &str =
@@ -17,12 +17,12 @@ const BODY: &str =
 
 struct Fixture {
     app: App,
-    _dir: tempfile::TempDir,
+    _db: common::TempDb,
 }
 
 async fn app() -> Fixture {
-    let (app, dir) = common::in_process_app(SECRET).await;
-    Fixture { app, _dir: dir }
+    let (app, db) = common::in_process_app(SECRET).await;
+    Fixture { app, _db: db }
 }
 
 /// The serialised reply to `event`, exactly what the runtime would send back to Lambda.

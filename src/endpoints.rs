@@ -1,0 +1,72 @@
+//! The read, health, metrics and API-description endpoints. (`POST /webhook` has its own module.)
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::error::{json, json_response, ApiError};
+use crate::query::ListParams;
+use crate::store::StoredMessage;
+use crate::telemetry;
+
+pub async fn messages(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    #[derive(Serialize)]
+    struct Listing<'a> {
+        data: &'a [StoredMessage],
+        total: u64,
+        limit: u32,
+        offset: u64,
+    }
+    let params = ListParams::parse(req.uri().query()).map_err(ApiError::Validation)?;
+    let page = app.store().await?.list(&params).await?;
+    let body = json(&Listing { data: &page.data, total: page.total, limit: params.limit, offset: params.offset });
+    Ok(json_response(StatusCode::OK, body))
+}
+
+pub async fn stats(app: &App) -> Result<Response<Body>, ApiError> {
+    let stats = app.store().await?.stats().await?;
+    Ok(json_response(StatusCode::OK, json(&stats)))
+}
+
+pub fn live() -> Response<Body> {
+    json_response(StatusCode::OK, r#"{"status":"ok"}"#.to_owned())
+}
+
+/// Ready only when a delivery could be accepted: a secret to verify it and a database that answers.
+pub async fn ready(app: &App) -> Response<Body> {
+    #[derive(Serialize)]
+    struct NotReady<'a> {
+        status: &'static str,
+        reason: &'a str,
+    }
+    let reason = if app.verifier.is_empty() {
+        Some("webhook secret not configured".to_owned())
+    } else {
+        match app.store().await {
+            Ok(store) => store.check().await.err().map(|e| format!("database unavailable: {e}")),
+            Err(e) => Some(format!("database unavailable: {e}")),
+        }
+    };
+    match reason {
+        None => json_response(StatusCode::OK, r#"{"status":"ready"}"#.to_owned()),
+        Some(reason) => {
+            json_response(StatusCode::SERVICE_UNAVAILABLE, json(&NotReady { status: "not_ready", reason: &reason }))
+        }
+    }
+}
+
+pub fn metrics(app: &App) -> Response<Body> {
+    let mut response = Response::new(Body::Text(telemetry::render_metrics(&app.metrics)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
+/// The API description, compiled in so the binary always serves the one it was built with.
+pub fn openapi() -> Response<Body> {
+    let mut response = Response::new(Body::Text(include_str!("../openapi.yaml").to_owned()));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+    response
+}

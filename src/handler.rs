@@ -1,0 +1,122 @@
+//! [`handle`]: one request in, one response out, whichever runtime delivered it. Routes the request, and
+//! writes its access-log line and metrics sample.
+
+use std::time::Instant;
+
+use lambda_http::http::{HeaderValue, Method};
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::routes::Route;
+use crate::store::Inserted;
+use crate::telemetry::{self, RequestLog, WebhookResult};
+use crate::transport::HeadersTooLarge;
+use crate::{endpoints, webhook};
+
+/// Answers one request. Never fails: every error becomes its JSON response here.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = match req.lambda_context_ref() {
+        Some(context) if !context.request_id.is_empty() => context.request_id.clone(),
+        _ => uuid::Uuid::new_v4().to_string(),
+    };
+    let path = req.uri().path();
+    let route = Route::of(path);
+
+    let mut answer: Answer = match route {
+        _ if req.extensions().get::<HeadersTooLarge>().is_some() => ApiError::HeadersTooLarge.into(),
+        None => ApiError::NotFound.into(),
+        Some(route) if req.method().as_str() != route.method() => ApiError::MethodNotAllowed(route.method()).into(),
+        Some(route) if route.reads_data() && !app.admits_reader(&req) => ApiError::Unauthorized.into(),
+        Some(Route::Webhook) => webhook::receive(app, &req).await.into(),
+        Some(Route::Messages) => endpoints::messages(app, &req).await.into(),
+        Some(Route::Stats) => endpoints::stats(app).await.into(),
+        Some(Route::Live) => endpoints::live().into(),
+        Some(Route::Ready) => endpoints::ready(app).await.into(),
+        Some(Route::Metrics) => endpoints::metrics(app).into(),
+        Some(Route::OpenApi) => endpoints::openapi().into(),
+    };
+
+    let latency = started.elapsed();
+    let status = answer.response.status().as_u16();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        answer.response.headers_mut().insert("x-request-id", value);
+    }
+    RequestLog {
+        request_id: &request_id,
+        method: req.method().as_str(),
+        path,
+        status,
+        latency_ms: (latency.as_secs_f64() * 1e6).round() / 1e3,
+        result: answer.result,
+        dup: answer.dup,
+        message_id: answer.message_id.as_deref(),
+        error: answer.cause.as_deref(),
+    }
+    .write();
+    let sample = telemetry::Sample {
+        method: method_label(req.method()),
+        route: Route::label(route),
+        status,
+        latency,
+        result: answer.result,
+    };
+    sample.record();
+    if app.metrics_emf {
+        sample.write_emf();
+    }
+    answer.response
+}
+
+/// A response and what the access log and metrics need to know about how it came about.
+struct Answer {
+    response: Response<Body>,
+    result: Option<WebhookResult>,
+    dup: Option<bool>,
+    message_id: Option<String>,
+    cause: Option<String>,
+}
+
+impl From<Response<Body>> for Answer {
+    fn from(response: Response<Body>) -> Self {
+        Answer { response, result: None, dup: None, message_id: None, cause: None }
+    }
+}
+
+impl From<ApiError> for Answer {
+    fn from(error: ApiError) -> Self {
+        let cause = error.cause();
+        Answer { cause, ..Answer::from(error.into_response()) }
+    }
+}
+
+impl From<Result<Response<Body>, ApiError>> for Answer {
+    fn from(result: Result<Response<Body>, ApiError>) -> Self {
+        result.map_or_else(Answer::from, Answer::from)
+    }
+}
+
+impl From<webhook::Delivery> for Answer {
+    fn from(mut delivery: webhook::Delivery) -> Self {
+        let result = delivery.result();
+        let dup = Some(matches!(delivery.outcome, Ok(Inserted::Duplicate)));
+        let cause = delivery.outcome.as_ref().err().and_then(ApiError::cause);
+        let message_id = delivery.message_id.take();
+        Answer { result, dup, message_id, cause, response: delivery.into_response() }
+    }
+}
+
+/// Methods as a bounded label set, so odd methods cannot grow the metrics without limit.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}

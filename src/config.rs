@@ -172,98 +172,117 @@ impl Config {
     /// Reads configuration through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let on_lambda = lookup("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let vars = Vars(&lookup);
+        Ok(Config {
+            secrets: secrets(&vars),
+            database: database(&vars, on_lambda)?,
+            log_level: log_level(&vars)?,
+            listen_addr: listen_addr(&vars)?,
+            max_body_bytes: vars.positive("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, " of bytes")?,
+            metrics_emf: metrics_emf(&vars, on_lambda)?,
+            read_api_token: read_api_token(&vars)?,
+            max_connections: vars.positive("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, "")?,
+        })
+    }
+}
 
-        let secrets = ["WEBHOOK_SECRET", "WEBHOOK_SECRET_PREVIOUS"]
-            .into_iter()
-            .filter_map(|name| lookup(name).filter(|s| !s.is_empty()))
-            .collect::<Vec<_>>();
-        // A previous secret alone would mean accepting only the retired key.
-        let secrets = if lookup("WEBHOOK_SECRET").is_some_and(|s| !s.is_empty()) { secrets } else { Vec::new() };
+/// The environment as a lookup; a variable set to the empty string counts as unset.
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-        // On Lambda only /tmp is writable; elsewhere a file under ./data/.
-        let default_db = if on_lambda { "/tmp/app.db" } else { "./data/app.db" };
-        let url = lookup("DATABASE_URL").filter(|s| !s.is_empty()).unwrap_or_else(|| default_db.to_owned());
-        let auth_token = lookup("LIBSQL_AUTH_TOKEN").filter(|s| !s.is_empty());
-        let database = match lookup("LIBSQL_SYNC_URL").filter(|s| !s.is_empty()) {
-            None => Database::parse(&url, auth_token)?,
-            Some(sync_url) => {
-                let Database::Remote(server) = Database::parse(&sync_url, auth_token)
-                    .map_err(|e| ConfigError::new("LIBSQL_SYNC_URL", e.reason))?
-                else {
-                    return Err(ConfigError::new("LIBSQL_SYNC_URL", "is not a libsql://, https:// or http:// URL"));
-                };
-                let Database::Local(path) = Database::parse(&url, None)? else {
-                    return Err(ConfigError::new(
-                        "DATABASE_URL",
-                        "with LIBSQL_SYNC_URL set, names the local file of the replica, not a server",
-                    ));
-                };
-                let sync_interval = sync_interval(lookup("LIBSQL_SYNC_INTERVAL"))?;
-                Database::Replica(Replica { path, server, sync_interval })
-            }
-        };
+impl Vars<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|s| !s.is_empty())
+    }
 
-        let level_var = ["AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL"]
-            .into_iter()
-            .find_map(|name| lookup(name).filter(|s| !s.is_empty()).map(|value| (name, value)));
-        let log_level = match level_var {
-            None => LogLevel::Info,
-            Some((name, value)) => LogLevel::parse(&value)
-                .ok_or_else(|| ConfigError::new(name, format!("{value:?} is not one of ERROR, WARN, INFO, DEBUG")))?,
-        };
-
-        let listen_addr = match lookup("LISTEN_ADDR").filter(|s| !s.is_empty()) {
-            None => SocketAddr::from(([127, 0, 0, 1], 8000)),
-            Some(value) => value.parse().map_err(|_| {
-                ConfigError::new("LISTEN_ADDR", format!("{value:?} is not an address like 0.0.0.0:8000"))
-            })?,
-        };
-
-        let positive = |name: &'static str, default: usize, unit: &str| match lookup(name).filter(|s| !s.is_empty()) {
+    /// A positive whole number, or `default` when unset.
+    fn positive(&self, name: &'static str, default: usize, unit: &str) -> Result<usize, ConfigError> {
+        match self.get(name) {
             None => Ok(default),
             Some(value) => value
                 .parse::<usize>()
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| ConfigError::new(name, format!("{value:?} is not a positive whole number{unit}"))),
-        };
-        let max_body_bytes = positive("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, " of bytes")?;
-        let max_connections = positive("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, "")?;
+        }
+    }
+}
 
-        // On Lambda, /metrics sees one instance; EMF lines give CloudWatch the whole fleet without a scraper.
-        let metrics_emf = match lookup("METRICS_EMF").filter(|s| !s.is_empty()) {
-            None => on_lambda,
-            Some(value) => match value.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => return Err(ConfigError::new("METRICS_EMF", format!("{value:?} is not true or false"))),
-            },
-        };
+/// The current secret and, during a rotation, the previous one. A previous secret alone would mean
+/// accepting only the retired key, so it counts only beside a current one.
+fn secrets(vars: &Vars) -> Vec<String> {
+    match vars.get("WEBHOOK_SECRET") {
+        None => Vec::new(),
+        Some(current) => std::iter::once(current).chain(vars.get("WEBHOOK_SECRET_PREVIOUS")).collect(),
+    }
+}
 
-        // A token of surrounding whitespace only would be a lock anyone could open with an empty header.
-        let read_api_token = match lookup("READ_API_TOKEN") {
-            Some(token) if token.trim().is_empty() && !token.is_empty() => {
-                return Err(ConfigError::new("READ_API_TOKEN", "is only whitespace"))
-            }
-            token => token.filter(|t| !t.is_empty()),
-        };
+/// `DATABASE_URL` (on Lambda only /tmp is writable; elsewhere a file under ./data/), or with
+/// `LIBSQL_SYNC_URL` a replica of that server in the `DATABASE_URL` file.
+fn database(vars: &Vars, on_lambda: bool) -> Result<Database, ConfigError> {
+    let default_db = if on_lambda { "/tmp/app.db" } else { "./data/app.db" };
+    let url = vars.get("DATABASE_URL").unwrap_or_else(|| default_db.to_owned());
+    let auth_token = vars.get("LIBSQL_AUTH_TOKEN");
+    let Some(sync_url) = vars.get("LIBSQL_SYNC_URL") else {
+        return Database::parse(&url, auth_token);
+    };
+    let Database::Remote(server) =
+        Database::parse(&sync_url, auth_token).map_err(|e| ConfigError::new("LIBSQL_SYNC_URL", e.reason))?
+    else {
+        return Err(ConfigError::new("LIBSQL_SYNC_URL", "is not a libsql://, https:// or http:// URL"));
+    };
+    let Database::Local(path) = Database::parse(&url, None)? else {
+        return Err(ConfigError::new(
+            "DATABASE_URL",
+            "with LIBSQL_SYNC_URL set, names the local file of the replica, not a server",
+        ));
+    };
+    let sync_interval = sync_interval(vars.get("LIBSQL_SYNC_INTERVAL"))?;
+    Ok(Database::Replica(Replica { path, server, sync_interval }))
+}
 
-        Ok(Config {
-            secrets,
-            database,
-            log_level,
-            listen_addr,
-            max_body_bytes,
-            metrics_emf,
-            read_api_token,
-            max_connections,
-        })
+/// `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's logging configuration) before `LOG_LEVEL`.
+fn log_level(vars: &Vars) -> Result<LogLevel, ConfigError> {
+    let set = ["AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL"].into_iter().find_map(|name| vars.get(name).map(|v| (name, v)));
+    match set {
+        None => Ok(LogLevel::Info),
+        Some((name, value)) => LogLevel::parse(&value)
+            .ok_or_else(|| ConfigError::new(name, format!("{value:?} is not one of ERROR, WARN, INFO, DEBUG"))),
+    }
+}
+
+fn listen_addr(vars: &Vars) -> Result<SocketAddr, ConfigError> {
+    match vars.get("LISTEN_ADDR") {
+        None => Ok(SocketAddr::from(([127, 0, 0, 1], 8000))),
+        Some(value) => value
+            .parse()
+            .map_err(|_| ConfigError::new("LISTEN_ADDR", format!("{value:?} is not an address like 0.0.0.0:8000"))),
+    }
+}
+
+/// On by default on Lambda, where `/metrics` sees one instance: EMF lines give CloudWatch the whole fleet
+/// without a scraper.
+fn metrics_emf(vars: &Vars, on_lambda: bool) -> Result<bool, ConfigError> {
+    match vars.get("METRICS_EMF") {
+        None => Ok(on_lambda),
+        Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::new("METRICS_EMF", format!("{value:?} is not true or false"))),
+        },
+    }
+}
+
+/// A token of surrounding whitespace only would be a lock anyone could open with an empty header.
+fn read_api_token(vars: &Vars) -> Result<Option<String>, ConfigError> {
+    match vars.get("READ_API_TOKEN") {
+        Some(token) if token.trim().is_empty() => Err(ConfigError::new("READ_API_TOKEN", "is only whitespace")),
+        token => Ok(token),
     }
 }
 
 /// `LIBSQL_SYNC_INTERVAL`: seconds, fractions allowed, from 0.01 to a day.
 fn sync_interval(value: Option<String>) -> Result<std::time::Duration, ConfigError> {
-    let Some(value) = value.filter(|s| !s.is_empty()) else {
+    let Some(value) = value else {
         return Ok(std::time::Duration::from_secs(DEFAULT_SYNC_INTERVAL_SECS));
     };
     value

@@ -24,10 +24,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use lambda_http::http::{header, HeaderMap, Request, Response};
 use lambda_http::Body;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::webhook::BodyFault;
-use crate::{handle, App, HeadersTooLarge};
+use crate::app::App;
+use crate::handler::handle;
+use crate::transport::{BodyFault, HeadersTooLarge};
 
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,8 +44,7 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
-    let slots = Arc::new(Semaphore::new(app.max_connections));
-    let mut last_refusal_logged: Option<Instant> = None;
+    let mut cap = ConnectionCap::new(app.max_connections);
 
     loop {
         let stream = tokio::select! {
@@ -62,29 +62,8 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
                 break;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            refuse(&stream);
-            if last_refusal_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                tracing::warn!(max_connections = app.max_connections, "connection cap reached; refusing with 503");
-                last_refusal_logged = Some(Instant::now());
-            }
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let app = Arc::clone(&app);
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_headers(2 * MAX_HEADERS)
-            .max_header_size(2 * MAX_HEADER_BYTES)
-            .serve_connection(
-                TokioIo::new(stream),
-                service_fn(move |req| {
-                    let app = Arc::clone(&app);
-                    async move { Ok::<_, Infallible>(serve_request(&app, req).await) }
-                }),
-            );
-        let connection = graceful.watch(connection);
+        let Some(slot) = cap.admit(&stream) else { continue };
+        let connection = graceful.watch(serve_connection(Arc::clone(&app), stream));
         tokio::spawn(async move {
             // A client that vanishes or sends garbage ends only its own connection.
             let _ = connection.await;
@@ -98,6 +77,50 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr) -> std::io::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// HTTP/1.1 on one accepted connection, with the header limits and timeouts above.
+fn serve_connection(app: Arc<App>, stream: TcpStream) -> impl hyper_util::server::graceful::GracefulConnection {
+    let _ = stream.set_nodelay(true);
+    http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(2 * MAX_HEADERS)
+        .max_header_size(2 * MAX_HEADER_BYTES)
+        .serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| {
+                let app = Arc::clone(&app);
+                async move { Ok::<_, Infallible>(serve_request(&app, req).await) }
+            }),
+        )
+}
+
+/// At most `MAX_CONNECTIONS` connections at once; one more is refused with a 503, logged at most once a
+/// second however many arrive.
+struct ConnectionCap {
+    slots: Arc<Semaphore>,
+    max: usize,
+    last_refusal_logged: Option<Instant>,
+}
+
+impl ConnectionCap {
+    fn new(max: usize) -> ConnectionCap {
+        ConnectionCap { slots: Arc::new(Semaphore::new(max)), max, last_refusal_logged: None }
+    }
+
+    /// A slot for `stream`, held as long as its connection lives; none, after refusing it, when all are taken.
+    fn admit(&mut self, stream: &TcpStream) -> Option<OwnedSemaphorePermit> {
+        let slot = Arc::clone(&self.slots).try_acquire_owned().ok();
+        if slot.is_none() {
+            refuse(stream);
+            if self.last_refusal_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!(max_connections = self.max, "connection cap reached; refusing with 503");
+                self.last_refusal_logged = Some(Instant::now());
+            }
+        }
+        slot
+    }
 }
 
 /// Answers a connection over the cap without reading its request, and closes it. The answer is written

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{connect, integrity_check, message, Setup, Target, TestApp, SECRET};
+use common::{connect, integrity_check, message, Setup, Target, TempDb, TestApp, SECRET};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webhook_ingest::signature::sign;
 
@@ -98,11 +98,11 @@ async fn run_until_acknowledged(app: &TestApp, count: usize) {
 
 #[tokio::test]
 async fn sigkill_under_load_loses_no_acknowledged_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.db");
+    let db = TempDb::new();
+    let path = db.path.as_path();
     let mut acknowledged = BTreeSet::new();
     for round in 0..3 {
-        let app = TestApp::start(Setup::new().db(&path)).await;
+        let app = TestApp::start(Setup::new().db(path)).await;
         let load = ingest(&app, 16, round);
         let kill = async {
             run_until_acknowledged(&app, 300).await;
@@ -114,8 +114,8 @@ async fn sigkill_under_load_loses_no_acknowledged_message() {
         acknowledged.extend(outcomes.acknowledged);
         drop(app);
 
-        assert_eq!(integrity_check(&path).await, "ok", "round {round}");
-        let rows = stored(&path).await;
+        assert_eq!(integrity_check(path).await, "ok", "round {round}");
+        let rows = stored(path).await;
         for id in &acknowledged {
             assert_eq!(rows.get(id), Some(&(1, Some(text_of(id)))), "round {round}: acknowledged {id}");
         }
@@ -124,7 +124,7 @@ async fn sigkill_under_load_loses_no_acknowledged_message() {
         assert!(rows.values().all(|(count, _)| *count == 1));
 
         // The restarted service agrees with the file, aggregates included.
-        let again = TestApp::start(Setup::new().db(&path)).await;
+        let again = TestApp::start(Setup::new().db(path)).await;
         assert_eq!(again.get("/stats").await.1["total_messages"], rows.len());
         assert_eq!(again.get("/messages?limit=1").await.1["total"], rows.len());
         let (_, found) = again.get("/messages?q=TEXT%20OF&limit=1").await;

@@ -8,37 +8,22 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{integrity_check, message, Setup, Target, TestApp};
+use common::{assert_not_ready, body, integrity_check, message, Setup, StoredRow, Target, TempDb, TestApp};
 use serde_json::{json, Value};
 
 const INTERNAL_ERROR: &str = r#"{"detail":"internal error"}"#;
-
-fn body(id: &str) -> String {
-    message(id, "+1", "2025-01-15T10:00:00Z", Some("fault test"))
-}
 
 async fn connect(path: &Path) -> libsql::Connection {
     common::connect(&Target::File(path.to_owned())).await
 }
 
-fn ids(rows: &[(String, String, String, String, Option<String>)]) -> Vec<&str> {
-    rows.iter().map(|row| row.0.as_str()).collect()
-}
-
-/// Asserts `/health/ready` is 503 with a reason containing `reason`.
-async fn assert_not_ready(app: &TestApp, reason: &str) {
-    let (status, ready) = app.get("/health/ready").await;
-    assert_eq!((status, ready["status"].as_str()), (503, Some("not_ready")), "{ready}");
-    assert!(ready["reason"].as_str().unwrap().contains(reason), "{ready}");
+fn ids(rows: &[StoredRow]) -> Vec<&str> {
+    rows.iter().map(|row| row.message_id.as_str()).collect()
 }
 
 /// Waits for `/health/ready` to answer 200 again.
 async fn wait_ready(app: &TestApp) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while app.get("/health/ready").await.0 != 200 {
-        assert!(Instant::now() < deadline, "did not recover: {:?}", app.get("/health/ready").await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_ready(Duration::from_secs(15)).await;
 }
 
 /// Delivers `id` until it is acknowledged (the first attempts may still meet the fault's aftermath).
@@ -79,13 +64,13 @@ async fn a_write_lock_held_by_another_process_fails_writes_until_released() {
 
 #[tokio::test]
 async fn a_database_moved_away_is_not_written_until_it_is_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let app = TestApp::start(Setup::new().db(&data.join("app.db"))).await;
+    let db = TempDb::at("data/app.db");
+    let data = db.dir().join("data");
+    let app = TestApp::start(Setup::new().db(&db.path)).await;
     assert_eq!(app.deliver(&body("before")).await.0, 200);
 
     // As if the volume were unmounted: the open file lives on, but not where the service stores messages.
-    let away = dir.path().join("away");
+    let away = db.dir().join("away");
     std::fs::rename(&data, &away).unwrap();
     assert_eq!(app.deliver(&body("while-away")).await, (503, json!({"detail": "internal error"})));
     assert_not_ready(&app, "missing").await;

@@ -11,17 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{message, test_server, Setup, TestApp};
+use common::{body, eventually, test_server, Setup, TestApp};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use webhook_ingest::store::{PROBE_TIMEOUT, SERVER_DEADLINE};
 
 const TOKEN: &str = "token-that-must-never-be-logged-5b9e";
-
-fn body(id: &str) -> String {
-    message(id, "+1", "2025-01-15T10:00:00Z", Some("remote"))
-}
 
 /// An app whose database is the (fake) server at `url`.
 async fn start_on(url: &str) -> TestApp {
@@ -39,9 +35,7 @@ async fn assert_delivery_fails(app: &TestApp, id: &str) {
 
 async fn assert_not_ready(app: &TestApp) {
     let started = Instant::now();
-    let (status, ready) = app.get("/health/ready").await;
-    assert_eq!((status, ready["status"].as_str()), (503, Some("not_ready")), "{ready}");
-    assert!(ready["reason"].as_str().is_some_and(|r| r.contains("database")), "{ready}");
+    common::assert_not_ready(app, "database").await;
     assert!(started.elapsed() < SERVER_DEADLINE + PROBE_TIMEOUT * 2, "readiness took {:?}", started.elapsed());
 }
 
@@ -194,14 +188,9 @@ async fn losing_the_server_fails_deliveries_and_readiness_until_it_is_back() {
     assert_not_ready(&app).await;
 
     proxy.set_open(true);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app.get("/health/ready").await.0 != 200 {
-        assert!(Instant::now() < deadline, "did not recover");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    app.wait_ready(Duration::from_secs(20)).await;
     assert_eq!(app.deliver(&body("during")).await.0, 200);
-    let ids: Vec<String> = app.stored_rows().await.into_iter().map(|row| row.0).collect();
-    assert_eq!(ids, ["before", "during"]);
+    assert_eq!(app.stored_ids().await, ["before", "during"]);
 }
 
 #[tokio::test]
@@ -225,7 +214,7 @@ async fn several_instances_on_one_server_store_each_message_once() {
     let failed: Vec<_> =
         apps.iter().flat_map(|app| app.logs()).filter(|line| line["status"].as_u64() >= Some(500)).collect();
     assert!(answers.iter().all(|(status, _)| *status == 200) && failed.is_empty(), "{failed:?}");
-    let ids: Vec<String> = apps[0].stored_rows().await.into_iter().map(|row| row.0).collect();
+    let ids = apps[0].stored_ids().await;
     assert_eq!(ids, ["shared-0", "shared-1", "shared-2", "shared-3"]);
     for app in &apps {
         let (_, stats) = app.get("/stats").await;
@@ -249,10 +238,8 @@ async fn a_replica_reads_its_own_writes_at_once_and_others_after_a_sync() {
         assert_eq!(listing["total"], n + 1, "{id} not read back by its writer: {listing}");
     }
     // Another instance sees them once its replica has synced.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while reader.get("/stats").await.1["total_messages"] != 5 {
-        assert!(Instant::now() < deadline, "the other replica never caught up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(reader.get("/messages?q=REMOTE").await.1["total"], 5);
+    let caught_up = || async { reader.get("/stats").await.1["total_messages"] == 5 };
+    eventually("the other replica never caught up", Duration::from_secs(10), Duration::from_millis(100), caught_up)
+        .await;
+    assert_eq!(reader.get("/messages?q=DELIVERY").await.1["total"], 5);
 }

@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::time::Duration;
+
+use common::{eventually, TempDb};
 use webhook_ingest::config::{Database, Server};
 use webhook_ingest::message::Message;
 use webhook_ingest::query::{fold_case, ListParams};
@@ -32,10 +35,9 @@ impl Rng {
 
 #[tokio::test]
 async fn search_equals_a_plain_substring_match() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("search.db");
-    let store = Store::open(&Database::Local(path.clone())).await.unwrap();
-    let conn = libsql::Builder::new_local(&path).build().await.unwrap().connect().unwrap();
+    let db = TempDb::new();
+    let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
+    let conn = libsql::Builder::new_local(&db.path).build().await.unwrap().connect().unwrap();
     search_equals_reference(&store, &conn).await;
 }
 
@@ -80,18 +82,10 @@ async fn search_equals_reference(store: &Store, conn: &libsql::Connection) {
 
     // Right after the inserts part of the table is past the text index's watermark; then all of it is in.
     check(store, &texts, &terms).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let mut rows = conn
-            .query("SELECT (SELECT indexed_through FROM text_index_state) = (SELECT max(rowid) FROM messages)", ())
-            .await
-            .unwrap();
-        if rows.next().await.unwrap().unwrap().get::<bool>(0).unwrap() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the text index never caught up");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let caught_up = || {
+        query_bool(conn, "SELECT (SELECT indexed_through FROM text_index_state) = (SELECT max(rowid) FROM messages)")
+    };
+    eventually("the text index never caught up", Duration::from_secs(30), Duration::from_millis(20), caught_up).await;
     check(store, &texts, &terms).await;
 }
 
@@ -118,25 +112,16 @@ async fn check(store: &Store, texts: &[(String, Option<String>)], terms: &[Strin
 
 #[tokio::test]
 async fn rows_not_yet_in_the_text_index_are_still_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tail.db");
-    let store = Store::open(&Database::Local(path.clone())).await.unwrap();
+    let db = TempDb::new();
+    let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
     let first = r#"{"message_id":"a","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z","text":"indexed needle"}"#;
     store.insert(Message::parse(first.as_bytes()).unwrap()).await.unwrap();
     // Written by another connection: the writer, idle, has not indexed these (it indexes when it next runs).
     // First wait until it has indexed the row above, so it is idle and its last chunk cannot take these.
-    let db = libsql::Builder::new_local(&path).build().await.unwrap();
-    let conn = db.connect().unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let mut rows = conn.query("SELECT indexed_through FROM text_index_state", ()).await.unwrap();
-        if rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap() >= 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the first row was never indexed");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let conn = libsql::Builder::new_local(&db.path).build().await.unwrap().connect().unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let indexed = || query_bool(&conn, "SELECT indexed_through >= 1 FROM text_index_state");
+    eventually("the first row was never indexed", Duration::from_secs(30), Duration::from_millis(10), indexed).await;
     for (id, text) in [("b", "fresh needle"), ("c", "no match here"), ("d", "NEEDLE again")] {
         conn.execute(
             "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
@@ -146,12 +131,15 @@ async fn rows_not_yet_in_the_text_index_are_still_found() {
         .await
         .unwrap();
     }
-    let mut rows = conn
-        .query("SELECT indexed_through < (SELECT max(rowid) FROM messages) FROM text_index_state", ())
-        .await
-        .unwrap();
-    assert!(rows.next().await.unwrap().unwrap().get::<bool>(0).unwrap(), "the new rows should be past the watermark");
+    let past = query_bool(&conn, "SELECT indexed_through < (SELECT max(rowid) FROM messages) FROM text_index_state");
+    assert!(past.await, "the new rows should be past the watermark");
     let page = store.list(&ListParams::parse(Some("q=needle")).unwrap()).await.unwrap();
     let ids: Vec<&str> = page.data.iter().map(|m| m.message_id.as_str()).collect();
     assert_eq!((ids, page.total), (vec!["a", "b", "d"], 3));
+}
+
+/// The one boolean a query selects.
+async fn query_bool(conn: &libsql::Connection, sql: &str) -> bool {
+    let mut rows = conn.query(sql, ()).await.unwrap();
+    rows.next().await.unwrap().unwrap().get::<bool>(0).unwrap()
 }

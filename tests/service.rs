@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{message, run_binary, spawn_app, Setup, TestApp, SECRET};
+use common::{message, run_binary, spawn_app, Setup, TempDb, TestApp, SECRET};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -204,7 +204,7 @@ async fn an_acknowledged_message_survives_sigkill() {
     assert_eq!(app.deliver(&message("durable", "+1", "2025-01-15T10:00:00Z", Some("kept"))).await.0, 200);
     app.signal("KILL");
     app.wait_exit(Duration::from_secs(10)).await;
-    assert_eq!(app.stored_rows().await[0].4.as_deref(), Some("kept"));
+    assert_eq!(app.stored_rows().await[0].text.as_deref(), Some("kept"));
     let again = TestApp::start(Setup::new().same_store_as(&app)).await;
     let (_, listing) = again.get("/messages").await;
     assert_eq!(listing["total"], 1);
@@ -212,8 +212,8 @@ async fn an_acknowledged_message_survives_sigkill() {
 
 #[tokio::test]
 async fn a_database_from_an_earlier_implementation_is_migrated_in_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("legacy.db");
+    let db = TempDb::at("legacy.db");
+    let path = db.path.clone();
     {
         let db = libsql::Builder::new_local(&path).build().await.unwrap();
         let conn = db.connect().unwrap();
@@ -283,22 +283,17 @@ async fn an_unusable_database_path_answers_503_and_recovers_on_its_own() {
     // Clear the fault; within the retry interval the service opens the database by itself.
     std::fs::remove_file(&blocker).unwrap();
     std::fs::create_dir(&blocker).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.get("/health/ready").await.0 != 200 {
-        assert!(std::time::Instant::now() < deadline, "did not recover");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_ready(Duration::from_secs(10)).await;
     assert_eq!(app.deliver(&body).await.0, 200);
     assert_eq!(app.stored_count().await, 1);
 }
 
 #[tokio::test]
 async fn the_database_directory_is_created() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nested/deeper/app.db");
-    let app = TestApp::start(Setup::new().db(&path)).await;
+    let db = TempDb::at("nested/deeper/app.db");
+    let app = TestApp::start(Setup::new().db(&db.path)).await;
     assert_eq!(app.get("/health/ready").await.0, 200);
-    assert!(path.exists());
+    assert!(db.path.exists());
 }
 
 #[tokio::test]
@@ -308,13 +303,7 @@ async fn emf_lines_carry_the_same_metrics_when_enabled() {
     app.deliver(&body).await;
     app.deliver(&body).await;
     app.get("/nowhere").await;
-    let lines = loop {
-        let lines: Vec<Value> = app.logs().into_iter().filter(|l| l.get("_aws").is_some()).collect();
-        if lines.len() >= 3 {
-            break lines;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let lines = app.wait_for_logs(3, |l| l.get("_aws").is_some()).await;
     assert_eq!(lines.len(), 3, "one EMF line per request");
     for line in &lines {
         let aws = &line["_aws"];

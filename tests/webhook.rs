@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{message, raw_http, spawn_app, Setup, TestApp, SECRET};
+use common::{message, raw_http, spawn_app, Setup, StoredRow, TestApp, SECRET};
 use futures::future::join_all;
 use serde_json::{json, Value};
 use webhook_ingest::signature::sign;
@@ -21,13 +21,13 @@ async fn valid_delivery_is_stored_once_and_first_write_wins() {
     assert_eq!(app.deliver(&changed).await, (200, json!({"status": "ok"})));
     assert_eq!(
         app.stored_rows().await,
-        [(
-            "m1".to_owned(),
-            "+919876543210".to_owned(),
-            "+14155550100".to_owned(),
-            "2025-01-15T10:00:00Z".to_owned(),
-            Some("Hello".to_owned())
-        )]
+        [StoredRow {
+            message_id: "m1".to_owned(),
+            from: "+919876543210".to_owned(),
+            to: "+14155550100".to_owned(),
+            ts: "2025-01-15T10:00:00Z".to_owned(),
+            text: Some("Hello".to_owned())
+        }]
     );
 }
 
@@ -279,7 +279,7 @@ async fn a_failed_batch_acknowledges_nothing_it_did_not_store() {
         (0..90).map(|i| if i % 9 == 4 { format!("poison-{i}") } else { format!("good-{i}") }).collect();
     let bodies: Vec<String> = ids.iter().map(|id| message(id, "+1555", "2025-01-15T10:00:00Z", None)).collect();
     let answers = join_all(bodies.iter().map(|b| app.deliver(b))).await;
-    let stored: std::collections::HashSet<String> = app.stored_rows().await.into_iter().map(|r| r.0).collect();
+    let stored: std::collections::HashSet<String> = app.stored_ids().await.into_iter().collect();
     for (id, (status, body)) in ids.iter().zip(&answers) {
         match status {
             200 => assert!(stored.contains(id), "{id} was acknowledged but not stored"),

@@ -19,6 +19,48 @@ use webhook_ingest::signature::sign;
 
 pub const SECRET: &str = "test-secret";
 
+/// A database path in a fresh temporary directory, which goes when this is dropped.
+pub struct TempDb {
+    pub path: PathBuf,
+    dir: TempDir,
+}
+
+impl TempDb {
+    /// `app.db` in a new directory.
+    pub fn new() -> TempDb {
+        TempDb::at("app.db")
+    }
+
+    /// `relative` (which may name subdirectories that do not exist yet) in a new directory.
+    pub fn at(relative: &str) -> TempDb {
+        let dir = tempfile::tempdir().unwrap();
+        TempDb { path: dir.path().join(relative), dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Keeps the directory after this is dropped (for an app that outlives the test's scope).
+    pub fn keep(self) -> PathBuf {
+        let _ = self.dir.keep();
+        self.path
+    }
+}
+
+/// Polls `condition` every `interval` until it holds; fails with `what` after `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, interval: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "{what} (waited {timeout:?})");
+        tokio::time::sleep(interval).await;
+    }
+}
+
 pub struct TestApp {
     pub addr: String,
     pub client: reqwest::Client,
@@ -26,7 +68,7 @@ pub struct TestApp {
     child: Mutex<Child>,
     stdout: Lines,
     stderr: Lines,
-    _dir: Option<TempDir>,
+    _db: Option<TempDb>,
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -74,8 +116,7 @@ impl Setup {
 
     /// A fresh local file even when the suite runs against a server: for what only a file has.
     pub fn local_file(mut self) -> Setup {
-        let dir = tempfile::tempdir().unwrap().keep();
-        self.target = Some(Target::File(dir.join("app.db")));
+        self.target = Some(Target::File(TempDb::new().keep()));
         self
     }
 
@@ -154,7 +195,7 @@ fn collect_lines(stream: impl std::io::Read + Send + 'static) -> Lines {
 
 impl TestApp {
     pub async fn start(setup: Setup) -> TestApp {
-        let (dir, target) = match setup.target {
+        let (db, target) = match setup.target {
             Some(target) => (None, target),
             None => match test_server() {
                 Some(url) if std::env::var("LIBSQL_TEST_MODE").as_deref() == Ok("replica") => {
@@ -162,9 +203,9 @@ impl TestApp {
                 }
                 Some(url) => (None, Target::Server(url)),
                 None => {
-                    let dir = tempfile::tempdir().unwrap();
-                    let path = dir.path().join("app.db");
-                    (Some(dir), Target::File(path))
+                    let db = TempDb::new();
+                    let path = db.path.clone();
+                    (Some(db), Target::File(path))
                 }
             },
         };
@@ -177,17 +218,17 @@ impl TestApp {
             _ => None,
         };
         let mut env = vec![("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned())];
-        let mut dir = dir;
+        let mut db = db;
         match &target {
             Target::File(path) => env.push(("DATABASE_URL".to_owned(), format!("sqlite:///{}", path.display()))),
             Target::Server(url) => {
                 env.push(("DATABASE_URL".to_owned(), setup.server_via.clone().unwrap_or_else(|| url.clone())))
             }
             Target::Replica(url) => {
-                let replica_dir = tempfile::tempdir().unwrap();
-                env.push(("DATABASE_URL".to_owned(), replica_dir.path().join("replica.db").display().to_string()));
+                let replica = TempDb::at("replica.db");
+                env.push(("DATABASE_URL".to_owned(), replica.path.display().to_string()));
                 env.push(("LIBSQL_SYNC_URL".to_owned(), setup.server_via.clone().unwrap_or_else(|| url.clone())));
-                dir = Some(replica_dir);
+                db = Some(replica);
             }
         }
         env.extend(setup.env);
@@ -199,7 +240,7 @@ impl TestApp {
             child: Mutex::new(child),
             stdout,
             stderr,
-            _dir: dir,
+            _db: db,
             _turn: turn,
         };
         let fixed =
@@ -328,6 +369,12 @@ impl TestApp {
         }
     }
 
+    /// Waits for `/health/ready` to answer 200, at most `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let ready = || async { self.get("/health/ready").await.0 == 200 };
+        eventually("not ready", timeout, Duration::from_millis(100), ready).await;
+    }
+
     /// The database file; for tests about what only a local file has.
     pub fn db_path(&self) -> &Path {
         match &self.target {
@@ -343,8 +390,8 @@ impl TestApp {
         connect(&self.target).await
     }
 
-    /// Rows stored in the database, read directly rather than through the API.
-    pub async fn stored_rows(&self) -> Vec<(String, String, String, String, Option<String>)> {
+    /// Rows stored in the database, by id, read directly rather than through the API.
+    pub async fn stored_rows(&self) -> Vec<StoredRow> {
         let conn = self.connect_store().await;
         let mut rows = conn
             .query("SELECT message_id, from_msisdn, to_msisdn, ts, text FROM messages ORDER BY message_id", ())
@@ -352,20 +399,35 @@ impl TestApp {
             .unwrap();
         let mut out = Vec::new();
         while let Some(row) = rows.next().await.unwrap() {
-            out.push((
-                row.get(0).unwrap(),
-                row.get(1).unwrap(),
-                row.get(2).unwrap(),
-                row.get(3).unwrap(),
-                row.get(4).unwrap(),
-            ));
+            out.push(StoredRow {
+                message_id: row.get(0).unwrap(),
+                from: row.get(1).unwrap(),
+                to: row.get(2).unwrap(),
+                ts: row.get(3).unwrap(),
+                text: row.get(4).unwrap(),
+            });
         }
         out
+    }
+
+    /// The ids of [`TestApp::stored_rows`].
+    pub async fn stored_ids(&self) -> Vec<String> {
+        self.stored_rows().await.into_iter().map(|row| row.message_id).collect()
     }
 
     pub async fn stored_count(&self) -> usize {
         self.stored_rows().await.len()
     }
+}
+
+/// A row of `messages` as stored.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StoredRow {
+    pub message_id: String,
+    pub from: String,
+    pub to: String,
+    pub ts: String,
+    pub text: Option<String>,
 }
 
 impl Drop for TestApp {
@@ -425,6 +487,18 @@ pub async fn empty_server_database(url: &str) {
     conn.execute("PRAGMA user_version = 0", ()).await.unwrap();
 }
 
+/// A valid delivery of `id` (the same sender, time and text for every id).
+pub fn body(id: &str) -> String {
+    message(id, "+1", "2025-01-15T10:00:00Z", Some("test delivery"))
+}
+
+/// Asserts `/health/ready` is 503 with a reason containing `reason`.
+pub async fn assert_not_ready(app: &TestApp, reason: &str) {
+    let (status, ready) = app.get("/health/ready").await;
+    assert_eq!((status, ready["status"].as_str()), (503, Some("not_ready")), "{ready}");
+    assert!(ready["reason"].as_str().is_some_and(|r| r.contains(reason)), "{ready}");
+}
+
 /// A valid message body with the given id, sender, timestamp and text.
 pub fn message(id: &str, from: &str, ts: &str, text: Option<&str>) -> String {
     serde_json::json!({"message_id": id, "from": from, "to": "+14155550100", "ts": ts, "text": text}).to_string()
@@ -448,16 +522,16 @@ pub async fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
 
 /// An `App` in this process (for feeding Lambda events to the handler), with `secret` and a fresh database.
 /// Keep the returned directory alive as long as the app.
-pub async fn in_process_app(secret: &str) -> (webhook_ingest::App, TempDir) {
+pub async fn in_process_app(secret: &str) -> (webhook_ingest::app::App, TempDb) {
     use webhook_ingest::config::{Config, LogLevel};
     webhook_ingest::telemetry::init_logging(LogLevel::Error);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:///{}", dir.path().join("app.db").display());
+    let db = TempDb::new();
+    let url = format!("sqlite:///{}", db.path.display());
     let config = Config::from_lookup(|name| match name {
         "WEBHOOK_SECRET" => Some(secret.to_owned()),
         "DATABASE_URL" => Some(url.clone()),
         _ => None,
     })
     .unwrap();
-    (webhook_ingest::App::new(&config).await, dir)
+    (webhook_ingest::app::App::new(&config).await, db)
 }

@@ -1,0 +1,45 @@
+//! The fixed-time scenarios, each on exactly the N preloaded messages where it reads, and their table.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::client::{all_ok, drive, get, post, Load, Outcome, Until};
+use crate::data::{message, word, SENDERS};
+
+/// Runs every scenario for `time` and prints a row each; returns how many requests failed.
+pub async fn run(addr: &str, connections: usize, time: Duration, preloaded: u64) -> u64 {
+    println!("| scenario                                     |     req/s |  p50 ms |  p99 ms | errors |");
+    println!("|----------------------------------------------|----------:|---------:|---------:|-------:|");
+    let mut errors = 0;
+    for (name, load) in scenarios(preloaded) {
+        let outcome = drive(addr, connections, Until::Elapsed(time), load).await;
+        row(name, &outcome);
+        errors += outcome.errors;
+    }
+    errors
+}
+
+/// Reads first, so they see exactly the preloaded messages; the ingest scenarios add rows, so they run last.
+/// Requests are built ahead where building them would cost the client more than the server spends.
+fn scenarios(preloaded: u64) -> Vec<(&'static str, Load)> {
+    let duplicates: Rc<Vec<Vec<u8>>> =
+        Rc::new((0..10_000.min(preloaded)).map(|n| post(&message(&format!("pre-{n}"), n))).collect());
+    let by_sender: Rc<Vec<Vec<u8>>> =
+        Rc::new((0..SENDERS).map(|s| get(&format!("/messages?from=%2B1555{s:07}&limit=20"))).collect());
+    let cycle = |requests: Rc<Vec<Vec<u8>>>| all_ok(move |n| requests[(n % requests.len() as u64) as usize].clone());
+    vec![
+        ("GET /messages?limit=50", all_ok(|_| get("/messages?limit=50"))),
+        ("GET /messages?from=…&limit=20", cycle(by_sender)),
+        (
+            "GET /messages?q=word&limit=50&offset=100",
+            all_ok(|n| get(&format!("/messages?q={}&limit=50&offset=100", word(n)))),
+        ),
+        ("GET /stats", all_ok(|_| get("/stats"))),
+        ("ingest unique signed messages", all_ok(move |n| post(&message(&format!("new-{n}"), preloaded + n)))),
+        ("ingest duplicates", cycle(duplicates)),
+    ]
+}
+
+fn row(name: &str, o: &Outcome) {
+    println!("| {name:<44} | {:>9.0} | {:>8.2} | {:>8.2} | {:>6} |", o.rate(), o.ms(0.50), o.ms(0.99), o.errors);
+}

@@ -1,0 +1,82 @@
+//! The server under test: the release binary, pinned to its own core, on a fresh port.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::client::SECRET;
+
+/// The server process; stopped and reaped when dropped, also when the bench panics.
+pub struct Server {
+    process: Child,
+    pub addr: String,
+    /// From spawning the process to its first 200 from `/health/ready`.
+    pub ready_after: Duration,
+}
+
+impl Server {
+    /// Starts `binary` on `cpu` with its database at `db`, and waits until it is ready: the port is bound and
+    /// the database migrated.
+    pub fn start(binary: &Path, cpu: &str, db: &Path) -> Server {
+        let port = free_port();
+        let started = Instant::now();
+        let process = Command::new("taskset")
+            .args(["-c", cpu])
+            .arg(binary)
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("DATABASE_URL", format!("sqlite:///{}", db.display()))
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the server (build it: cargo build --release --features local)");
+        let mut server = Server { process, addr: format!("127.0.0.1:{port}"), ready_after: Duration::ZERO };
+        while !server.is_ready() {
+            assert!(started.elapsed() < Duration::from_secs(30), "the server did not become ready");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        server.ready_after = started.elapsed();
+        server
+    }
+
+    fn is_ready(&self) -> bool {
+        let answer = std::net::TcpStream::connect(&self.addr).ok().and_then(|mut s| {
+            s.write_all(b"GET /health/ready HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n").ok()?;
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).ok()?;
+            Some(head)
+        });
+        answer.is_some_and(|head| head.starts_with(b"HTTP/1.1 200"))
+    }
+
+    /// Its resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.memory_kib("VmRSS:")
+    }
+
+    /// Its peak resident memory, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.memory_kib("VmHWM:")
+    }
+
+    fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

@@ -110,9 +110,11 @@ soak: release ## Mixed load (ingest, duplicates, reads, bad requests) for SOAK_S
 lambda-e2e: $(TOOLS) ## events/ replayed through `cargo lambda watch` + `cargo lambda invoke`
 	VENV=$(VENV) tests/lambda-watch.sh
 
-lint-template: $(TOOLS) ## cfn-lint on the SAM template
-	$(VENV)/bin/cfn-lint template.yaml
-	@echo "cfn-lint: template.yaml passed"
+TEMPLATES := template.yaml template-authorizer.yaml
+
+lint-template: $(TOOLS) ## cfn-lint on the SAM templates (the default one and the API Gateway authorizer variant)
+	$(VENV)/bin/cfn-lint $(TEMPLATES)
+	@echo "cfn-lint: $(TEMPLATES) passed"
 
 lint-container: $(TOOLS) ## hadolint on the Dockerfile; compose files and Dockerfile checked without Docker
 	$(VENV)/bin/hadolint local/Dockerfile

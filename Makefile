@@ -24,7 +24,7 @@ FUZZ_SECONDS ?= 20
 SOAK_SECONDS ?= 120
 
 .PHONY: help run send test tools check-tools lint unit remote-test crash graders openapi fuzz release bench bench-smoke soak lambda-e2e \
-	lint-template lint-container package events up up-libsql down logs
+	lint-template lint-container package events check-compose up up-libsql down logs
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -129,14 +129,17 @@ events: ## Regenerate and re-sign events/ from `sam local generate-event`
 	[ -x $(SAM_VENV)/bin/sam ] || { $(PYTHON) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install --quiet -r tools/sam-requirements.txt; }
 	SAM=$(SAM_VENV)/bin/sam scripts/make-events.py
 
-up: ## Build and start the container on localhost:8000 (needs Docker)
+check-compose:
+	@scripts/check-compose.sh
+
+up: check-compose ## Build and start the container on localhost:8000 (needs Docker Compose 2.20 or newer)
 	docker compose up -d --build
 
-up-libsql: ## The container storing on a libSQL server container (the compose profile libsql; needs Docker)
+up-libsql: check-compose ## The container storing on a libSQL server container (the compose profile libsql; needs Docker)
 	DATABASE_URL=http://libsql:8080 docker compose --profile libsql up -d --build
 
-down: ## Stop the container and delete its volume (after up-libsql: docker compose --profile libsql down -v)
+down: check-compose ## Stop the container and delete its volume (after up-libsql: docker compose --profile libsql down -v)
 	docker compose down -v
 
-logs: ## Follow the container's logs
+logs: check-compose ## Follow the container's logs
 	docker compose logs -f api

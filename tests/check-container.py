@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Checks the container files without a Docker engine: compose.yaml and local/docker-compose.yml parse and
-define what SPEC §7 and the Makefile rely on, and local/Dockerfile builds the local listener as a non-root,
-healthchecked image serving 0.0.0.0:8000 with its database on /data. (hadolint lints the Dockerfile
+define what SPEC §7 and the Makefile rely on, local/Dockerfile builds the local listener as a non-root,
+healthchecked image serving 0.0.0.0:8000 with its database on /data, and the profile monitoring
+(monitoring/compose.yaml) runs Prometheus and Grafana with the files that make lint-ops checks. (hadolint lints the Dockerfile
 separately; the container's runtime behaviour is tested on the binary itself in tests/service.rs.)"""
 import fnmatch
+import json
 import os
 import pathlib
 import re
@@ -31,7 +33,8 @@ def check(name, condition):
 
 
 root_compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
-check("compose.yaml includes local/docker-compose.yml", root_compose.get("include") == ["local/docker-compose.yml"])
+check("compose.yaml includes local/docker-compose.yml and monitoring/compose.yaml",
+      root_compose.get("include") == ["local/docker-compose.yml", "monitoring/compose.yaml"])
 check("compose.yaml names the project", root_compose.get("name") == "webhook-ingest")
 
 compose_path = ROOT / "local" / "docker-compose.yml"
@@ -57,6 +60,63 @@ check("libSQL server image pinned to a release", image.startswith("ghcr.io/turso
 check("libSQL server data on a named volume", "libsql:/var/lib/sqld" in libsql.get("volumes", []))
 grace = str(api.get("stop_grace_period", "0s"))
 check("stop grace period covers the 30 s drain", grace.endswith("s") and int(grace[:-1]) > 30)
+
+
+def mounts(service, base):
+    """A service's bind mounts: {path in the container: file on the host}."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        if source.startswith("."):
+            found[target] = (base / source).resolve()
+    return found
+
+
+monitoring_path = ROOT / "monitoring" / "compose.yaml"
+monitoring = yaml.safe_load(monitoring_path.read_text()).get("services", {})
+check("profile monitoring: Prometheus, Grafana and a blackbox exporter, off unless asked for",
+      set(monitoring) == {"prometheus", "grafana", "blackbox"}
+      and all(s.get("profiles") == ["monitoring"] for s in monitoring.values()))
+for name, service in monitoring.items():
+    check(f"monitoring: {name} image pinned to a release", re.search(r":v?\d+\.\d+\.\d+$", str(service.get("image", ""))))
+    check(f"monitoring: {name} publishes ports on localhost only",
+          all(str(p).startswith("127.0.0.1:") for p in service.get("ports", [])))
+    for target, source in mounts(service, monitoring_path.parent).items():
+        check(f"monitoring: {name} mounts {source.relative_to(ROOT)}, which exists", source.is_file())
+prometheus_mounts = mounts(monitoring.get("prometheus", {}), monitoring_path.parent)
+prometheus_config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
+check("monitoring: Prometheus gets monitoring/prometheus.yml as its configuration",
+      prometheus_mounts.get("/etc/prometheus/prometheus.yml") == ROOT / "monitoring" / "prometheus.yml")
+for rule_file in prometheus_config.get("rule_files", []):
+    check(f"monitoring: rule file {rule_file} is mounted beside the configuration",
+          prometheus_mounts.get(f"/etc/prometheus/{rule_file}") == ROOT / "monitoring" / rule_file)
+jobs = {job["job_name"]: job for job in prometheus_config.get("scrape_configs", [])}
+check("monitoring: Prometheus scrapes the service api:8000 as job webhook-ingest (the alerts' job)",
+      jobs.get("webhook-ingest", {}).get("static_configs", [{}])[0].get("targets") == ["api:8000"])
+ready_probe = jobs.get("webhook-ingest-ready", {})
+check("monitoring: the blackbox exporter probes /health/ready",
+      ready_probe.get("static_configs", [{}])[0].get("targets") == ["http://api:8000/health/ready"]
+      and any(r.get("replacement") == "blackbox:9115" for r in ready_probe.get("relabel_configs", [])))
+grafana_mounts = mounts(monitoring.get("grafana", {}), monitoring_path.parent)
+datasources = yaml.safe_load((ROOT / "monitoring" / "grafana" / "datasource.yml").read_text())["datasources"]
+providers = yaml.safe_load((ROOT / "monitoring" / "grafana" / "dashboards.yml").read_text())["providers"]
+dashboard = json.loads((ROOT / "monitoring" / "grafana" / "webhook-ingest.json").read_text())
+check("monitoring: Grafana's data source is the compose Prometheus",
+      [d.get("url") for d in datasources] == ["http://prometheus:9090"])
+check("monitoring: Grafana provisions its data source and dashboard provider",
+      any(t.startswith("/etc/grafana/provisioning/datasources/") for t in grafana_mounts)
+      and any(t.startswith("/etc/grafana/provisioning/dashboards/") for t in grafana_mounts))
+dashboard_dirs = {p["options"]["path"] for p in providers}
+check("monitoring: the dashboard is mounted where the provider loads dashboards from",
+      any(pathlib.PurePosixPath(t).parent.as_posix() in dashboard_dirs and s.name == "webhook-ingest.json"
+          for t, s in grafana_mounts.items()))
+panel_sources = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p["targets"]} | \
+    {p["datasource"]["uid"] for p in dashboard["panels"]}
+check("monitoring: every dashboard panel queries the provisioned data source",
+      panel_sources == {d["uid"] for d in datasources})
+check("monitoring: dashboard panels have unique ids and a query each",
+      len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+      and all(t.get("expr") for p in dashboard["panels"] for t in p["targets"]))
 
 dockerfile = (ROOT / "local" / "Dockerfile").read_text()
 stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", dockerfile, re.M)
@@ -125,7 +185,9 @@ for target, command in [("up", "docker compose up -d --build"), ("down", "docker
                         ("up-libsql", "DATABASE_URL=http://libsql:8080 docker compose --profile libsql up -d --build")]:
     check(f"make {target} runs `{command}`", re.search(rf"^{target}:.*\n\t{re.escape(command)}$", makefile, re.M) is not None)
 
-for target in ["up", "up-libsql", "down", "logs"]:
+check("make up-monitoring runs `docker compose --profile monitoring up -d --build`",
+      re.search(r"^up-monitoring:.*\n\tdocker compose --profile monitoring up -d --build$", makefile, re.M) is not None)
+for target in ["up", "up-libsql", "up-monitoring", "down", "logs"]:
     check(f"make {target} checks the Compose version first", re.search(rf"^{target}: check-compose\b", makefile, re.M) is not None)
 
 

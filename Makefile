@@ -3,7 +3,7 @@
 #   make test   every test: lints, unit + integration + Lambda-event tests, crash safety on the release
 #               binary, the graders' script, the OpenAPI document fuzzed against the server, a bounded fuzzing
 #               run, the event corpus replayed through cargo lambda, the SAM template and container files
-#               checked, the arm64 Lambda zip built
+#               checked, the alert rules unit-tested and the live /metrics linted, the arm64 Lambda zip built
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
@@ -22,9 +22,12 @@ CARGO_FUZZ_VERSION := 0.13.2
 FUZZ_TARGETS := webhook query_params
 FUZZ_SECONDS ?= 20
 SOAK_SECONDS ?= 120
+# promtool, from Debian's prometheus package at this version, unpacked into .tools/ (make promtool).
+PROMETHEUS_DEB_VERSION := 2.42.0+ds-5+b6
+PROMTOOL := .tools/promtool-$(PROMETHEUS_DEB_VERSION)/promtool
 
 .PHONY: help run send test tools check-tools lint unit remote-test crash graders openapi fuzz release bench bench-smoke soak lambda-e2e \
-	lint-template lint-container package events up up-libsql down logs
+	lint-template lint-container lint-ops promtool package events check-compose up up-libsql up-monitoring down logs
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,7 +41,7 @@ run: ## Serve on 127.0.0.1:8000 with ./data/app.db (WEBHOOK_SECRET, DATABASE_URL
 send: ## Send one signed message to a running `make run` (BODY='{"message_id":...}' to choose it)
 	WEBHOOK_SECRET="$${WEBHOOK_SECRET:-$(DEV_SECRET)}" scripts/send.sh $(if $(BODY),'$(BODY)')
 
-test: check-tools lint unit crash graders openapi fuzz bench-smoke lambda-e2e lint-template lint-container package ## Run every test
+test: check-tools lint unit crash graders openapi fuzz bench-smoke lambda-e2e lint-template lint-container lint-ops package ## Run every test
 
 check-tools:
 	@for tool in curl jq openssl $(PYTHON); do command -v $$tool >/dev/null || { echo "make: '$$tool' is needed by the tests (apt-get install $$tool)" >&2; exit 1; }; done
@@ -110,13 +113,32 @@ soak: release ## Mixed load (ingest, duplicates, reads, bad requests) for SOAK_S
 lambda-e2e: $(TOOLS) ## events/ replayed through `cargo lambda watch` + `cargo lambda invoke`
 	VENV=$(VENV) tests/lambda-watch.sh
 
-lint-template: $(TOOLS) ## cfn-lint on the SAM template
-	$(VENV)/bin/cfn-lint template.yaml
-	@echo "cfn-lint: template.yaml passed"
+TEMPLATES := template.yaml template-authorizer.yaml
+
+lint-template: $(TOOLS) ## cfn-lint on the SAM templates (the default one and the API Gateway authorizer variant)
+	$(VENV)/bin/cfn-lint $(TEMPLATES)
+	@echo "cfn-lint: $(TEMPLATES) passed"
 
 lint-container: $(TOOLS) ## hadolint on the Dockerfile; compose files and Dockerfile checked without Docker
 	$(VENV)/bin/hadolint local/Dockerfile
 	$(VENV)/bin/python tests/check-container.py
+
+promtool: $(PROMTOOL) ## promtool from Debian's prometheus package (pinned), into .tools/; needs current apt lists
+
+# apt-get download needs no root and installs nothing: only promtool is kept, not the Prometheus server.
+$(PROMTOOL):
+	rm -rf $(@D) && mkdir -p $(@D)
+	cd $(@D) && apt-get download prometheus=$(PROMETHEUS_DEB_VERSION) || { \
+		echo "make: Debian's prometheus $(PROMETHEUS_DEB_VERSION) is not in the apt lists: run 'apt-get update' as root." \
+			"If it still is not, 'apt-cache policy prometheus' shows the version to set PROMETHEUS_DEB_VERSION to." >&2; exit 1; }
+	dpkg --fsys-tarfile $(@D)/prometheus_*.deb | tar -x -O ./usr/bin/promtool > $@.part
+	chmod +x $@.part && mv $@.part $@ && rm $(@D)/prometheus_*.deb
+	$@ --version
+
+lint-ops: release $(TOOLS) $(PROMTOOL) ## Alert rules unit-tested, Prometheus config checked, the live /metrics linted and matched by every alert and panel
+	$(PROMTOOL) check config monitoring/prometheus.yml
+	$(PROMTOOL) test rules monitoring/alerts.test.yml
+	PROMTOOL=$(PROMTOOL) $(VENV)/bin/python tests/check-metrics.py
 
 package: $(TOOLS) ## The deployable arm64 Lambda zip (cargo lambda build --release --arm64 --output-format zip)
 	rustup target add aarch64-unknown-linux-gnu
@@ -127,14 +149,20 @@ events: ## Regenerate and re-sign events/ from `sam local generate-event`
 	[ -x $(SAM_VENV)/bin/sam ] || { $(PYTHON) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install --quiet -r tools/sam-requirements.txt; }
 	SAM=$(SAM_VENV)/bin/sam scripts/make-events.py
 
-up: ## Build and start the container on localhost:8000 (needs Docker)
+check-compose:
+	@scripts/check-compose.sh
+
+up: check-compose ## Build and start the container on localhost:8000 (needs Docker Compose 2.20 or newer)
 	docker compose up -d --build
 
-up-libsql: ## The container storing on a libSQL server container (the compose profile libsql; needs Docker)
+up-libsql: check-compose ## The container storing on a libSQL server container (the compose profile libsql; needs Docker)
 	DATABASE_URL=http://libsql:8080 docker compose --profile libsql up -d --build
 
-down: ## Stop the container and delete its volume (after up-libsql: docker compose --profile libsql down -v)
+up-monitoring: check-compose ## The container with Prometheus (alerts), Grafana (dashboard) on localhost:9090 and :3000
+	docker compose --profile monitoring up -d --build
+
+down: check-compose ## Stop the container and delete its volume (after up-libsql: docker compose --profile libsql down -v)
 	docker compose down -v
 
-logs: ## Follow the container's logs
+logs: check-compose ## Follow the container's logs
 	docker compose logs -f api

@@ -4,7 +4,8 @@
 //! - headers must arrive whole within [`HEADER_READ_TIMEOUT`] (an idle keep-alive connection waiting for
 //!   its next request is on the same clock), and bodies within [`BODY_READ_TIMEOUT`] (408);
 //! - more than [`MAX_HEADERS`] headers or [`MAX_HEADER_BYTES`] of them get 431;
-//! - bodies over the limit get 413 on their declared length, or as soon as the limit is crossed;
+//! - bodies over the limit get 413 on their declared length, or as soon as the limit is crossed, and the
+//!   rest is read and discarded for a bounded time and size so the client can read that answer;
 //! - at most `MAX_CONNECTIONS` connections are served at once; one more is answered 503 and closed, so
 //!   slow or idle clients cannot take every slot for longer than the timeouts above;
 //! - SIGTERM or SIGINT stops accepting, lets in-flight requests finish (up to [`DRAIN_TIMEOUT`]), exits 0.
@@ -14,14 +15,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use lambda_http::http::{header, HeaderMap, Request, Response};
+use lambda_http::http::{header, HeaderMap, HeaderValue, Request, Response};
 use lambda_http::Body;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -33,6 +34,9 @@ use crate::transport::{BodyFault, HeadersTooLarge};
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much of a refused body is read and discarded after its early 413, and for how long at most.
+pub const LINGER_BYTES: usize = 16 * 1024 * 1024;
+pub const LINGER_TIME: Duration = Duration::from_secs(10);
 /// Limits answered with a JSON 431. hyper's own parser stops at twice these, with a bare 431.
 pub const MAX_HEADERS: usize = 64;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -149,13 +153,17 @@ async fn serve_request(app: &App, req: Request<Incoming>) -> Response<Full<Bytes
     if parts.headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
         parts.extensions.insert(HeadersTooLarge);
     }
-    let (body, fault) = read_body(incoming, &parts.headers, app.max_body_bytes).await;
-    if let Some(fault) = fault {
+    let read = read_body(incoming, &parts.headers, app.max_body_bytes).await;
+    if let Some(fault) = read.fault {
         parts.extensions.insert(fault);
     }
-    let body = if body.is_empty() { Body::Empty } else { Body::Binary(body.into()) };
+    let body = if read.bytes.is_empty() { Body::Empty } else { Body::Binary(read.bytes.into()) };
 
-    let (parts, body) = handle(app, Request::from_parts(parts, body)).await.into_parts();
+    let (mut parts, body) = handle(app, Request::from_parts(parts, body)).await.into_parts();
+    if let Some(unread) = read.unread {
+        tokio::spawn(linger(unread));
+        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let bytes = match body {
         Body::Empty => Bytes::new(),
         Body::Text(text) => Bytes::from(text),
@@ -166,22 +174,59 @@ async fn serve_request(app: &App, req: Request<Incoming>) -> Response<Full<Bytes
     Response::from_parts(parts, Full::new(bytes))
 }
 
+/// What reading a request's body came to.
+struct ReadBody {
+    bytes: Bytes,
+    fault: Option<BodyFault>,
+    /// The rest of a body refused for its size, still arriving.
+    unread: Option<Incoming>,
+}
+
 /// Reads a body of at most `limit` bytes within [`BODY_READ_TIMEOUT`], or says why it could not.
-async fn read_body(incoming: Incoming, headers: &HeaderMap, limit: usize) -> (Bytes, Option<BodyFault>) {
+async fn read_body(mut incoming: Incoming, headers: &HeaderMap, limit: usize) -> ReadBody {
+    let refused = |unread| ReadBody { bytes: Bytes::new(), fault: Some(BodyFault::TooLarge), unread: Some(unread) };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         // Refused on the declared length alone, before a byte of it is read.
-        return (Bytes::new(), Some(BodyFault::TooLarge));
+        return refused(incoming);
     }
-    match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(incoming, limit).collect()).await {
-        Ok(Ok(collected)) => (collected.to_bytes(), None),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            (Bytes::new(), Some(BodyFault::TooLarge))
+    let mut body = BytesMut::new();
+    let within_limit = tokio::time::timeout(BODY_READ_TIMEOUT, async {
+        while let Some(frame) = incoming.frame().await {
+            // Trailers carry no body bytes.
+            let Ok(data) = frame?.into_data() else { continue };
+            if body.len() + data.len() > limit {
+                return Ok(false);
+            }
+            body.extend_from_slice(&data);
         }
+        Ok::<_, hyper::Error>(true)
+    })
+    .await;
+    match within_limit {
+        Ok(Ok(true)) => ReadBody { bytes: body.freeze(), fault: None, unread: None },
+        Ok(Ok(false)) => refused(incoming),
         // The client went away mid-body; it will never read an answer.
-        Ok(Err(_)) => (Bytes::new(), None),
-        Err(_) => (Bytes::new(), Some(BodyFault::TimedOut)),
+        Ok(Err(_)) => ReadBody { bytes: Bytes::new(), fault: None, unread: None },
+        Err(_) => ReadBody { bytes: Bytes::new(), fault: Some(BodyFault::TimedOut), unread: None },
     }
+}
+
+/// Reads and throws away the rest of a body refused for its size, at most [`LINGER_BYTES`] within
+/// [`LINGER_TIME`], while its 413 goes out. Many clients write their whole request before they read the
+/// answer, and closing with their data unread would reset the connection under them (nginx's lingering
+/// close); past the bounds the connection is closed all the same.
+async fn linger(mut unread: Incoming) {
+    let mut discarded = 0;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while let Some(Ok(frame)) = unread.frame().await {
+            discarded += frame.data_ref().map_or(0, Bytes::len);
+            if discarded > LINGER_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -10,7 +10,9 @@ use common::{message, raw_http, spawn_app, Setup, TestApp};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use webhook_ingest::local::{BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_HEADERS, MAX_HEADER_BYTES};
+use webhook_ingest::local::{
+    BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, LINGER_BYTES, LINGER_TIME, MAX_HEADERS, MAX_HEADER_BYTES,
+};
 
 async fn connect(app: &TestApp) -> TcpStream {
     TcpStream::connect(app.addr.trim_start_matches("http://")).await.unwrap()
@@ -146,6 +148,74 @@ async fn an_oversized_body_is_refused_before_it_is_sent() {
     assert_eq!(&head, b"HTTP/1.1 413");
     assert_eq!(app.stored_count().await, 0);
     assert_others_are_served(&app, "after-oversized").await;
+}
+
+/// Sends `head` and then all of `body` before reading anything, as most HTTP libraries do without
+/// `Expect: 100-continue`, and returns the whole answer.
+async fn send_all_then_read(app: &TestApp, head: String, body: &[u8]) -> String {
+    let mut stream = connect(app).await;
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.expect("the server stopped reading before the body was sent");
+    read_until_closed(&mut stream, LINGER_TIME * 2).await.expect("the connection was kept open")
+}
+
+fn assert_readable_413(answer: &str) {
+    assert!(answer.starts_with("HTTP/1.1 413"), "{:?}", &answer[..answer.len().min(200)]);
+    assert!(answer.to_ascii_lowercase().contains("\r\nx-request-id: "), "{answer}");
+    let detail: Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(detail, json!({"detail": "payload too large"}));
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_whole_oversized_body_first_reads_the_413() {
+    let app = spawn_app().await;
+    for size in [1 << 20, 8 << 20] {
+        let body = vec![b'x'; size];
+        let head = format!("POST /webhook HTTP/1.1\r\nHost: t\r\nX-Signature: 00\r\nContent-Length: {size}\r\n\r\n");
+        assert_readable_413(&send_all_then_read(&app, head, &body).await);
+        // Chunked: refused once the limit is crossed, the rest read all the same.
+        let chunked: Vec<u8> = body
+            .chunks(64 * 1024)
+            .flat_map(|chunk| {
+                [format!("{:x}\r\n", chunk.len()).into_bytes(), chunk.to_vec(), b"\r\n".to_vec()].concat()
+            })
+            .chain(b"0\r\n\r\n".iter().copied())
+            .collect();
+        let head =
+            "POST /webhook HTTP/1.1\r\nHost: t\r\nX-Signature: 00\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned();
+        assert_readable_413(&send_all_then_read(&app, head, &chunked).await);
+    }
+    assert_eq!(app.stored_count().await, 0);
+    assert_others_are_served(&app, "after-lingering").await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_stops_sending_is_cut_off_at_the_bound() {
+    let app = spawn_app().await;
+    let stream = connect(&app).await;
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(b"POST /webhook HTTP/1.1\r\nHost: t\r\nX-Signature: 00\r\nContent-Length: 100000000000\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let _ = reader.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    let started = Instant::now();
+    let mut sent = 0;
+    let block = vec![b'x'; 64 * 1024];
+    let endless = async {
+        while writer.write_all(&block).await.is_ok() {
+            sent += block.len();
+        }
+    };
+    let cut_off = tokio::time::timeout(LINGER_TIME * 3, endless).await.is_ok();
+    assert!(cut_off, "still accepting after {sent} bytes and {:?}", started.elapsed());
+    assert!(sent <= 4 * LINGER_BYTES, "cut off only after {sent} bytes");
+    assert_readable_413(&answer.await.unwrap());
+    assert_others_are_served(&app, "after-endless").await;
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use lambda_http::http::{HeaderValue, Method};
+use lambda_http::http::{header, HeaderValue, Method};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::app::App;
@@ -27,7 +27,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let mut answer: Answer = match route {
         _ if req.extensions().get::<HeadersTooLarge>().is_some() => ApiError::HeadersTooLarge.into(),
         None => ApiError::NotFound.into(),
-        Some(route) if req.method().as_str() != route.method() => ApiError::MethodNotAllowed(route.method()).into(),
+        Some(route) if !route.answers(req.method()) => ApiError::MethodNotAllowed(route.allow()).into(),
         Some(route) if route.reads_data() && !app.admits_reader(&req) => ApiError::Unauthorized.into(),
         Some(Route::Webhook) => webhook::receive(app, &req).await.into(),
         Some(Route::Messages) => endpoints::messages(app, &req).await.into(),
@@ -38,6 +38,9 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         Some(Route::OpenApi) => endpoints::openapi().into(),
     };
 
+    if req.method() == Method::HEAD {
+        without_body(&mut answer.response);
+    }
     let latency = started.elapsed();
     let status = answer.response.status().as_u16();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -67,6 +70,16 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         sample.write_emf();
     }
     answer.response
+}
+
+/// A HEAD answer: the GET answer's status and headers, its length, and no body.
+fn without_body(response: &mut Response<Body>) {
+    let length = match std::mem::replace(response.body_mut(), Body::Empty) {
+        Body::Text(text) => text.len(),
+        Body::Binary(bytes) => bytes.len(),
+        _ => 0,
+    };
+    response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
 }
 
 /// A response and what the access log and metrics need to know about how it came about.

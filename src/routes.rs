@@ -1,4 +1,6 @@
-//! The routes, in one table: path, method, and whether `READ_API_TOKEN` guards them.
+//! The routes, in one table: path, methods, and whether `READ_API_TOKEN` guards them.
+
+use lambda_http::http::Method;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -14,8 +16,9 @@ pub enum Route {
 struct Entry {
     route: Route,
     path: &'static str,
-    /// The one method the route answers; also the `Allow` header of its 405.
-    method: &'static str,
+    /// The methods the route answers, as its 405's `Allow` header lists them. Every GET route answers HEAD
+    /// too, as GET without the body (RFC 9110 §9.3.2; uptime monitors and load balancers use it).
+    allow: &'static str,
     /// Whether it reveals stored messages or what can be learnt about them: what `READ_API_TOKEN` protects.
     /// Health stays open for probes, the webhook has its own signature.
     reads_data: bool,
@@ -23,13 +26,13 @@ struct Entry {
 
 /// In the order of [`Route`]'s variants.
 const ROUTES: [Entry; 7] = [
-    Entry { route: Route::Webhook, path: "/webhook", method: "POST", reads_data: false },
-    Entry { route: Route::Messages, path: "/messages", method: "GET", reads_data: true },
-    Entry { route: Route::Stats, path: "/stats", method: "GET", reads_data: true },
-    Entry { route: Route::Live, path: "/health/live", method: "GET", reads_data: false },
-    Entry { route: Route::Ready, path: "/health/ready", method: "GET", reads_data: false },
-    Entry { route: Route::Metrics, path: "/metrics", method: "GET", reads_data: true },
-    Entry { route: Route::OpenApi, path: "/openapi.yaml", method: "GET", reads_data: false },
+    Entry { route: Route::Webhook, path: "/webhook", allow: "POST", reads_data: false },
+    Entry { route: Route::Messages, path: "/messages", allow: "GET, HEAD", reads_data: true },
+    Entry { route: Route::Stats, path: "/stats", allow: "GET, HEAD", reads_data: true },
+    Entry { route: Route::Live, path: "/health/live", allow: "GET, HEAD", reads_data: false },
+    Entry { route: Route::Ready, path: "/health/ready", allow: "GET, HEAD", reads_data: false },
+    Entry { route: Route::Metrics, path: "/metrics", allow: "GET, HEAD", reads_data: true },
+    Entry { route: Route::OpenApi, path: "/openapi.yaml", allow: "GET, HEAD", reads_data: false },
 ];
 
 impl Route {
@@ -46,8 +49,12 @@ impl Route {
         route.map_or("unmatched", |route| route.entry().path)
     }
 
-    pub fn method(self) -> &'static str {
-        self.entry().method
+    pub fn allow(self) -> &'static str {
+        self.entry().allow
+    }
+
+    pub fn answers(self, method: &Method) -> bool {
+        self.allow().split(", ").any(|allowed| allowed == method.as_str())
     }
 
     pub fn reads_data(self) -> bool {
@@ -66,6 +73,8 @@ mod tests {
             assert_eq!(Route::of(entry.path), Some(entry.route));
             assert_eq!(Route::label(Some(entry.route)), entry.path);
         }
+        assert!(Route::Messages.answers(&Method::HEAD) && Route::Messages.answers(&Method::GET));
+        assert!(!Route::Webhook.answers(&Method::HEAD) && !Route::Messages.answers(&Method::POST));
         assert_eq!(Route::of("/webhook/"), None);
         assert_eq!(Route::label(None), "unmatched");
     }

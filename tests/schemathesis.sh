@@ -223,6 +223,8 @@ expected-statuses = [400, 401, 413, 422]
 TOML
 
 # run_schemathesis NAME [ARGS...]
+# HEAD operations are documented (so the Allow and unsupported-method checks expect them) but not generated:
+# their answers have no body to check against a schema; tests/service.rs checks them against GET's.
 run_schemathesis() {
   local name=$1; shift
   echo "schemathesis: [$name] schemathesis run, $MAX_EXAMPLES examples per operation, seed $SEED"
@@ -231,6 +233,7 @@ run_schemathesis() {
     SCHEMATHESIS_HOOKS="$work/hooks.py" "$ST" --config-file "$work/schemathesis.toml" run "$ROOT/openapi.yaml" \
       --url "$URL" \
       --checks "$CHECKS" \
+      --exclude-method HEAD \
       --phases examples,coverage,fuzzing \
       --max-examples "$MAX_EXAMPLES" \
       --seed "$SEED" \

@@ -14,7 +14,31 @@ async fn health_probes() {
     assert_eq!(app.get("/health/live").await, (200, json!({"status": "ok"})));
     assert_eq!(app.get("/health/ready").await, (200, json!({"status": "ready"})));
     let response = app.client.post(app.url("/health/live")).send().await.unwrap();
-    assert_eq!((response.status().as_u16(), response.headers()["allow"].to_str().unwrap()), (405, "GET"));
+    assert_eq!((response.status().as_u16(), response.headers()["allow"].to_str().unwrap()), (405, "GET, HEAD"));
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    let app = spawn_app().await;
+    app.deliver(&message("m1", "+1", "2025-01-15T10:00:00Z", Some("hi"))).await;
+    let paths = ["/messages", "/messages?limit=0", "/stats", "/health/live", "/health/ready", "/openapi.yaml", "/nope"];
+    for path in paths {
+        let get = app.client.get(app.url(path)).send().await.unwrap();
+        let head = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), get.status(), "{path}");
+        assert_eq!(head.headers()["content-type"], get.headers()["content-type"], "{path}");
+        assert!(head.headers().contains_key("x-request-id"), "{path}");
+        let length: usize = head.headers()["content-length"].to_str().unwrap().parse().unwrap();
+        assert_eq!(length, get.bytes().await.unwrap().len(), "{path}");
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    // HEAD reads data like GET, so the read token guards it alike.
+    let guarded = TestApp::start(Setup::new().env("READ_API_TOKEN", "t0ken")).await;
+    assert_eq!(guarded.client.head(guarded.url("/messages")).send().await.unwrap().status(), 401);
+    let head = guarded.client.head(guarded.url("/messages")).bearer_auth("t0ken").send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(metrics.contains(r#"http_requests_total{method="HEAD",path="/messages",status="200"}"#), "{metrics}");
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ pub mod query;
 pub mod routes;
 pub mod signature;
 pub mod store;
+pub mod strict_json;
 pub mod telemetry;
 pub mod transport;
 pub mod webhook;

@@ -7,6 +7,8 @@ use chrono::{NaiveDate, NaiveTime};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::strict_json::{self, JsonError};
+
 /// Longest accepted `text`, counted in Unicode scalar values.
 pub const MAX_TEXT_CHARS: usize = 4096;
 
@@ -27,6 +29,28 @@ impl FieldError {
     fn body(kind: &'static str, msg: impl Into<String>) -> Self {
         FieldError { loc: vec!["body"], msg: msg.into(), kind }
     }
+
+    /// A body that is not JSON, or names a key twice (located at that field when it is one of ours).
+    fn of_json(error: JsonError) -> Self {
+        match error {
+            JsonError::Syntax(e) => FieldError::body("json_invalid", format!("JSON decode error: {e}")),
+            JsonError::DuplicateKey(key) => {
+                let msg = format!("Duplicate key {:?}: an object may name each key once", truncated(&key));
+                match FIELDS.iter().find(|field| **field == key) {
+                    Some(field) => FieldError::new(["body", field], "duplicate_key", msg),
+                    None => FieldError::body("duplicate_key", msg),
+                }
+            }
+        }
+    }
+}
+
+/// The message's fields, in the order of SPEC §2.
+const FIELDS: [&str; 5] = ["message_id", "from", "to", "ts", "text"];
+
+/// A client's key as echoed in an error: at most 64 characters.
+fn truncated(key: &str) -> &str {
+    key.char_indices().nth(64).map_or(key, |(end, _)| &key[..end])
 }
 
 /// A phone number in the form `+` followed by one or more ASCII digits.
@@ -116,8 +140,7 @@ pub struct Message {
 impl Message {
     /// Parses and validates a raw request body, naming every failing field.
     pub fn parse(body: &[u8]) -> Result<Message, Vec<FieldError>> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| vec![FieldError::body("json_invalid", format!("JSON decode error: {e}"))])?;
+        let value = strict_json::parse(body).map_err(|e| vec![FieldError::of_json(e)])?;
         let Value::Object(mut object) = value else {
             return Err(vec![FieldError::body(
                 "model_attributes_type",

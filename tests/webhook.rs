@@ -245,12 +245,41 @@ async fn a_burst_of_distinct_and_duplicate_deliveries_gets_the_right_outcome_eac
 #[tokio::test]
 async fn other_methods_on_webhook_are_405_with_allow() {
     let app = spawn_app().await;
-    for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::PATCH] {
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::HEAD,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::PATCH,
+    ] {
         let response = app.client.request(method.clone(), app.url("/webhook")).body(BODY).send().await.unwrap();
         assert_eq!(response.status(), 405, "{method}");
         assert_eq!(response.headers()["allow"], "POST");
         assert_eq!(response.headers()["content-type"], "application/json");
-        assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "method not allowed"}));
+        if method != reqwest::Method::HEAD {
+            assert_eq!(response.json::<Value>().await.unwrap(), json!({"detail": "method not allowed"}));
+        }
+    }
+    assert_eq!(app.stored_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_key_named_twice_is_422_naming_it_and_stores_nothing() {
+    let app = spawn_app().await;
+    // `key` given `first` before its own value.
+    let twice =
+        |key: &str, first: &str| BODY.replacen(&format!("\"{key}\":"), &format!("\"{key}\":{first},\"{key}\":"), 1);
+    for (body, loc) in [
+        (twice("message_id", "\"m2\""), json!(["body", "message_id"])),
+        (twice("text", "null"), json!(["body", "text"])),
+        (BODY.replacen('{', r#"{"extra":1,"extra":2,"#, 1), json!(["body"])),
+        // Escapes spell the same key; the second one would win in most parsers.
+        (BODY.replacen('{', r#"{"\u006dessage_id":"forged","#, 1), json!(["body", "message_id"])),
+    ] {
+        let (status, answer) = app.deliver(&body).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(answer["detail"][0]["type"], "duplicate_key", "{body}: {answer}");
+        assert_eq!(answer["detail"][0]["loc"], loc, "{body}: {answer}");
     }
     assert_eq!(app.stored_count().await, 0);
 }

@@ -37,6 +37,8 @@ impl From<StoreError> for ApiError {
             StoreError::Open(_) | StoreError::WriterStopped | StoreError::Displaced(_) | StoreError::TimedOut(_) => {
                 ApiError::StoreUnavailable(e)
             }
+            #[cfg(feature = "remote")]
+            StoreError::Server(ref server) if server.is_unreachable() => ApiError::StoreUnavailable(e),
             _ => ApiError::Store(e),
         }
     }

@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{body, eventually, test_server, Setup, TestApp};
+use common::{body, eventually, message, test_server, Setup, TestApp};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -242,4 +242,150 @@ async fn a_replica_reads_its_own_writes_at_once_and_others_after_a_sync() {
     eventually("the other replica never caught up", Duration::from_secs(10), Duration::from_millis(100), caught_up)
         .await;
     assert_eq!(reader.get("/messages?q=DELIVERY").await.1["total"], 5);
+}
+
+/// A proxy in front of the test server that counts the HTTP requests (round trips) passing through it.
+struct CountingProxy {
+    url: String,
+    requests: Arc<AtomicUsize>,
+}
+
+impl CountingProxy {
+    async fn start(upstream: String) -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&requests);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, counter) = (upstream.clone(), Arc::clone(&counter));
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    // A request line ends with this; JSON bodies escape their line breaks, so it occurs nowhere
+                    // else in what a client sends.
+                    const REQUEST_LINE_END: &[u8] = b" HTTP/1.1\r\n";
+                    let upward = async {
+                        let (mut buffer, mut seen) = ([0u8; 16384], Vec::new());
+                        while let Ok(n) = client_read.read(&mut buffer).await {
+                            if n == 0 || server_write.write_all(&buffer[..n]).await.is_err() {
+                                break;
+                            }
+                            seen.extend_from_slice(&buffer[..n]);
+                            let found = seen.windows(REQUEST_LINE_END.len()).filter(|w| *w == REQUEST_LINE_END).count();
+                            counter.fetch_add(found, Ordering::SeqCst);
+                            // Keep a tail shorter than the pattern, for one cut across two reads.
+                            seen.drain(..seen.len().saturating_sub(REQUEST_LINE_END.len() - 1));
+                        }
+                    };
+                    let downward = tokio::io::copy(&mut server_read, &mut client_write);
+                    tokio::select! { _ = upward => {}, _ = downward => {} }
+                });
+            }
+        });
+        CountingProxy { url, requests }
+    }
+
+    /// Round trips since the last call.
+    fn take(&self) -> usize {
+        self.requests.swap(0, Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn every_request_is_one_round_trip_to_the_server() {
+    let Some(server) = test_server() else {
+        eprintln!("SKIPPED every_request_is_one_round_trip…: LIBSQL_TEST_URL is not set (no libSQL server to count)");
+        return;
+    };
+    if std::env::var("LIBSQL_TEST_MODE").as_deref() == Ok("replica") {
+        eprintln!("SKIPPED every_request_is_one_round_trip…: replicas read locally and sync after writes");
+        return;
+    }
+    // A first instance migrates the empty database; the one counted starts on a current schema, as a Lambda
+    // cold start does.
+    let first = TestApp::start(Setup::new()).await;
+    assert_eq!(first.deliver(&body("before")).await.0, 200);
+    let proxy = CountingProxy::start(host_and_port(&server)).await;
+    let app = TestApp::start(Setup::new().same_store_as(&first).server_via(&proxy.url)).await;
+    assert_eq!(proxy.take(), 1, "cold start with a current schema");
+
+    let post = |id: &'static str, text: &'static str| {
+        let app = &app;
+        async move { app.deliver(&message(id, "+15550001", "2025-01-15T10:00:00Z", Some(text))).await.0 }
+    };
+    assert_eq!((post("m1", "hello world").await, proxy.take()), (200, 1), "first delivery after the start");
+    assert_eq!((post("m2", "another hello").await, proxy.take()), (200, 1), "delivery");
+    assert_eq!((post("m2", "another hello").await, proxy.take()), (200, 1), "duplicate");
+    for path in [
+        "/messages",
+        "/messages?limit=1&offset=1",
+        "/messages?from=%2B15550001",
+        "/messages?since=2025-01-15T09:00:00Z",
+        "/messages?q=hello",
+        "/messages?q=hello&offset=100",
+        "/messages?q=he&from=%2B15550001",
+        "/stats",
+        "/health/ready",
+    ] {
+        let (status, answer) = app.get(path).await;
+        assert_eq!((status, proxy.take()), (200, 1), "{path}: {answer}");
+    }
+    let (_, search) = app.get("/messages?q=hello&offset=100").await;
+    assert_eq!((search["total"].as_u64(), search["data"].as_array().map(Vec::len)), (Some(2), Some(0)));
+}
+
+#[tokio::test]
+async fn instances_starting_at_once_on_an_empty_server_all_become_ready() {
+    let Some(server) = test_server() else {
+        eprintln!("SKIPPED instances_starting_at_once…: LIBSQL_TEST_URL is not set (no libSQL server)");
+        return;
+    };
+    // The first empties the database and keeps the others' turn; the rest start on it as it is, all at once.
+    let mut first = Setup::new();
+    first.target = Some(common::Target::Server(server.clone()));
+    let _holder = TestApp::start(first).await;
+    common::empty_server_database(&server).await;
+    let starts = (0..4).map(|_| {
+        let mut setup = Setup::new();
+        setup.target = Some(common::Target::Server(server.clone()));
+        setup.shared = true;
+        TestApp::start(setup)
+    });
+    let apps = futures::future::join_all(starts).await;
+    for (n, app) in apps.iter().enumerate() {
+        app.wait_ready(Duration::from_secs(20)).await;
+        assert_eq!(app.deliver(&body(&format!("started-{n}"))).await.0, 200);
+    }
+    let conn = common::connect(&common::Target::Server(server)).await;
+    let mut rows = conn.query("PRAGMA user_version", ()).await.unwrap();
+    assert_eq!(rows.next().await.unwrap().unwrap().get::<u32>(0).unwrap(), 4);
+    assert_eq!(apps[0].get("/stats").await.1["total_messages"], 4);
+}
+
+#[tokio::test]
+async fn on_a_server_each_delivery_indexes_its_own_text_with_no_background_work() {
+    let Some(server) = test_server() else {
+        eprintln!("SKIPPED on_a_server_each_delivery_indexes…: LIBSQL_TEST_URL is not set (no libSQL server)");
+        return;
+    };
+    let app = TestApp::start(Setup::new()).await;
+    // As on a frozen Lambda instance: nothing runs between requests, and the index is current after each.
+    let conn = common::connect(&common::Target::Server(server)).await;
+    let texts = ["Alpha beta", "gamma\0delta", "beta again", ""];
+    for (n, text) in texts.iter().enumerate() {
+        let id = format!("idx-{n}");
+        assert_eq!(app.deliver(&message(&id, "+1", "2025-01-15T10:00:00Z", Some(text))).await.0, 200);
+        let mut rows = conn
+            .query("SELECT indexed_through = (SELECT max(rowid) FROM messages) FROM text_index_state", ())
+            .await
+            .unwrap();
+        assert!(rows.next().await.unwrap().unwrap().get::<bool>(0).unwrap(), "not indexed after {id}");
+    }
+    // A redelivery with other text keeps the first write and indexes nothing of its own.
+    assert_eq!(app.deliver(&message("idx-0", "+1", "2025-01-15T10:00:00Z", Some("zeta"))).await.0, 200);
+    assert_eq!(app.get("/messages?q=zeta").await.1["total"], 0);
+    assert_eq!(app.get("/messages?q=beta").await.1["total"], 2);
+    assert_eq!(app.get("/messages?q=delta").await.1["total"], 1, "text after a NUL is indexed too");
 }

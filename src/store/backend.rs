@@ -1,34 +1,63 @@
-//! The one interface over the two back ends, chosen when a store opens: what differs between a local file
-//! and a libSQL server is how a delivery is committed, how readiness is proven, whether calls need a
-//! deadline, and whether the back end can stop serving.
+//! The one interface over the back ends, chosen when a store opens: what differs between a local file, a
+//! libSQL server and an embedded replica of one is how a delivery is committed, how readiness is proven,
+//! where a read runs, whether calls need a deadline, and whether the back end can stop serving.
 
 use std::time::Duration;
 
-use super::pool::Pool;
-use super::{file, server, Inserted, StoreError, SERVER_DEADLINE};
+use super::file::File;
+use super::read::Query;
+use super::rows::Row;
+#[cfg(feature = "remote")]
+use super::SERVER_DEADLINE;
+#[cfg(feature = "remote")]
+use super::{replica::Replica, server::Server};
+use super::{Inserted, StoreError};
 use crate::message::Message;
 
+// One per store, which lives behind an Arc: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     /// A local SQLite file and the writer thread that commits to it.
-    File(file::Writer),
-    /// A libSQL server, directly or through an embedded replica.
-    Server(server::Writer),
+    File(File),
+    /// A libSQL server, one round trip per call.
+    #[cfg(feature = "remote")]
+    Server(Server),
+    /// A local copy of a libSQL server's database, written through the server.
+    #[cfg(feature = "remote")]
+    Replica(Replica),
 }
 
 impl Backend {
     /// Commits `message` unless its id is stored; returns once the commit is durable.
-    pub async fn insert(&self, pool: &Pool, message: Message) -> Result<Inserted, StoreError> {
+    pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
         match self {
-            Backend::File(writer) => writer.insert(message).await,
-            Backend::Server(writer) => writer.insert(pool, &message).await,
+            Backend::File(file) => file.insert(message).await,
+            #[cfg(feature = "remote")]
+            Backend::Server(server) => server.insert(&message).await,
+            #[cfg(feature = "remote")]
+            Backend::Replica(replica) => replica.insert(&message).await,
         }
     }
 
-    /// Commits the readiness probe's write.
-    pub async fn probe(&self, pool: &Pool) -> Result<(), StoreError> {
+    /// Commits the readiness probe's write, and checks the schema is current.
+    pub async fn probe(&self) -> Result<(), StoreError> {
         match self {
-            Backend::File(writer) => writer.probe().await,
-            Backend::Server(_) => server::probe(pool).await,
+            Backend::File(file) => file.probe().await,
+            #[cfg(feature = "remote")]
+            Backend::Server(server) => server.probe().await,
+            #[cfg(feature = "remote")]
+            Backend::Replica(replica) => replica.probe().await,
+        }
+    }
+
+    /// The rows of one read statement.
+    pub async fn fetch(&self, query: &Query) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Backend::File(file) => file.fetch(query).await,
+            #[cfg(feature = "remote")]
+            Backend::Server(server) => server.fetch(query).await,
+            #[cfg(feature = "remote")]
+            Backend::Replica(replica) => replica.fetch(query).await,
         }
     }
 
@@ -36,15 +65,17 @@ impl Backend {
     pub fn deadline(&self) -> Option<Duration> {
         match self {
             Backend::File(_) => None,
-            Backend::Server(_) => Some(SERVER_DEADLINE),
+            #[cfg(feature = "remote")]
+            Backend::Server(_) | Backend::Replica(_) => Some(SERVER_DEADLINE),
         }
     }
 
     /// False once a file's writer stopped for good (its file was replaced); the store is then reopened.
     pub fn is_serving(&self) -> bool {
         match self {
-            Backend::File(writer) => writer.is_serving(),
-            Backend::Server(_) => true,
+            Backend::File(file) => file.is_serving(),
+            #[cfg(feature = "remote")]
+            Backend::Server(_) | Backend::Replica(_) => true,
         }
     }
 }

@@ -1,22 +1,26 @@
 //! Message storage on libSQL (SPEC §3): the one interface the endpoints use.
 //!
 //! A [`Store`] has a back end, chosen once when it opens ([`backend`]): a local SQLite file ([`file`]), whose
-//! writer thread commits concurrent deliveries in batches, or a libSQL server ([`server`]), which commits
-//! each delivery itself. Either way idempotency is the primary key's (`INSERT … ON CONFLICT DO NOTHING`,
-//! [`write`]), never a read-then-write, and a delivery is answered only after its commit is durable.
+//! writer thread commits concurrent deliveries in batches; a libSQL server (`server`), which commits each
+//! delivery itself, one round trip per call; or an embedded replica of one (`replica`). Either way
+//! idempotency is the primary key's (`INSERT … ON CONFLICT DO NOTHING`, [`write`]), never a read-then-write,
+//! and a delivery is answered only after its commit is durable.
 //!
-//! Both back ends read through a [`pool`] of connections with the queries of [`read`], keep the schema of
-//! [`schema`], and feed the trigram index of [`search_index`]. [`LazyStore`] opens a store on first need and
-//! again after its file was replaced.
+//! Every back end runs the one-statement queries of [`read`], keeps the schema of [`schema`], and feeds the
+//! trigram index of [`search_index`]. [`LazyStore`] opens a store on first need and again after its file was
+//! replaced.
 
 mod backend;
 mod file;
 mod lazy;
 mod pool;
 mod read;
+#[cfg(feature = "remote")]
+mod replica;
 mod rows;
 mod schema;
 mod search_index;
+#[cfg(feature = "remote")]
 mod server;
 mod session;
 mod write;
@@ -31,7 +35,6 @@ use crate::config::Database;
 use crate::message::Message;
 use crate::query::ListParams;
 use backend::Backend;
-use pool::Pool;
 
 pub use lazy::LazyStore;
 
@@ -52,6 +55,9 @@ pub enum StoreError {
     TimedOut(Duration),
     #[error("unexpected database answer: {0}")]
     Unexpected(&'static str),
+    #[cfg(feature = "remote")]
+    #[error(transparent)]
+    Server(#[from] server::HranaError),
 }
 
 /// What storing a delivery did.
@@ -106,8 +112,6 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Store {
     backend: Backend,
-    /// Read connections; on a server, write ones too.
-    pool: Pool,
 }
 
 impl Store {
@@ -119,43 +123,40 @@ impl Store {
     /// [`Store::open`], or with `create` false only a file that exists. A replica's open (its first sync)
     /// gets `deadline`; a server's, [`SERVER_DEADLINE`].
     async fn open_with(database: &Database, create: bool, deadline: Duration) -> Result<Store, StoreError> {
-        let (backend, pool) = match database {
-            Database::Local(path) => {
-                let (writer, pool) = file::open(path, create).await?;
-                (Backend::File(writer), pool)
-            }
-            Database::Remote(server) => {
-                let (writer, pool) = server::open(server::connect(server), SERVER_DEADLINE).await?;
-                (Backend::Server(writer), pool)
-            }
-            Database::Replica(replica) => {
-                let (writer, pool) = server::open(server::open_replica(replica), deadline).await?;
-                (Backend::Server(writer), pool)
+        let backend = match database {
+            Database::Local(path) => Backend::File(file::File::open(path, create).await?),
+            #[cfg(feature = "remote")]
+            Database::Remote(server) => Backend::Server(within(SERVER_DEADLINE, server::Server::open(server)).await?),
+            #[cfg(feature = "remote")]
+            Database::Replica(replica) => Backend::Replica(within(deadline, replica::Replica::open(replica)).await?),
+            #[cfg(not(feature = "remote"))]
+            Database::Remote(_) | Database::Replica(_) => {
+                let _ = deadline;
+                return Err(StoreError::Open("this build has no libSQL server support".into()));
             }
         };
-        Ok(Store { backend, pool })
+        Ok(Store { backend })
     }
 
     /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
     pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
-        self.bounded(self.backend.insert(&self.pool, message)).await
+        self.bounded(self.backend.insert(message)).await
     }
 
     /// One page of messages matching `params`, chronological then by id, and the count of all matches.
     pub async fn list(&self, params: &ListParams) -> Result<Page, StoreError> {
-        self.bounded(read::list(&self.pool, params)).await
+        self.bounded(async { read::page(self.backend.fetch(&read::list(params)).await?) }).await
     }
 
     /// Everything `/stats` says, from the aggregates the insert trigger keeps (no scan of messages).
     pub async fn stats(&self) -> Result<Stats, StoreError> {
-        self.bounded(read::stats(&self.pool)).await
+        self.bounded(async { read::stats_of(self.backend.fetch(&read::stats()).await?) }).await
     }
 
-    /// Succeeds when the back end commits a write to the database it opened, and the database answers a
-    /// query that needs the current schema, each within [`PROBE_TIMEOUT`].
+    /// Succeeds when the back end commits a write to the database it opened, and the database has the
+    /// current schema, within [`PROBE_TIMEOUT`].
     pub async fn check(&self) -> Result<(), StoreError> {
-        within(PROBE_TIMEOUT, self.backend.probe(&self.pool)).await?;
-        within(PROBE_TIMEOUT, self.pool.snapshot(|session| async move { schema::check(&session.conn).await })).await
+        within(PROBE_TIMEOUT, self.backend.probe()).await
     }
 
     /// Whether the back end still serves; a file's stops for good only when its file was replaced.

@@ -1,32 +1,37 @@
-//! Decoding columns and rows into values, in one place.
+//! Decoding columns into values, in one place.
 //!
 //! Text columns are selected as `CAST(column AS BLOB)`: libsql converts TEXT values through a C string, so
 //! it cuts them at the first NUL character (which a message may legitimately contain) and panics on invalid
 //! UTF-8 (which a database written by another program may hold). As a BLOB the value arrives with its exact
 //! length.
 
-use libsql::{Row, Value};
+use libsql::Value;
 
 use super::{StoreError, StoredMessage};
 
-/// The columns [`stored_message`] decodes, in its order; a query may select more after them.
+/// One row, as its column values.
+pub type Row = Vec<Value>;
+
+/// The columns [`stored_message`] decodes, in its order.
 pub const MESSAGE_COLUMNS: &str = "CAST(message_id AS BLOB), CAST(from_msisdn AS BLOB), CAST(to_msisdn AS BLOB), \
      CAST(ts AS BLOB), CAST(text AS BLOB)";
 
-/// A row selected with [`MESSAGE_COLUMNS`] first.
-pub fn stored_message(row: &Row) -> Result<StoredMessage, StoreError> {
+/// The message in `row[at..]`, selected with [`MESSAGE_COLUMNS`] (taken out of the row).
+pub fn stored_message(row: &mut [Value], at: usize) -> Result<StoredMessage, StoreError> {
     Ok(StoredMessage {
-        message_id: text(row, 0)?,
-        from: text(row, 1)?,
-        to: text(row, 2)?,
-        ts: text(row, 3)?,
-        text: optional_text(row, 4)?,
+        message_id: text(row, at)?,
+        from: text(row, at + 1)?,
+        to: text(row, at + 2)?,
+        ts: text(row, at + 3)?,
+        text: optional_text(row, at + 4)?,
     })
 }
 
-/// A nullable text column selected as a BLOB.
-pub fn optional_text(row: &Row, idx: i32) -> Result<Option<String>, StoreError> {
-    match row.get_value(idx)? {
+/// A nullable text column selected as a BLOB (taken out of the row).
+pub fn optional_text(row: &mut [Value], idx: usize) -> Result<Option<String>, StoreError> {
+    let slot = row.get_mut(idx).ok_or(StoreError::Unexpected("a row has fewer columns than selected"))?;
+    let value = std::mem::replace(slot, Value::Null);
+    match value {
         Value::Blob(bytes) => {
             Ok(Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
         }
@@ -36,12 +41,24 @@ pub fn optional_text(row: &Row, idx: i32) -> Result<Option<String>, StoreError> 
     }
 }
 
-/// A NOT NULL text column selected as a BLOB.
-pub fn text(row: &Row, idx: i32) -> Result<String, StoreError> {
+/// A NOT NULL text column selected as a BLOB (taken out of the row).
+pub fn text(row: &mut [Value], idx: usize) -> Result<String, StoreError> {
     optional_text(row, idx)?.ok_or(StoreError::Unexpected("a NOT NULL text column is NULL"))
 }
 
 /// A count or other non-negative integer column.
-pub fn count(row: &Row, idx: i32) -> Result<u64, StoreError> {
-    Ok(row.get::<u64>(idx)?)
+pub fn count(row: &[Value], idx: usize) -> Result<u64, StoreError> {
+    match column(row, idx)? {
+        Value::Integer(n) => u64::try_from(*n).map_err(|_| StoreError::Unexpected("a count is negative")),
+        _ => Err(StoreError::Unexpected("a count column holds another type")),
+    }
+}
+
+/// Whether the column is NULL.
+pub fn is_null(row: &[Value], idx: usize) -> Result<bool, StoreError> {
+    Ok(matches!(column(row, idx)?, Value::Null))
+}
+
+fn column(row: &[Value], idx: usize) -> Result<&Value, StoreError> {
+    row.get(idx).ok_or(StoreError::Unexpected("a row has fewer columns than selected"))
 }

@@ -4,7 +4,7 @@
 //! implementation of this contract (user_version 0, that table, possibly rows) is adopted as it is and
 //! migrated in place. Later versions only add.
 
-use libsql::Connection;
+use libsql::{Connection, Value};
 
 use super::{rows, StoreError};
 use crate::message::Timestamp;
@@ -81,7 +81,8 @@ async fn v2_sort_and_search_keys(conn: &Connection) -> Result<(), StoreError> {
     let mut rows = conn.query("SELECT rowid, CAST(ts AS BLOB), CAST(text AS BLOB) FROM messages", ()).await?;
     let mut updates = Vec::new();
     while let Some(row) = rows.next().await? {
-        let (rowid, ts, text) = (row.get::<i64>(0)?, rows::text(&row, 1)?, rows::optional_text(&row, 2)?);
+        let mut values = vec![row.get_value(1)?, row.get_value(2)?];
+        let (rowid, ts, text) = (row.get::<i64>(0)?, rows::text(&mut values, 0)?, rows::optional_text(&mut values, 1)?);
         updates.push((rowid, legacy_sort_key(&ts), text.as_deref().map(fold_case)));
     }
     drop(rows);
@@ -167,17 +168,23 @@ fn legacy_sort_key(ts: &str) -> String {
     }
 }
 
-/// Fails unless the database answers a query over the columns the current schema added.
-pub async fn check(conn: &Connection) -> Result<(), StoreError> {
-    let version = user_version(conn).await?;
-    if version != LATEST {
-        return Err(StoreError::Open(format!("schema version is {version}, expected {LATEST}")));
+/// Columns a statement can select (or return) that exist only in the current schema: the schema version,
+/// then values of the tables and columns it added, the text index's watermark (at index 3) and the last
+/// rowid (at 5). Selecting them fails on an older schema; [`check`] reads the version.
+pub const CURRENT_SCHEMA: &str = "(SELECT user_version FROM pragma_user_version), \
+     (SELECT ts_key IS NULL AND text_folded IS NULL FROM messages LIMIT 1), (SELECT messages FROM totals), \
+     (SELECT indexed_through FROM text_index_state), (SELECT checked_at FROM write_probe), \
+     (SELECT coalesce(max(rowid), 0) FROM messages)";
+
+/// Fails unless `row`, selected with [`CURRENT_SCHEMA`], shows the current version.
+pub fn check(row: &[Value]) -> Result<(), StoreError> {
+    match row.first() {
+        Some(Value::Integer(version)) if *version == i64::from(LATEST) => Ok(()),
+        Some(Value::Integer(version)) => {
+            Err(StoreError::Open(format!("schema version is {version}, expected {LATEST}")))
+        }
+        _ => Err(StoreError::Unexpected("no schema version")),
     }
-    conn.query("SELECT ts_key, text_folded FROM messages LIMIT 1", ()).await?;
-    conn.query("SELECT messages FROM totals", ()).await?;
-    conn.query("SELECT indexed_through FROM text_index_state", ()).await?;
-    conn.query("SELECT checked_at FROM write_probe", ()).await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,13 +4,15 @@
 //! the stored text decides, so it keeps no positions (`detail = 'none'`: a far smaller index, cheaper to
 //! write) and is asked for rows holding all of the term's trigrams.
 //!
-//! Rows enter it after their delivery was acknowledged, in chunks, up to the watermark
-//! `text_index_state.indexed_through`; a search treats every row past the watermark as a candidate, so
-//! results never depend on how far indexing got. Rows that exist when a store opens are indexed the same
-//! way. A deleted row lowers the watermark (a trigger), so a reused rowid is indexed again.
+//! Every row at or below the watermark `text_index_state.indexed_through` is in the index; a search treats
+//! every row past it as a candidate, so results never depend on how far indexing got. A deleted row lowers
+//! the watermark (a trigger), so a reused rowid is indexed again.
 //!
-//! [`Indexer`] is the one scheduling policy: the file's writer thread asks it between batches, a server's
-//! indexing task after each wake-up.
+//! In a local file rows enter the index after their delivery was acknowledged, in chunks, when [`Indexer`]
+//! (the file's writer thread asks it between batches) says so; rows that exist when a file opens are indexed
+//! the same way. On a libSQL server each delivery indexes its own row in its own commit
+//! ([`super::server`]), where the round trip dwarfs the extra work and no background task is needed; the
+//! [`Indexer`] only catches up with rows stored before that.
 
 use libsql::Value;
 
@@ -57,6 +59,7 @@ impl Indexer {
     }
 
     /// Indexes until nothing waits.
+    #[cfg(feature = "remote")]
     pub async fn catch_up(&mut self, conn: &Session) {
         while self.due(false) {
             self.run_chunk(conn).await;
@@ -64,9 +67,14 @@ impl Indexer {
     }
 }
 
+/// Folded text as the index holds it: NUL as a space, since FTS5 stops reading at NUL (and SQL's replace()
+/// cannot replace it, so this is done here rather than in a statement).
+pub fn indexable(folded: &str) -> String {
+    folded.replace('\0', " ")
+}
+
 /// Adds the next rows past the watermark to the index and moves the watermark, in one transaction; returns
-/// how many rows it took. Text goes in with NUL as a space: FTS5 stops reading at NUL, and SQL's replace()
-/// cannot replace it. `OR REPLACE`, because a row whose rowid was reused after a deletion may already be
+/// how many rows it took. `OR REPLACE`, because a row whose rowid was reused after a deletion may already be
 /// there.
 async fn index_pending_text(conn: &Session) -> Result<usize, libsql::Error> {
     conn.write_transaction(|| async {
@@ -80,7 +88,7 @@ async fn index_pending_text(conn: &Session) -> Result<usize, libsql::Error> {
         let mut pending = Vec::with_capacity(INDEX_CHUNK);
         while let Some(row) = rows.next().await? {
             let text = match row.get_value(1)? {
-                Value::Blob(bytes) => Some(String::from_utf8_lossy(&bytes).replace('\0', " ")),
+                Value::Blob(bytes) => Some(indexable(&String::from_utf8_lossy(&bytes))),
                 _ => None,
             };
             pending.push((row.get::<i64>(0)?, text));

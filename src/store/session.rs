@@ -4,10 +4,8 @@
 //! runs, preparing costs more than running — an INSERT into a table with triggers even compiles the trigger
 //! programs each time — so each connection keeps every statement it has prepared, keyed by its SQL.
 //!
-//! On a libSQL server, preparing costs a round trip, and libsql decides when a statement is prepared whether
-//! running it closes the server-side stream (it does outside a transaction, and for COMMIT/ROLLBACK). A
-//! cached statement keeps that choice, so each SQL text here is only ever run in one context: inside a
-//! transaction, or outside one.
+//! Sessions serve the local file and an embedded replica's local reads; a libSQL server is spoken to by
+//! [`super::server`] itself, one round trip per call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,5 +76,21 @@ impl Session {
     /// Runs a statement that returns no rows.
     pub async fn run(&self, sql: &str, params: impl IntoParams) -> Result<(), libsql::Error> {
         self.statement(sql).await?.run(params).await
+    }
+
+    /// Runs a statement that returns no rows; how many rows it changed.
+    pub async fn execute(&self, sql: &str, params: impl IntoParams) -> Result<usize, libsql::Error> {
+        self.statement(sql).await?.execute(params).await
+    }
+
+    /// Every row of a query, each as its column values.
+    pub async fn fetch(&self, sql: &str, params: impl IntoParams) -> Result<Vec<Vec<libsql::Value>>, libsql::Error> {
+        let mut rows = self.query(sql, params).await?;
+        let columns = rows.column_count();
+        let mut all = Vec::new();
+        while let Some(row) = rows.next().await? {
+            all.push((0..columns).map(|i| row.get_value(i)).collect::<Result<_, _>>()?);
+        }
+        Ok(all)
     }
 }

@@ -1,39 +1,38 @@
-//! The statements that write, the same on both back ends: a delivery's insert and the readiness probe.
+//! The statements that write, the same on every back end: a delivery's insert and the readiness probe.
+
+use libsql::Value;
 
 use super::session::Session;
-use super::Inserted;
 use crate::message::Message;
 use crate::query::fold_case;
 
-/// One `INSERT … ON CONFLICT (message_id) DO NOTHING`: idempotent through the primary key, whoever else
-/// writes the same id at the same moment.
-pub async fn insert_row(conn: &Session, created_at: &str, m: &Message) -> Result<Inserted, libsql::Error> {
-    let folded = m.text.as_deref().map(fold_case);
-    let mut inserted = conn
-        .query(
-            "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING RETURNING rowid",
-            (
-                m.message_id.as_str(),
-                m.from.as_str(),
-                m.to.as_str(),
-                m.ts.as_str(),
-                m.text.as_deref(),
-                created_at,
-                m.ts.sort_key(),
-                folded.as_deref(),
-            ),
-        )
-        .await?;
-    // A row comes back only when one was inserted; a duplicate returns none.
-    let rowid = inserted.next().await?.map(|row| row.get::<i64>(0)).transpose()?;
-    Ok(if rowid.is_some() { Inserted::Created } else { Inserted::Duplicate })
+/// `INSERT … ON CONFLICT (message_id) DO NOTHING`: idempotent through the primary key, whoever else writes
+/// the same id at the same moment. One row changed means created, none means duplicate.
+pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
+     (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (message_id) DO NOTHING";
+
+/// The arguments of [`INSERT_MESSAGE`] for `m`, stored at `created_at`.
+pub fn insert_args(created_at: &str, m: &Message) -> Vec<Value> {
+    let text = |s: Option<&str>| s.map_or(Value::Null, |s| Value::Text(s.to_owned()));
+    vec![
+        m.message_id.clone().into(),
+        m.from.as_str().to_owned().into(),
+        m.to.as_str().to_owned().into(),
+        m.ts.as_str().to_owned().into(),
+        text(m.text.as_deref()),
+        created_at.to_owned().into(),
+        m.ts.sort_key().to_owned().into(),
+        text(m.text.as_deref().map(fold_case).as_deref()),
+    ]
 }
 
-/// Rewrites the probe row in a transaction of its own: a write that must commit for the service to call
-/// itself ready.
+/// The probe row's update: a write that must commit for the service to call itself ready.
+pub const WRITE_PROBE: &str = "UPDATE write_probe SET checked_at = ?1 WHERE id = 1";
+
+/// Rewrites the probe row in a transaction of its own.
 pub async fn write_probe(conn: &Session) -> Result<(), libsql::Error> {
-    conn.write_transaction(|| conn.run("UPDATE write_probe SET checked_at = ? WHERE id = 1", [now()])).await
+    conn.write_transaction(|| conn.run(WRITE_PROBE, [now()])).await
 }
 
 /// `created_at`: the current UTC time with milliseconds.

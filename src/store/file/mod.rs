@@ -11,26 +11,56 @@ use std::time::Duration;
 use libsql::Connection;
 
 use super::pool::{BoxFuture, Pool};
+use super::read::Query;
+use super::rows::Row;
 use super::session::Session;
-use super::{schema, StoreError};
+use super::{schema, Inserted, StoreError};
+use crate::message::Message;
 use identity::FileIdentity;
-
-pub use writer::Writer;
+use writer::Writer;
 
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Opens (with `create`, creating if needed) the file, migrates it and starts its writer; reads get a pool
-/// of read-only connections.
-pub async fn open(path: &Path, create: bool) -> Result<(Writer, Pool), StoreError> {
-    let db = open_database(path, create).await?;
-    let writer_conn = db.connect()?;
-    configure(&writer_conn, false).await?;
-    schema::migrate(&writer_conn).await?;
-    // Taken after opening: the file the connections now hold.
-    let file = FileIdentity::of(path)?;
-    let writer = Writer::start(Session::new(writer_conn), file)?;
-    Ok((writer, Pool::new(db, Some(configure_reader), None)))
+/// A local file: its writer, and a pool of read-only connections.
+pub struct File {
+    writer: Writer,
+    readers: Pool,
+}
+
+impl File {
+    /// Opens (with `create`, creating if needed) the file, migrates it and starts its writer.
+    pub async fn open(path: &Path, create: bool) -> Result<File, StoreError> {
+        let db = open_database(path, create).await?;
+        let writer_conn = db.connect()?;
+        configure(&writer_conn, false).await?;
+        schema::migrate(&writer_conn).await?;
+        // Taken after opening: the file the connections now hold.
+        let file = FileIdentity::of(path)?;
+        let writer = Writer::start(Session::new(writer_conn), file)?;
+        Ok(File { writer, readers: Pool::new(db, Some(configure_reader)) })
+    }
+
+    pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
+        self.writer.insert(message).await
+    }
+
+    /// The writer commits a write to the file it opened, and the file has the current schema.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.writer.probe().await?;
+        let query = Query { sql: format!("SELECT {}", schema::CURRENT_SCHEMA), args: Vec::new() };
+        let rows = self.readers.fetch(&query).await?;
+        schema::check(rows.first().map_or(&[][..], Vec::as_slice))
+    }
+
+    pub async fn fetch(&self, query: &Query) -> Result<Vec<Row>, StoreError> {
+        self.readers.fetch(query).await
+    }
+
+    /// False once the writer stopped for good (its file was replaced).
+    pub fn is_serving(&self) -> bool {
+        self.writer.is_serving()
+    }
 }
 
 async fn open_database(path: &Path, create: bool) -> Result<libsql::Database, StoreError> {

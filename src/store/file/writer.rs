@@ -11,7 +11,7 @@ use super::identity::FileIdentity;
 use crate::message::Message;
 use crate::store::search_index::Indexer;
 use crate::store::session::Session;
-use crate::store::write::{insert_row, now, write_probe};
+use crate::store::write::{insert_args, now, write_probe, INSERT_MESSAGE};
 use crate::store::{Inserted, StoreError};
 
 /// How many queued deliveries one transaction takes at most.
@@ -126,7 +126,8 @@ async fn commit_deliveries(conn: &Session, deliveries: Vec<(Message, Reply<Inser
             let created_at = now();
             let mut outcomes = Vec::with_capacity(deliveries.len());
             for (message, _) in &deliveries {
-                outcomes.push(insert_row(conn, &created_at, message).await?);
+                let changed = conn.execute(INSERT_MESSAGE, insert_args(&created_at, message)).await?;
+                outcomes.push(if changed == 1 { Inserted::Created } else { Inserted::Duplicate });
             }
             Ok(outcomes)
         })

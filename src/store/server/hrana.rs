@@ -1,0 +1,291 @@
+//! A minimal Hrana-over-HTTP client: one statement, or one batch of statements, per HTTP request.
+//!
+//! libsql's remote connection describes every statement it has not prepared on that connection (a round trip
+//! of its own) and cannot return rows from a batch; against a server across a network every trip is the
+//! request's latency, so the server back end speaks the protocol itself. Each call is one `POST
+//! …/v3/pipeline` holding the work and the stream's close: one round trip, no server-side state left behind.
+
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use hyper_client::client::HttpConnector;
+use hyper_client::{Body, Client, Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use libsql::Value;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Attempts of one call when the server fails in a way a retry can fix; idempotent statements only.
+const ATTEMPTS: u32 = 4;
+/// The wait before the first retry, doubled before each next one.
+const FIRST_BACKOFF: Duration = Duration::from_millis(25);
+
+#[derive(Debug, Error)]
+pub enum HranaError {
+    /// The server could not be reached, or the connection broke.
+    #[error("libSQL server unreachable: {0}")]
+    Transport(String),
+    /// The server answered the HTTP request with an error status.
+    #[error("libSQL server answered HTTP {0}: {1}")]
+    Status(u16, String),
+    /// The server ran the statement and it failed.
+    #[error("libSQL server: {message} ({code})")]
+    Statement { code: String, message: String },
+    #[error("unexpected answer from the libSQL server: {0}")]
+    Protocol(String),
+}
+
+impl HranaError {
+    /// Failures of the server or the way to it, not of the statement: a retry may succeed.
+    fn is_transient(&self) -> bool {
+        match self {
+            HranaError::Transport(_) => true,
+            HranaError::Status(status, _) => *status >= 500 || *status == 429,
+            HranaError::Statement { code, .. } => matches!(code.as_str(), "SQLITE_INTERRUPT" | "SQLITE_BUSY"),
+            HranaError::Protocol(_) => false,
+        }
+    }
+
+    /// Whether the server could not be reached at all (rather than answering with an error).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, HranaError::Transport(_))
+    }
+}
+
+/// One statement and its arguments.
+pub struct Statement {
+    pub sql: String,
+    pub args: Vec<Value>,
+}
+
+impl Statement {
+    pub fn new(sql: impl Into<String>, args: Vec<Value>) -> Statement {
+        Statement { sql: sql.into(), args }
+    }
+}
+
+/// What a statement returned.
+pub struct Outcome {
+    pub rows: Vec<Vec<Value>>,
+    pub affected_row_count: u64,
+}
+
+pub struct Hrana {
+    client: Client<HttpsConnector<HttpConnector>>,
+    pipeline: Uri,
+    authorization: Option<String>,
+}
+
+impl Hrana {
+    /// A client of the server at `url` (`libsql://` is HTTPS), authenticated by `token` when one is given.
+    pub fn new(url: &str, token: &str) -> Result<Hrana, HranaError> {
+        let url = match url.strip_prefix("libsql://") {
+            Some(rest) => format!("https://{rest}"),
+            None => url.to_owned(),
+        };
+        let (base, query) = url.split_at(url.find('?').unwrap_or(url.len()));
+        let pipeline = format!("{}/v3/pipeline{query}", base.trim_end_matches('/'))
+            .parse()
+            .map_err(|e| HranaError::Protocol(format!("not a server URL: {e}")))?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder().pool_idle_timeout(Duration::from_secs(30)).build(connector);
+        let authorization = Some(token).filter(|t| !t.is_empty()).map(|t| format!("Bearer {t}"));
+        Ok(Hrana { client, pipeline, authorization })
+    }
+
+    /// Runs one statement in a stream of its own (autocommit), retrying transient failures.
+    pub async fn execute(&self, statement: &Statement) -> Result<Outcome, HranaError> {
+        let request = serde_json::json!({"type": "execute", "stmt": encode(statement)});
+        let response = self.call(request).await?;
+        decode_result(response.get("result").ok_or_else(|| missing("result"))?)
+    }
+
+    /// Runs `statements` in order inside one `BEGIN IMMEDIATE` transaction: all commit or none does. Returns
+    /// each statement's outcome. Retried like [`Hrana::execute`], so the statements must be safe to run again
+    /// after a commit whose answer was lost.
+    pub async fn transaction(&self, statements: &[Statement]) -> Result<Vec<Outcome>, HranaError> {
+        // BEGIN, the statements each on the success of the one before, COMMIT on the last; a ROLLBACK runs if
+        // the COMMIT did not.
+        let mut steps = vec![serde_json::json!({"stmt": {"sql": "BEGIN IMMEDIATE"}})];
+        for (index, statement) in statements.iter().enumerate() {
+            steps.push(serde_json::json!({"stmt": encode(statement), "condition": {"type": "ok", "step": index}}));
+        }
+        let last = statements.len();
+        steps.push(serde_json::json!({"stmt": {"sql": "COMMIT"}, "condition": {"type": "ok", "step": last}}));
+        steps.push(serde_json::json!({
+            "stmt": {"sql": "ROLLBACK"},
+            "condition": {"type": "not", "cond": {"type": "ok", "step": last + 1}}
+        }));
+        let request = serde_json::json!({"type": "batch", "batch": {"steps": steps}});
+        let response = self.call(request).await?;
+        let result = response.get("result").ok_or_else(|| missing("result"))?;
+        let errors = result.get("step_errors").and_then(serde_json::Value::as_array);
+        if let Some(error) = errors.and_then(|errors| errors.iter().find(|e| !e.is_null())) {
+            return Err(statement_error(error));
+        }
+        let results =
+            result.get("step_results").and_then(serde_json::Value::as_array).ok_or_else(|| missing("step_results"))?;
+        results[1..=last].iter().map(decode_result).collect()
+    }
+
+    /// Sends `request` with the stream's close, retrying while the failure is transient; returns its response.
+    async fn call(&self, request: serde_json::Value) -> Result<serde_json::Value, HranaError> {
+        let body = Bytes::from(
+            serde_json::to_vec(&serde_json::json!({"baton": null, "requests": [request, {"type": "close"}]}))
+                .map_err(|e| HranaError::Protocol(e.to_string()))?,
+        );
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match self.send(body.clone()).await {
+                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "libSQL server call failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    (backoff, attempt) = (backoff * 2, attempt + 1);
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// One HTTP round trip; the first result of the pipeline, or its error.
+    async fn send(&self, body: Bytes) -> Result<serde_json::Value, HranaError> {
+        let mut request = Request::post(&self.pipeline).header("content-type", "application/json");
+        if let Some(authorization) = &self.authorization {
+            request = request.header("authorization", authorization);
+        }
+        let request = request.body(Body::from(body)).map_err(|e| HranaError::Protocol(e.to_string()))?;
+        let response = self.client.request(request).await.map_err(|e| HranaError::Transport(e.to_string()))?;
+        let status = response.status();
+        let bytes = hyper_client::body::to_bytes(response.into_body())
+            .await
+            .map_err(|e| HranaError::Transport(e.to_string()))?;
+        if status != StatusCode::OK {
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+            return Err(HranaError::Status(status.as_u16(), text));
+        }
+        let mut answer: PipelineAnswer =
+            serde_json::from_slice(&bytes).map_err(|e| HranaError::Protocol(e.to_string()))?;
+        let first = answer.results.get_mut(0).map(serde_json::Value::take).ok_or_else(|| missing("results"))?;
+        match first.get("type").and_then(serde_json::Value::as_str) {
+            Some("ok") => Ok(first.get("response").cloned().ok_or_else(|| missing("response"))?),
+            Some("error") => Err(statement_error(first.get("error").unwrap_or(&serde_json::Value::Null))),
+            _ => Err(missing("result type")),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PipelineAnswer {
+    results: Vec<serde_json::Value>,
+}
+
+/// A statement as Hrana sends it: rows wanted, arguments positional.
+fn encode(statement: &Statement) -> serde_json::Value {
+    #[derive(Serialize)]
+    struct Stmt<'a> {
+        sql: &'a str,
+        args: Vec<serde_json::Value>,
+        want_rows: bool,
+    }
+    let args = statement.args.iter().map(encode_value).collect();
+    serde_json::to_value(Stmt { sql: &statement.sql, args, want_rows: true }).unwrap_or_default()
+}
+
+fn encode_value(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::json!({"type": "null"}),
+        // Integers travel as strings: JSON numbers lose precision past 2^53.
+        Value::Integer(n) => serde_json::json!({"type": "integer", "value": n.to_string()}),
+        Value::Real(x) => serde_json::json!({"type": "float", "value": x}),
+        Value::Text(s) => serde_json::json!({"type": "text", "value": s}),
+        Value::Blob(b) => {
+            serde_json::json!({"type": "blob", "base64": base64::engine::general_purpose::STANDARD_NO_PAD.encode(b)})
+        }
+    }
+}
+
+fn decode_value(value: &serde_json::Value) -> Result<Value, HranaError> {
+    let field = |name: &str| value.get(name).ok_or_else(|| missing(name));
+    Ok(match value.get("type").and_then(serde_json::Value::as_str) {
+        Some("null") => Value::Null,
+        Some("integer") => Value::Integer(
+            field("value")?.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| missing("integer value"))?,
+        ),
+        Some("float") => Value::Real(field("value")?.as_f64().ok_or_else(|| missing("float value"))?),
+        Some("text") => Value::Text(field("value")?.as_str().ok_or_else(|| missing("text value"))?.to_owned()),
+        Some("blob") => {
+            let encoded = field("base64")?.as_str().ok_or_else(|| missing("blob value"))?;
+            let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(encoded.trim_end_matches('='))
+                .map_err(|e| HranaError::Protocol(format!("blob: {e}")))?;
+            Value::Blob(decoded)
+        }
+        _ => return Err(missing("value type")),
+    })
+}
+
+fn decode_result(result: &serde_json::Value) -> Result<Outcome, HranaError> {
+    let rows = result.get("rows").and_then(serde_json::Value::as_array).ok_or_else(|| missing("rows"))?;
+    let rows = rows
+        .iter()
+        .map(|row| row.as_array().ok_or_else(|| missing("row"))?.iter().map(decode_value).collect())
+        .collect::<Result<_, _>>()?;
+    let affected_row_count = result.get("affected_row_count").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    Ok(Outcome { rows, affected_row_count })
+}
+
+fn statement_error(error: &serde_json::Value) -> HranaError {
+    let text = |name: &str| error.get(name).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+    HranaError::Statement { code: text("code"), message: text("message") }
+}
+
+fn missing(what: &str) -> HranaError {
+    HranaError::Protocol(format!("no {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_survive_the_round_trip_through_json() {
+        let values = [
+            Value::Null,
+            Value::Integer(i64::MIN),
+            Value::Integer(9_007_199_254_740_993),
+            Value::Real(1.5),
+            Value::Text("a\0b \"é\" 😀".into()),
+            Value::Blob(vec![0, 1, 2, 255, 254]),
+        ];
+        for value in values {
+            assert_eq!(decode_value(&encode_value(&value)).unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn server_urls_become_pipeline_urls() {
+        let pipeline = |url: &str| Hrana::new(url, "").unwrap().pipeline.to_string();
+        assert_eq!(pipeline("libsql://db-org.turso.io"), "https://db-org.turso.io/v3/pipeline");
+        assert_eq!(pipeline("http://127.0.0.1:8080/"), "http://127.0.0.1:8080/v3/pipeline");
+        assert_eq!(pipeline("https://h.example/x?tls=1"), "https://h.example/x/v3/pipeline?tls=1");
+    }
+
+    #[test]
+    fn only_server_side_failures_are_retried() {
+        assert!(HranaError::Transport("reset".into()).is_transient());
+        assert!(HranaError::Status(502, String::new()).is_transient());
+        assert!(!HranaError::Status(400, String::new()).is_transient());
+        let statement = |code: &str| HranaError::Statement { code: code.into(), message: String::new() };
+        assert!(statement("SQLITE_INTERRUPT").is_transient());
+        assert!(!statement("SQLITE_CONSTRAINT").is_transient());
+    }
+}

@@ -389,3 +389,70 @@ async fn on_a_server_each_delivery_indexes_its_own_text_with_no_background_work(
     assert_eq!(app.get("/messages?q=beta").await.1["total"], 2);
     assert_eq!(app.get("/messages?q=delta").await.1["total"], 1, "text after a NUL is indexed too");
 }
+
+/// A proxy in front of the test server that fails the next `failures` requests — with HTTP 503, or every other
+/// one by dropping the connection — before it forwards again, as a server restarting or overloaded would.
+async fn flaky_proxy(upstream: String, failures: Arc<AtomicUsize>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (upstream, failures) = (upstream.clone(), Arc::clone(&failures));
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(&upstream).await else { return };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let upward = async {
+                    let mut buffer = [0u8; 16384];
+                    while let Ok(n) = client_read.read(&mut buffer).await {
+                        let starts_request = buffer[..n].windows(11).any(|w| w == b" HTTP/1.1\r\n");
+                        let fail = starts_request
+                            && failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1)).is_ok();
+                        if fail {
+                            return failures.load(Ordering::SeqCst) % 2 == 0;
+                        }
+                        if n == 0 || server_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    false
+                };
+                let downward = tokio::io::copy(&mut server_read, &mut client_write);
+                let refuse = tokio::select! { refuse = upward => refuse, _ = downward => false };
+                if refuse {
+                    let refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                    let _ = client_write.write_all(refusal.as_bytes()).await;
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn transient_server_failures_are_retried_within_the_deadline() {
+    let Some(server) = test_server() else {
+        eprintln!("SKIPPED transient_server_failures…: LIBSQL_TEST_URL is not set (no libSQL server)");
+        return;
+    };
+    if std::env::var("LIBSQL_TEST_MODE").as_deref() == Ok("replica") {
+        eprintln!("SKIPPED transient_server_failures…: a replica's own sync does not retry");
+        return;
+    }
+    let failures = Arc::new(AtomicUsize::new(0));
+    let url = flaky_proxy(host_and_port(&server), Arc::clone(&failures)).await;
+    let app = TestApp::start(Setup::new().server_via(&url)).await;
+    for (n, injected) in [1, 2, 3].into_iter().enumerate() {
+        failures.store(injected, Ordering::SeqCst);
+        let id = format!("retried-{n}");
+        assert_eq!(app.deliver(&body(&id)).await, (200, json!({"status": "ok"})), "after {injected} failures");
+        assert_eq!(failures.load(Ordering::SeqCst), 0, "the failures were not all met");
+    }
+    // Reads are retried alike.
+    failures.store(2, Ordering::SeqCst);
+    assert_eq!(app.get("/stats").await.1["total_messages"], 3);
+    assert_eq!(failures.load(Ordering::SeqCst), 0);
+    assert_eq!(app.stored_ids().await, ["retried-0", "retried-1", "retried-2"]);
+    let retried = app.wait_for_logs(6, |l| l["msg"] == "libSQL server call failed; retrying").await;
+    assert!(retried.iter().all(|l| l["level"] == "WARN"), "{retried:?}");
+}

@@ -33,7 +33,7 @@ async fn head_answers_like_get_without_a_body() {
         assert!(head.bytes().await.unwrap().is_empty(), "{path}");
     }
     // HEAD reads data like GET, so the read token guards it alike.
-    let guarded = TestApp::start(Setup::new().env("READ_API_TOKEN", "t0ken")).await;
+    let guarded = TestApp::start(Setup::new().same_store_as(&app).env("READ_API_TOKEN", "t0ken")).await;
     assert_eq!(guarded.client.head(guarded.url("/messages")).send().await.unwrap().status(), 401);
     let head = guarded.client.head(guarded.url("/messages")).bearer_auth("t0ken").send().await.unwrap();
     assert_eq!(head.status(), 200);

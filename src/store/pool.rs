@@ -28,11 +28,6 @@ impl Pool {
         Pool { db, setup, idle: Mutex::new(Vec::new()) }
     }
 
-    #[cfg(feature = "remote")]
-    pub fn database(&self) -> &libsql::Database {
-        &self.db
-    }
-
     /// The rows of `query`.
     pub async fn fetch(&self, query: &Query) -> Result<Vec<Row>, StoreError> {
         self.with(|session| async move { session.fetch(&query.sql, query.args.clone()).await }).await

@@ -58,7 +58,7 @@ impl ListQuery {
     }
 
     /// The page, chronological then by id, each row led by the total; a page past the end is one row of
-    /// the total and NULLs.
+    /// the total and NULLs. SQLite materializes a CTE that is read twice, so the page is computed once.
     fn into_query(self, params: &ListParams) -> Query {
         let total = match (&params.from, &params.since, &params.q) {
             (None, None, None) => Total::Aggregate("(SELECT messages FROM totals)"),
@@ -74,7 +74,7 @@ impl ListQuery {
         };
         let (limit, offset) = (self.args.len() + 1, self.args.len() + 2);
         let sql = format!(
-            "WITH page AS MATERIALIZED (SELECT {in_page}, {} FROM messages{filter} \
+            "WITH page AS (SELECT {in_page}, {} FROM messages{filter} \
              ORDER BY ts_key, message_id LIMIT ?{limit} OFFSET ?{offset}) \
              SELECT * FROM page UNION ALL SELECT {past_end}, NULL, NULL, NULL, NULL, NULL \
              WHERE NOT EXISTS (SELECT 1 FROM page)",

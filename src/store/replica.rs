@@ -3,9 +3,8 @@
 //! instance's own writes (read your writes) and every sync interval (everyone else's). A new replica first
 //! copies the server's whole history, so this is for long-lived instances, not for Lambda.
 
-use super::pool::Pool;
 use super::read::Query;
-use super::rows::Row;
+use super::rows::{self, Row};
 use super::server::Server;
 use super::{file, Inserted, StoreError};
 use crate::config;
@@ -13,8 +12,8 @@ use crate::message::Message;
 
 pub struct Replica {
     server: Server,
-    /// Connections to the local copy.
-    copy: Pool,
+    /// The local copy.
+    copy: libsql::Database,
 }
 
 impl Replica {
@@ -30,13 +29,13 @@ impl Replica {
             .map_err(failed)?;
         let server_side = Server::open(server).await?;
         db.sync().await.map_err(failed)?;
-        Ok(Replica { server: server_side, copy: Pool::new(db, None) })
+        Ok(Replica { server: server_side, copy: db })
     }
 
     /// Stores `message` on the server, then brings the local copy up to date so the next read sees it.
     pub async fn insert(&self, message: &Message) -> Result<Inserted, StoreError> {
         let inserted = self.server.insert(message).await?;
-        self.copy.database().sync().await.map_err(|e| StoreError::Write(format!("replica sync after a write: {e}")))?;
+        self.copy.sync().await.map_err(|e| StoreError::Write(format!("replica sync after a write: {e}")))?;
         Ok(inserted)
     }
 
@@ -45,7 +44,10 @@ impl Replica {
         self.server.probe().await
     }
 
+    /// Prepared afresh on each call: a statement of a replica's connection that is run again returns its
+    /// first run's rows.
     pub async fn fetch(&self, query: &Query) -> Result<Vec<Row>, StoreError> {
-        self.copy.fetch(query).await
+        let rows = self.copy.connect()?.query(&query.sql, query.args.clone()).await?;
+        Ok(rows::collect(rows).await?)
     }
 }

@@ -12,6 +12,16 @@ use super::{StoreError, StoredMessage};
 /// One row, as its column values.
 pub type Row = Vec<Value>;
 
+/// Every row of a local query, each as its column values.
+pub async fn collect(mut rows: libsql::Rows) -> Result<Vec<Row>, libsql::Error> {
+    let columns = rows.column_count();
+    let mut all = Vec::new();
+    while let Some(row) = rows.next().await? {
+        all.push((0..columns).map(|i| row.get_value(i)).collect::<Result<_, _>>()?);
+    }
+    Ok(all)
+}
+
 /// The columns [`stored_message`] decodes, in its order.
 pub const MESSAGE_COLUMNS: &str = "CAST(message_id AS BLOB), CAST(from_msisdn AS BLOB), CAST(to_msisdn AS BLOB), \
      CAST(ts AS BLOB), CAST(text AS BLOB)";

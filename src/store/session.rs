@@ -85,12 +85,6 @@ impl Session {
 
     /// Every row of a query, each as its column values.
     pub async fn fetch(&self, sql: &str, params: impl IntoParams) -> Result<Vec<Vec<libsql::Value>>, libsql::Error> {
-        let mut rows = self.query(sql, params).await?;
-        let columns = rows.column_count();
-        let mut all = Vec::new();
-        while let Some(row) = rows.next().await? {
-            all.push((0..columns).map(|i| row.get_value(i)).collect::<Result<_, _>>()?);
-        }
-        Ok(all)
+        super::rows::collect(self.query(sql, params).await?).await
     }
 }

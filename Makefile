@@ -28,7 +28,7 @@ SOAK_SECONDS ?= 120
 PROMETHEUS_VERSION := 2.42.0
 PROMTOOL := .tools/promtool-$(PROMETHEUS_VERSION)/promtool
 
-.PHONY: help run send test tools check-tools lint unit remote-test crash graders openapi fuzz release bench bench-smoke soak lambda-e2e \
+.PHONY: help run send test tools check-tools lint unit remote-test crash graders openapi fuzz release bench bench-remote bench-smoke soak lambda-e2e \
 	lint-template lint-container lint-ops promtool package events check-compose up up-libsql up-monitoring down logs
 
 help:
@@ -103,6 +103,11 @@ bench: release ## Throughput and latency at 100k and 1M messages (server on cpu 
 	$(CARGO) build --release -p webhook-bench
 	$(BENCH) --messages 100000 --seconds 10
 	$(BENCH) --messages 1000000 --seconds 10
+
+bench-remote: release ## Round trips and latency per endpoint on the libSQL server in LIBSQL_BENCH_URL, DELAY_MS (default 10) added per trip
+	@[ -n "$${LIBSQL_BENCH_URL:-}" ] || { echo "bench-remote: set LIBSQL_BENCH_URL to a libSQL server, e.g. http://127.0.0.1:8080" >&2; exit 2; }
+	$(CARGO) build --release -p webhook-bench
+	$(BENCH) --remote "$$LIBSQL_BENCH_URL" --delay-ms $${DELAY_MS:-10}
 
 bench-smoke: release ## The benchmark on a tiny load: it runs, and every request succeeds (nothing timed)
 	$(CARGO) build --release -p webhook-bench

@@ -38,7 +38,7 @@ impl From<StoreError> for ApiError {
                 ApiError::StoreUnavailable(e)
             }
             #[cfg(feature = "remote")]
-            StoreError::Server(ref server) if server.is_unreachable() => ApiError::StoreUnavailable(e),
+            StoreError::Server(ref server) if server.is_unavailable() => ApiError::StoreUnavailable(e),
             _ => ApiError::Store(e),
         }
     }

@@ -388,6 +388,30 @@ async fn on_a_server_each_delivery_indexes_its_own_text_with_no_background_work(
     assert_eq!(app.get("/messages?q=zeta").await.1["total"], 0);
     assert_eq!(app.get("/messages?q=beta").await.1["total"], 2);
     assert_eq!(app.get("/messages?q=delta").await.1["total"], 1, "text after a NUL is indexed too");
+
+    // Rows stored without the index (as an older version did) hold the watermark back; the next delivery
+    // that cannot move it starts a catch-up that indexes them all.
+    for (id, text) in [("old-1", "legacy epsilon"), ("old-2", "legacy eta\0theta")] {
+        conn.execute(
+            "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
+             VALUES (?1, '+1', '+2', '2025-01-15T11:00:00Z', ?2, '2025-01-15T11:00:00Z', \
+             '2025-01-15T11:00:00.000000000', ?2)",
+            (id, text),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(app.deliver(&message("idx-after", "+1", "2025-01-15T12:00:00Z", Some("omega"))).await.0, 200);
+    let current = || async {
+        let mut rows = conn
+            .query("SELECT indexed_through = (SELECT max(rowid) FROM messages) FROM text_index_state", ())
+            .await
+            .unwrap();
+        rows.next().await.unwrap().unwrap().get::<bool>(0).unwrap()
+    };
+    eventually("the older rows were never indexed", Duration::from_secs(10), Duration::from_millis(50), current).await;
+    assert_eq!(app.get("/messages?q=legacy").await.1["total"], 2);
+    assert_eq!(app.get("/messages?q=theta").await.1["total"], 1);
 }
 
 /// A proxy in front of the test server that fails the next `failures` requests — with HTTP 503, or every other

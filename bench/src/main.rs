@@ -7,9 +7,13 @@
 //!
 //! With `--soak S` it runs one mixed load instead for S seconds (ingest, duplicates, every read, and bad
 //! requests that must be refused), printing throughput, unexpected answers and the server's RSS every 10 s.
+//!
+//! With `--remote URL` the server stores on that libSQL server through a proxy of the bench's, which counts
+//! round trips and can add a delay to each; it prints round trips and latency per endpoint.
 
 mod client;
 mod data;
+mod remote;
 mod scenarios;
 mod server;
 mod soak;
@@ -48,6 +52,12 @@ struct Options {
     /// Run the mixed soak load for this many seconds instead of the scenarios.
     #[arg(long, value_name = "SECONDS")]
     soak: Option<u64>,
+    /// Store on this libSQL server instead of a local file, and count round trips to it per request.
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
+    /// With --remote: milliseconds the bench's proxy adds to every round trip, as a network would.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -55,7 +65,11 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = o.db.clone().unwrap_or_else(|| dir.path().join("bench.db"));
-    let server = Server::start(&o.server, &o.server_cpu, &db);
+    if let Some(url) = &o.remote {
+        let passed = runtime.block_on(remote::run(&o.server, &o.server_cpu, url, o.delay_ms, o.messages));
+        return if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    let server = Server::start(&o.server, &o.server_cpu, &format!("sqlite:///{}", db.display()));
 
     // This process may be pinned itself, so count the machine's cores rather than the ones it may use.
     let cores = std::fs::read_to_string("/proc/cpuinfo").map(|s| s.matches("\nprocessor").count() + 1).unwrap_or(0);

@@ -16,16 +16,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `binary` on `cpu` with its database at `db`, and waits until it is ready: the port is bound and
-    /// the database migrated.
-    pub fn start(binary: &Path, cpu: &str, db: &Path) -> Server {
+    /// Starts `binary` on `cpu` with its database at `database_url`, and waits until it is ready: the port is
+    /// bound and the database migrated.
+    pub fn start(binary: &Path, cpu: &str, database_url: &str) -> Server {
         let port = free_port();
         let started = Instant::now();
         let process = Command::new("taskset")
             .args(["-c", cpu])
             .arg(binary)
             .env("WEBHOOK_SECRET", SECRET)
-            .env("DATABASE_URL", format!("sqlite:///{}", db.display()))
+            .env("DATABASE_URL", database_url)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -15,7 +15,7 @@ pub struct Query {
     pub args: Vec<Value>,
 }
 
-/// A listing's filters as SQL, and where its total comes from.
+/// A listing's filters as SQL.
 struct ListQuery {
     /// ` WHERE …`, or empty.
     filter: String,
@@ -27,7 +27,7 @@ enum Total {
     /// Without filters, or by sender alone: from the aggregates the insert trigger keeps.
     Aggregate(&'static str),
     /// Otherwise every match is counted in the page's own pass (a window over the whole result), and a page
-    /// past the end, which has no row to carry that count, counts in a statement of its own.
+    /// past the end, which has no row to carry that count, counts in a subquery that runs only then.
     Counted,
 }
 
@@ -62,6 +62,7 @@ impl ListQuery {
     fn into_query(self, params: &ListParams) -> Query {
         let total = match (&params.from, &params.since, &params.q) {
             (None, None, None) => Total::Aggregate("(SELECT messages FROM totals)"),
+            // `from` is the only filter, so it is ?1.
             (Some(_), None, None) => {
                 Total::Aggregate("coalesce((SELECT count FROM sender_counts WHERE from_msisdn = ?1), 0)")
             }
@@ -109,8 +110,8 @@ pub fn page(rows: Vec<Row>) -> Result<Page, StoreError> {
 /// of messages): totals, the top ten senders as a JSON array, the first and last timestamps.
 pub fn stats() -> Query {
     let sql = "SELECT messages, senders, \
-         (SELECT json_group_array(json_array(from_msisdn, count)) FROM (SELECT from_msisdn, count \
-            FROM sender_counts ORDER BY count DESC, from_msisdn ASC LIMIT 10)), \
+         CAST((SELECT json_group_array(json_array(from_msisdn, count)) FROM (SELECT from_msisdn, count \
+            FROM sender_counts ORDER BY count DESC, from_msisdn ASC LIMIT 10)) AS BLOB), \
          (SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key, message_id LIMIT 1), \
          (SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1) \
          FROM totals";
@@ -121,8 +122,10 @@ pub fn stats() -> Query {
 pub fn stats_of(rows: Vec<Row>) -> Result<Stats, StoreError> {
     let mut row = rows.into_iter().next().ok_or(StoreError::Unexpected("the totals row is missing"))?;
     let senders = rows::text(&mut row, 2)?;
-    let senders: Vec<(String, u64)> =
+    let mut senders: Vec<(String, u64)> =
         serde_json::from_str(&senders).map_err(|_| StoreError::Unexpected("the top senders are not a JSON array"))?;
+    // An aggregate's order is SQLite's to choose; the contract's is most messages first, then by sender.
+    senders.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(Stats {
         total_messages: rows::count(&row, 0)?,
         senders_count: rows::count(&row, 1)?,

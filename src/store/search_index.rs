@@ -57,14 +57,6 @@ impl Indexer {
         });
         (self.behind, self.unindexed) = (indexed == INDEX_CHUNK, 0);
     }
-
-    /// Indexes until nothing waits.
-    #[cfg(feature = "remote")]
-    pub async fn catch_up(&mut self, conn: &Session) {
-        while self.due(false) {
-            self.run_chunk(conn).await;
-        }
-    }
 }
 
 /// Folded text as the index holds it: NUL as a space, since FTS5 stops reading at NUL (and SQL's replace()

@@ -13,10 +13,11 @@ use hyper_client::client::HttpConnector;
 use hyper_client::{Body, Client, Request, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use libsql::Value;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use thiserror::Error;
 
-/// Attempts of one call when the server fails in a way a retry can fix; idempotent statements only.
+/// Attempts of one call when the server fails in a way a retry can fix; every call is retried, so every
+/// statement sent must be safe to run again.
 const ATTEMPTS: u32 = 4;
 /// The wait before the first retry, doubled before each next one.
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
@@ -42,14 +43,17 @@ impl HranaError {
         match self {
             HranaError::Transport(_) => true,
             HranaError::Status(status, _) => *status >= 500 || *status == 429,
-            HranaError::Statement { code, .. } => matches!(code.as_str(), "SQLITE_INTERRUPT" | "SQLITE_BUSY"),
+            HranaError::Statement { code, .. } => is_busy(code),
             HranaError::Protocol(_) => false,
         }
     }
 
-    /// Whether the server could not be reached at all (rather than answering with an error).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(self, HranaError::Transport(_))
+    /// Whether the server is unreachable, overloaded or busy (a 503), rather than failing the statement.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            HranaError::Statement { code, .. } => is_busy(code),
+            other => other.is_transient(),
+        }
     }
 }
 
@@ -91,8 +95,10 @@ impl Hrana {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
+        // The system's roots, as libsql's own connections (migrations, replicas) use.
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_native_roots()
+            .map_err(|e| HranaError::Transport(format!("no TLS root certificates: {e}")))?
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
@@ -133,6 +139,10 @@ impl Hrana {
         }
         let results =
             result.get("step_results").and_then(serde_json::Value::as_array).ok_or_else(|| missing("step_results"))?;
+        // Nothing is acknowledged unless the COMMIT itself reports success.
+        if results.get(last + 1).is_none_or(serde_json::Value::is_null) {
+            return Err(missing("COMMIT result"));
+        }
         results[1..=last].iter().map(decode_result).collect()
     }
 
@@ -174,9 +184,9 @@ impl Hrana {
         }
         let mut answer: PipelineAnswer =
             serde_json::from_slice(&bytes).map_err(|e| HranaError::Protocol(e.to_string()))?;
-        let first = answer.results.get_mut(0).map(serde_json::Value::take).ok_or_else(|| missing("results"))?;
+        let mut first = answer.results.get_mut(0).map(serde_json::Value::take).ok_or_else(|| missing("results"))?;
         match first.get("type").and_then(serde_json::Value::as_str) {
-            Some("ok") => Ok(first.get("response").cloned().ok_or_else(|| missing("response"))?),
+            Some("ok") => first.get_mut("response").map(serde_json::Value::take).ok_or_else(|| missing("response")),
             Some("error") => Err(statement_error(first.get("error").unwrap_or(&serde_json::Value::Null))),
             _ => Err(missing("result type")),
         }
@@ -190,14 +200,8 @@ struct PipelineAnswer {
 
 /// A statement as Hrana sends it: rows wanted, arguments positional.
 fn encode(statement: &Statement) -> serde_json::Value {
-    #[derive(Serialize)]
-    struct Stmt<'a> {
-        sql: &'a str,
-        args: Vec<serde_json::Value>,
-        want_rows: bool,
-    }
-    let args = statement.args.iter().map(encode_value).collect();
-    serde_json::to_value(Stmt { sql: &statement.sql, args, want_rows: true }).unwrap_or_default()
+    let args: Vec<serde_json::Value> = statement.args.iter().map(encode_value).collect();
+    serde_json::json!({"sql": statement.sql, "args": args, "want_rows": true})
 }
 
 fn encode_value(value: &Value) -> serde_json::Value {
@@ -241,6 +245,11 @@ fn decode_result(result: &serde_json::Value) -> Result<Outcome, HranaError> {
         .collect::<Result<_, _>>()?;
     let affected_row_count = result.get("affected_row_count").and_then(serde_json::Value::as_u64).unwrap_or(0);
     Ok(Outcome { rows, affected_row_count })
+}
+
+/// SQLite's and sqld's codes for a statement that met another's lock or was cut short, not a fault of its own.
+fn is_busy(code: &str) -> bool {
+    matches!(code, "SQLITE_INTERRUPT" | "SQLITE_BUSY" | "TRANSACTION_BUSY" | "TRANSACTION_TIMEOUT")
 }
 
 fn statement_error(error: &serde_json::Value) -> HranaError {

@@ -4,8 +4,8 @@
 //! The server commits and serializes writes itself, so there is no writer thread: a delivery is one
 //! transaction that inserts the row (`INSERT … ON CONFLICT DO NOTHING`, so the primary key on the server
 //! keeps it exactly once however many instances share the server) and adds it to the text index in the same
-//! commit. No background task keeps the index current, since a Lambda instance is frozen between
-//! invocations and its tasks would not run.
+//! commit: a Lambda instance is frozen between invocations, so a background indexer would not keep up. Only
+//! rows stored before that (by an older version) are indexed by a task, when the watermark is seen behind.
 
 mod hrana;
 
@@ -18,8 +18,7 @@ use tokio::sync::Semaphore;
 
 use super::read::Query;
 use super::rows::Row;
-use super::search_index::{self, Indexer};
-use super::session::Session;
+use super::search_index::{self, INDEX_CHUNK};
 use super::write::{insert_args, now, INSERT_MESSAGE, WRITE_PROBE};
 use super::{schema, Inserted, StoreError};
 use crate::config;
@@ -38,17 +37,17 @@ const SERVER_CALLS_IN_FLIGHT: usize = 16;
 const MIGRATION_RETRY: Duration = Duration::from_millis(200);
 
 pub struct Server {
-    hrana: Hrana,
+    hrana: Arc<Hrana>,
     config: config::Server,
     in_flight: Semaphore,
-    /// Whether rows from before the index was kept in each delivery's commit are being indexed.
+    /// Whether rows stored before the index was kept in each delivery's commit are being indexed.
     catching_up: Arc<AtomicBool>,
 }
 
 impl Server {
     /// Connects to the server and makes sure its schema is current: one round trip when it is.
     pub async fn open(config: &config::Server) -> Result<Server, StoreError> {
-        let hrana = Hrana::new(&config.url, &config.auth_token)?;
+        let hrana = Arc::new(Hrana::new(&config.url, &config.auth_token)?);
         let server = Server {
             hrana,
             config: config.clone(),
@@ -79,20 +78,22 @@ impl Server {
         }
     }
 
-    /// Inserts `message` and indexes its text in one transaction, one round trip. Created when the insert
-    /// changed a row.
+    /// Inserts `message` and indexes its text in one transaction, one round trip.
     ///
     /// The index takes the stored row of this id only if its text is this delivery's (a duplicate with other
     /// text leaves the first write's row alone), and the watermark moves past it only when it is the next
-    /// row, so every row at or below the watermark is indexed. Safe to run again if an answer was lost.
+    /// row, so every row at or below the watermark is indexed. Safe to run again if an answer was lost: the
+    /// row then exists, and its `created_at`, this attempt's own, still says it was this delivery that
+    /// created it.
     pub async fn insert(&self, message: &Message) -> Result<Inserted, StoreError> {
+        let created_at = now();
         let folded = message.text.as_deref().map(fold_case);
         let this_row = || -> Vec<Value> {
             vec![message.message_id.clone().into(), folded.clone().map_or(Value::Null, Value::Text)]
         };
         let indexed = folded.as_deref().map_or(Value::Null, |text| Value::Text(search_index::indexable(text)));
         let statements = [
-            Statement::new(INSERT_MESSAGE, insert_args(&now(), message)),
+            Statement::new(INSERT_MESSAGE, insert_args(&created_at, message)),
             Statement::new(
                 "INSERT OR REPLACE INTO messages_text (rowid, text_folded) SELECT rowid, ?3 FROM messages \
                  WHERE message_id = ?1 AND text_folded IS ?2 AND ?3 IS NOT NULL \
@@ -104,11 +105,21 @@ impl Server {
                  (SELECT rowid FROM messages WHERE message_id = ?1 AND text_folded IS ?2)",
                 this_row(),
             ),
+            Statement::new(
+                "SELECT created_at = ?2 FROM messages WHERE message_id = ?1",
+                vec![message.message_id.clone().into(), created_at.clone().into()],
+            ),
         ];
-        let _turn = self.in_flight.acquire().await;
-        let outcomes = self.hrana.transaction(&statements).await?;
-        let changed = outcomes.first().map_or(0, |outcome| outcome.affected_row_count);
-        Ok(if changed == 1 { Inserted::Created } else { Inserted::Duplicate })
+        let outcomes = {
+            let _turn = self.in_flight.acquire().await;
+            self.hrana.transaction(&statements).await?
+        };
+        let created = matches!(outcomes[3].rows.first().and_then(|row| row.first()), Some(Value::Integer(1)));
+        // A new row the watermark could not move onto sits above rows stored before the index was kept here.
+        if created && outcomes[2].affected_row_count == 0 {
+            self.catch_up();
+        }
+        Ok(if created { Inserted::Created } else { Inserted::Duplicate })
     }
 
     /// Readiness in one round trip: the probe row's update commits, and returns the schema version and the
@@ -138,20 +149,67 @@ impl Server {
         Ok(self.hrana.execute(statement).await?)
     }
 
-    /// Indexes the rows past the watermark in the background, once at a time.
+    /// Indexes the rows past the watermark in the background, one task at a time.
     fn catch_up(&self) {
         if self.catching_up.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (config, catching_up) = (self.config.clone(), Arc::clone(&self.catching_up));
+        let (hrana, catching_up) = (Arc::clone(&self.hrana), Arc::clone(&self.catching_up));
         tokio::spawn(async move {
-            match connect(&config).await.and_then(|db| Ok(db.connect()?)) {
-                Ok(conn) => Indexer::new().catch_up(&Session::new(conn)).await,
-                Err(e) => tracing::warn!(error = %e, "cannot index older rows now; will retry"),
+            let _done = Reset(catching_up);
+            loop {
+                match index_chunk(&hrana).await {
+                    Ok(indexed) if indexed == INDEX_CHUNK => {}
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "indexing older rows failed; will retry");
+                        return;
+                    }
+                }
             }
-            catching_up.store(false, Ordering::Release);
         });
     }
+}
+
+/// Clears the flag when the catch-up ends, however it ends.
+struct Reset(Arc<AtomicBool>);
+
+impl Drop for Reset {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Indexes the next chunk of rows past the watermark in two round trips: one to read them, one transaction
+/// that indexes them and moves the watermark, unless another instance moved it meanwhile. Returns how many
+/// rows it read.
+async fn index_chunk(hrana: &Hrana) -> Result<usize, HranaError> {
+    let pending = hrana
+        .execute(&Statement::new(
+            "SELECT (SELECT indexed_through FROM text_index_state), rowid, CAST(text_folded AS BLOB) FROM messages \
+             WHERE rowid > (SELECT indexed_through FROM text_index_state) ORDER BY rowid LIMIT ?1",
+            vec![Value::Integer(INDEX_CHUNK as i64)],
+        ))
+        .await?
+        .rows;
+    let (Some(first), Some(last)) = (pending.first(), pending.last()) else { return Ok(0) };
+    let (watermark, last) = (first[0].clone(), last[1].clone());
+    let mut statements: Vec<Statement> = pending
+        .iter()
+        .filter_map(|row| match (&row[1], &row[2]) {
+            (rowid, Value::Blob(text)) => Some(Statement::new(
+                "INSERT OR REPLACE INTO messages_text (rowid, text_folded) VALUES (?1, ?2)",
+                vec![rowid.clone(), Value::Text(search_index::indexable(&String::from_utf8_lossy(text)))],
+            )),
+            _ => None,
+        })
+        .collect();
+    statements.push(Statement::new(
+        "UPDATE text_index_state SET indexed_through = ?1 WHERE indexed_through = ?2",
+        vec![last, watermark],
+    ));
+    hrana.transaction(&statements).await?;
+    Ok(pending.len())
 }
 
 /// Whether a migration failed only because another instance holds the database's write lock.
@@ -160,9 +218,8 @@ fn is_lock_conflict(error: &StoreError) -> bool {
     text.contains("SQLITE_BUSY") || text.contains("database is locked") || text.contains("SQLITE_LOCKED")
 }
 
-/// A libsql connection to the server, for what runs once per database or in the background.
-#[cfg(feature = "remote")]
-pub async fn connect(server: &config::Server) -> Result<libsql::Database, StoreError> {
+/// A libsql connection to the server, for the migrations, which run once per database.
+async fn connect(server: &config::Server) -> Result<libsql::Database, StoreError> {
     libsql::Builder::new_remote(server.url.clone(), server.auth_token.clone())
         .build()
         .await

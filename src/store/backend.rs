@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::file::File;
-use super::read::Query;
+use super::read::{Listing, Query};
 use super::rows::Row;
 #[cfg(feature = "remote")]
 use super::SERVER_DEADLINE;
@@ -58,6 +58,15 @@ impl Backend {
             Backend::Server(server) => server.fetch(query).await,
             #[cfg(feature = "remote")]
             Backend::Replica(replica) => replica.fetch(query).await,
+        }
+    }
+
+    /// The rows of a listing: its page led by the total, or one row of the total past the end.
+    pub async fn list(&self, listing: &Listing) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Backend::File(file) => file.list(listing).await,
+            #[cfg(feature = "remote")]
+            Backend::Server(_) | Backend::Replica(_) => self.fetch(&listing.combined).await,
         }
     }
 

@@ -145,7 +145,7 @@ impl Store {
 
     /// One page of messages matching `params`, chronological then by id, and the count of all matches.
     pub async fn list(&self, params: &ListParams) -> Result<Page, StoreError> {
-        self.bounded(async { read::page(self.backend.fetch(&read::list(params)).await?) }).await
+        self.bounded(async { read::page(self.backend.list(&read::list(params)).await?) }).await
     }
 
     /// Everything `/stats` says, from the aggregates the insert trigger keeps (no scan of messages).

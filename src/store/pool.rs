@@ -33,6 +33,27 @@ impl Pool {
         self.with(|session| async move { session.fetch(&query.sql, query.args.clone()).await }).await
     }
 
+    /// The rows of `first`, or if it has none those of `otherwise`, both in one read snapshot.
+    pub async fn fetch_or(&self, first: &Query, otherwise: &Query) -> Result<Vec<Row>, StoreError> {
+        let session = self.take().await?;
+        session.run("BEGIN", ()).await?;
+        let rows = async {
+            let rows = session.fetch(&first.sql, first.args.clone()).await?;
+            match rows.is_empty() {
+                true => session.fetch(&otherwise.sql, otherwise.args.clone()).await,
+                false => Ok(rows),
+            }
+        }
+        .await;
+        let ended = session.end_transaction(if rows.is_ok() { "COMMIT" } else { "ROLLBACK" }).await;
+        if ended.is_ok() {
+            self.give_back(session);
+        }
+        let rows = rows?;
+        ended?;
+        Ok(rows)
+    }
+
     /// Runs `work` on a connection of the pool, outside any transaction of ours.
     pub async fn with<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
     where

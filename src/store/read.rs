@@ -57,9 +57,9 @@ impl ListQuery {
         self.filter.push_str(&clause.replacen('?', &format!("?{}", self.args.len()), 1));
     }
 
-    /// The page, chronological then by id, each row led by the total; a page past the end is one row of
-    /// the total and NULLs. SQLite materializes a CTE that is read twice, so the page is computed once.
-    fn into_query(self, params: &ListParams) -> Query {
+    /// The statements of a listing: its page, chronological then by id, each row led by the total; the total
+    /// alone, for a page past the end; and both in one statement.
+    fn into_queries(self, params: &ListParams) -> Listing {
         let total = match (&params.from, &params.since, &params.q) {
             (None, None, None) => Total::Aggregate("(SELECT messages FROM totals)"),
             // `from` is the only filter, so it is ?1.
@@ -74,26 +74,44 @@ impl ListQuery {
             Total::Counted => ("count(*) OVER ()".to_owned(), format!("(SELECT count(*) FROM messages{filter})")),
         };
         let (limit, offset) = (self.args.len() + 1, self.args.len() + 2);
-        let sql = format!(
-            "WITH page AS (SELECT {in_page}, {} FROM messages{filter} \
-             ORDER BY ts_key, message_id LIMIT ?{limit} OFFSET ?{offset}) \
-             SELECT * FROM page UNION ALL SELECT {past_end}, NULL, NULL, NULL, NULL, NULL \
-             WHERE NOT EXISTS (SELECT 1 FROM page)",
+        let page = format!(
+            "SELECT {in_page}, {} FROM messages{filter} ORDER BY ts_key, message_id LIMIT ?{limit} OFFSET ?{offset}",
             rows::MESSAGE_COLUMNS
+        );
+        let only_total = format!("SELECT {past_end}, NULL, NULL, NULL, NULL, NULL");
+        // SQLite materializes a CTE that is read twice, so the page is computed once.
+        let combined = format!(
+            "WITH page AS ({page}) SELECT * FROM page UNION ALL {only_total} WHERE NOT EXISTS (SELECT 1 FROM page)"
         );
         let mut args = self.args;
         args.push(i64::from(params.limit).into());
         args.push(i64::try_from(params.offset).unwrap_or(i64::MAX).into());
-        Query { sql, args }
+        let total_args = args[..args.len() - 2].to_vec();
+        Listing {
+            page: Query { sql: page, args: args.clone() },
+            total: Query { sql: only_total, args: total_args },
+            combined: Query { sql: combined, args },
+        }
     }
 }
 
-/// The statement that lists the page `params` asks for.
-pub fn list(params: &ListParams) -> Query {
-    ListQuery::new(params).into_query(params)
+/// The statements of one listing. A back end runs `combined` where a statement costs a round trip, or
+/// `page` and, only when it is empty, `total` in one snapshot where it costs nothing (materializing the page
+/// for `combined` would cost a local read more than the second statement does).
+pub struct Listing {
+    pub page: Query,
+    pub total: Query,
+    /// Run by the server back ends only, which a build without `remote` lacks.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub combined: Query,
 }
 
-/// The page and total in the rows of [`list`].
+/// The statements that list the page `params` asks for.
+pub fn list(params: &ListParams) -> Listing {
+    ListQuery::new(params).into_queries(params)
+}
+
+/// The page and total in the rows of a [`Listing`]'s statements.
 pub fn page(rows: Vec<Row>) -> Result<Page, StoreError> {
     let mut total = 0;
     let mut data = Vec::with_capacity(rows.len());

@@ -11,7 +11,7 @@ use std::time::Duration;
 use libsql::Connection;
 
 use super::pool::{BoxFuture, Pool};
-use super::read::Query;
+use super::read::{Listing, Query};
 use super::rows::Row;
 use super::session::Session;
 use super::{schema, Inserted, StoreError};
@@ -55,6 +55,11 @@ impl File {
 
     pub async fn fetch(&self, query: &Query) -> Result<Vec<Row>, StoreError> {
         self.readers.fetch(query).await
+    }
+
+    /// A listing's page, and its total when the page is past the end, in one snapshot.
+    pub async fn list(&self, listing: &Listing) -> Result<Vec<Row>, StoreError> {
+        self.readers.fetch_or(&listing.page, &listing.total).await
     }
 
     /// False once the writer stopped for good (its file was replaced).

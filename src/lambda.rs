@@ -106,52 +106,51 @@ fn into_request(event: Event) -> (Source, Request<Body>) {
                 Some(stage) => strip_stage(&raw_path, stage).to_owned(),
                 None => raw_path,
             };
-            let parts = Parts {
-                method: e.request_context.http.method,
-                path,
-                query: e.raw_query_string.unwrap_or_default(),
-                headers: e.headers,
-                body: e.body,
-                base64: e.is_base64_encoded,
-            };
-            (Source::HttpApi, parts)
+            let query = e.raw_query_string.unwrap_or_default();
+            (
+                Source::HttpApi,
+                Parts {
+                    method: e.request_context.http.method,
+                    path,
+                    query,
+                    headers: e.headers,
+                    body: e.body,
+                    base64: e.is_base64_encoded,
+                },
+            )
         }
         // REST's `path` never includes the stage. Its query values arrive decoded, so they are encoded again.
         Event::Rest(e) => {
-            let mut headers = e.multi_value_headers;
-            headers.extend(e.headers);
+            let headers = merged(e.multi_value_headers, e.headers);
             let query = encode_query(pick(&e.multi_value_query_string_parameters, &e.query_string_parameters));
-            let parts = Parts {
-                method: e.http_method,
-                path: e.path.unwrap_or_default(),
-                query,
-                headers,
-                body: e.body,
-                base64: e.is_base64_encoded,
-            };
-            (Source::Rest, parts)
+            let path = e.path.unwrap_or_default();
+            (
+                Source::Rest,
+                Parts { method: e.http_method, path, query, headers, body: e.body, base64: e.is_base64_encoded },
+            )
         }
         // ALB passes query keys and values exactly as the client encoded them.
         Event::Alb(e) => {
-            let mut headers = e.multi_value_headers;
-            headers.extend(e.headers);
+            let headers = merged(e.multi_value_headers, e.headers);
             let query = pick(&e.multi_value_query_string_parameters, &e.query_string_parameters)
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join("&");
-            let parts = Parts {
-                method: e.http_method,
-                path: e.path.unwrap_or_default(),
-                query,
-                headers,
-                body: e.body,
-                base64: e.is_base64_encoded,
-            };
-            (Source::Alb, parts)
+            let path = e.path.unwrap_or_default();
+            (
+                Source::Alb,
+                Parts { method: e.http_method, path, query, headers, body: e.body, base64: e.is_base64_encoded },
+            )
         }
     };
     (source, build_request(parts))
+}
+
+/// An event's multi-value headers with its single-value ones over them.
+fn merged(mut multi: HeaderMap, single: HeaderMap) -> HeaderMap {
+    multi.extend(single);
+    multi
 }
 
 fn pick<'a>(multi: &'a QueryMap, single: &'a QueryMap) -> &'a QueryMap {
@@ -224,6 +223,18 @@ fn build_request(parts: Parts) -> Request<Body> {
     request
 }
 
+/// A reply of the event's shape with the fields every shape shares set; `$headers` names the headers field.
+macro_rules! reply {
+    ($shape:ident, $headers:ident, $status:expr, $headers_value:expr, $body:expr, $base64:expr) => {{
+        let mut reply = $shape::default();
+        reply.status_code = i64::from($status.as_u16());
+        reply.$headers = $headers_value;
+        reply.body = $body;
+        reply.is_base64_encoded = $base64;
+        reply
+    }};
+}
+
 fn into_reply(source: Source, response: Response<Body>) -> Reply {
     let (parts, body) = response.into_parts();
     let (base64, body) = match body {
@@ -232,34 +243,20 @@ fn into_reply(source: Source, response: Response<Body>) -> Reply {
         // Binary bodies are base64-encoded by aws_lambda_events' serialiser.
         other => (true, Some(other)),
     };
-    let status = i64::from(parts.status.as_u16());
+    let status = parts.status;
     match source {
         Source::HttpApi => {
-            let mut reply = ApiGatewayV2httpResponse::default();
-            reply.status_code = status;
-            reply.headers = parts.headers;
-            reply.body = body;
-            reply.is_base64_encoded = base64;
-            Reply::HttpApi(reply)
+            Reply::HttpApi(reply!(ApiGatewayV2httpResponse, headers, status, parts.headers, body, base64))
         }
         // REST merges `headers` into `multiValueHeaders`; setting only the latter avoids duplicates.
         Source::Rest => {
-            let mut reply = ApiGatewayProxyResponse::default();
-            reply.status_code = status;
-            reply.multi_value_headers = parts.headers;
-            reply.body = body;
-            reply.is_base64_encoded = base64;
-            Reply::Rest(reply)
+            Reply::Rest(reply!(ApiGatewayProxyResponse, multi_value_headers, status, parts.headers, body, base64))
         }
         // `headers` works whether or not the target group has multi-value headers switched on.
         Source::Alb => {
-            let mut reply = AlbTargetGroupResponse::default();
-            reply.status_code = status;
+            let mut reply = reply!(AlbTargetGroupResponse, headers, status, parts.headers, body, base64);
             reply.status_description =
-                Some(format!("{} {}", parts.status.as_u16(), parts.status.canonical_reason().unwrap_or_default()));
-            reply.headers = parts.headers;
-            reply.body = body;
-            reply.is_base64_encoded = base64;
+                Some(format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or_default()));
             Reply::Alb(reply)
         }
     }

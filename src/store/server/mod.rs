@@ -83,17 +83,17 @@ impl Server {
     /// The index takes the stored row of this id only if its text is this delivery's (a duplicate with other
     /// text leaves the first write's row alone), and the watermark moves past it only when it is the next
     /// row, so every row at or below the watermark is indexed. Safe to run again if an answer was lost: the
-    /// row then exists, and its `created_at`, this attempt's own, still says it was this delivery that
-    /// created it.
+    /// row then exists, and the retry answers it as a duplicate: stored once and acknowledged, only the
+    /// log's `created`/`duplicate` is off (`created_at` cannot tell attempts apart, since concurrent
+    /// deliveries of one id can share its millisecond).
     pub async fn insert(&self, message: &Message) -> Result<Inserted, StoreError> {
-        let created_at = now();
         let folded = message.text.as_deref().map(fold_case);
         let this_row = || -> Vec<Value> {
             vec![message.message_id.clone().into(), folded.clone().map_or(Value::Null, Value::Text)]
         };
         let indexed = folded.as_deref().map_or(Value::Null, |text| Value::Text(search_index::indexable(text)));
         let statements = [
-            Statement::new(INSERT_MESSAGE, insert_args(&created_at, message)),
+            Statement::new(INSERT_MESSAGE, insert_args(&now(), message)),
             Statement::new(
                 "INSERT OR REPLACE INTO messages_text (rowid, text_folded) SELECT rowid, ?3 FROM messages \
                  WHERE message_id = ?1 AND text_folded IS ?2 AND ?3 IS NOT NULL \
@@ -105,16 +105,12 @@ impl Server {
                  (SELECT rowid FROM messages WHERE message_id = ?1 AND text_folded IS ?2)",
                 this_row(),
             ),
-            Statement::new(
-                "SELECT created_at = ?2 FROM messages WHERE message_id = ?1",
-                vec![message.message_id.clone().into(), created_at.clone().into()],
-            ),
         ];
         let outcomes = {
             let _turn = self.in_flight.acquire().await;
             self.hrana.transaction(&statements).await?
         };
-        let created = matches!(outcomes[3].rows.first().and_then(|row| row.first()), Some(Value::Integer(1)));
+        let created = outcomes[0].affected_row_count == 1;
         // A new row the watermark could not move onto sits above rows stored before the index was kept here.
         if created && outcomes[2].affected_row_count == 0 {
             self.catch_up();

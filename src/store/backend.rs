@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::file::File;
 use super::read::{Listing, Query};
-use super::rows::Row;
+use super::rows::Table;
 #[cfg(feature = "remote")]
 use super::SERVER_DEADLINE;
 #[cfg(feature = "remote")]
@@ -51,7 +51,7 @@ impl Backend {
     }
 
     /// The rows of one read statement.
-    pub async fn fetch(&self, query: &Query) -> Result<Vec<Row>, StoreError> {
+    pub async fn fetch(&self, query: &Query) -> Result<Table, StoreError> {
         match self {
             Backend::File(file) => file.fetch(query).await,
             #[cfg(feature = "remote")]
@@ -62,7 +62,7 @@ impl Backend {
     }
 
     /// The rows of a listing: its page led by the total, or one row of the total past the end.
-    pub async fn list(&self, listing: &Listing) -> Result<Vec<Row>, StoreError> {
+    pub async fn list(&self, listing: &Listing) -> Result<Table, StoreError> {
         match self {
             Backend::File(file) => file.list(listing).await,
             #[cfg(feature = "remote")]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use libsql::Connection;
 
 use super::read::Query;
-use super::rows::Row;
+use super::rows::Table;
 use super::session::Session;
 use super::StoreError;
 
@@ -29,12 +29,12 @@ impl Pool {
     }
 
     /// The rows of `query`.
-    pub async fn fetch(&self, query: &Query) -> Result<Vec<Row>, StoreError> {
+    pub async fn fetch(&self, query: &Query) -> Result<Table, StoreError> {
         self.with(|session| async move { session.fetch(&query.sql, query.args.clone()).await }).await
     }
 
     /// The rows of `first`, or if it has none those of `otherwise`, both in one read snapshot.
-    pub async fn fetch_or(&self, first: &Query, otherwise: &Query) -> Result<Vec<Row>, StoreError> {
+    pub async fn fetch_or(&self, first: &Query, otherwise: &Query) -> Result<Table, StoreError> {
         let session = self.take().await?;
         session.run("BEGIN", ()).await?;
         let rows = async {

@@ -5,7 +5,7 @@
 
 use libsql::Value;
 
-use super::rows::{self, Row};
+use super::rows::{self, Table};
 use super::{search_index, Page, SenderCount, Stats, StoreError};
 use crate::query::ListParams;
 
@@ -112,13 +112,13 @@ pub fn list(params: &ListParams) -> Listing {
 }
 
 /// The page and total in the rows of a [`Listing`]'s statements.
-pub fn page(rows: Vec<Row>) -> Result<Page, StoreError> {
+pub fn page(mut rows: Table) -> Result<Page, StoreError> {
     let mut total = 0;
-    let mut data = Vec::with_capacity(rows.len());
-    for mut row in rows {
-        total = rows::count(&row, 0)?;
-        if !rows::is_null(&row, 1)? {
-            data.push(rows::stored_message(&mut row, 1)?);
+    let mut data = Vec::new();
+    for row in rows.rows_mut() {
+        total = rows::count(row, 0)?;
+        if !rows::is_null(row, 1)? {
+            data.push(rows::stored_message(row, 1)?);
         }
     }
     Ok(Page { data, total })
@@ -137,18 +137,18 @@ pub fn stats() -> Query {
 }
 
 /// The stats in the row of [`stats`].
-pub fn stats_of(rows: Vec<Row>) -> Result<Stats, StoreError> {
-    let mut row = rows.into_iter().next().ok_or(StoreError::Unexpected("the totals row is missing"))?;
-    let senders = rows::text(&mut row, 2)?;
+pub fn stats_of(mut rows: Table) -> Result<Stats, StoreError> {
+    let row = rows.rows_mut().next().ok_or(StoreError::Unexpected("the totals row is missing"))?;
+    let senders = rows::text(row, 2)?;
     let mut senders: Vec<(String, u64)> =
         serde_json::from_str(&senders).map_err(|_| StoreError::Unexpected("the top senders are not a JSON array"))?;
     // An aggregate's order is SQLite's to choose; the contract's is most messages first, then by sender.
     senders.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(Stats {
-        total_messages: rows::count(&row, 0)?,
-        senders_count: rows::count(&row, 1)?,
+        total_messages: rows::count(row, 0)?,
+        senders_count: rows::count(row, 1)?,
         messages_per_sender: senders.into_iter().map(|(from, count)| SenderCount { from, count }).collect(),
-        first_message_ts: rows::optional_text(&mut row, 3)?,
-        last_message_ts: rows::optional_text(&mut row, 4)?,
+        first_message_ts: rows::optional_text(row, 3)?,
+        last_message_ts: rows::optional_text(row, 4)?,
     })
 }

@@ -4,7 +4,7 @@
 //! copies the server's whole history, so this is for long-lived instances, not for Lambda.
 
 use super::read::Query;
-use super::rows::{self, Row};
+use super::rows::{self, Table};
 use super::server::Server;
 use super::{file, Inserted, StoreError};
 use crate::config;
@@ -49,7 +49,7 @@ impl Replica {
 
     /// Prepared afresh on each call: a statement of a replica's connection that is run again returns its
     /// first run's rows.
-    pub async fn fetch(&self, query: &Query) -> Result<Vec<Row>, StoreError> {
+    pub async fn fetch(&self, query: &Query) -> Result<Table, StoreError> {
         let rows = self.copy.connect()?.query(&query.sql, query.args.clone()).await?;
         Ok(rows::collect(rows).await?)
     }

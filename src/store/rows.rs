@@ -9,17 +9,48 @@ use libsql::Value;
 
 use super::{StoreError, StoredMessage};
 
-/// One row, as its column values.
-pub type Row = Vec<Value>;
+/// The rows a statement returned, as their column values, in one vector (one allocation for a page rather
+/// than one per row).
+pub struct Table {
+    columns: usize,
+    values: Vec<Value>,
+}
 
-/// Every row of a local query, each as its column values.
-pub async fn collect(mut rows: libsql::Rows) -> Result<Vec<Row>, libsql::Error> {
-    let columns = rows.column_count();
-    let mut all = Vec::new();
-    while let Some(row) = rows.next().await? {
-        all.push((0..columns).map(|i| row.get_value(i)).collect::<Result<_, _>>()?);
+impl Table {
+    /// Rows of equal length, as a server's answer holds them.
+    #[cfg(feature = "remote")]
+    pub fn from_rows(rows: Vec<Vec<Value>>) -> Table {
+        let columns = rows.first().map_or(0, Vec::len);
+        Table { columns, values: rows.into_iter().flatten().collect() }
     }
-    Ok(all)
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn first(&self) -> Option<&[Value]> {
+        self.rows().next()
+    }
+
+    pub fn rows(&self) -> impl Iterator<Item = &[Value]> {
+        self.values.chunks_exact(self.columns.max(1))
+    }
+
+    pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut [Value]> {
+        self.values.chunks_exact_mut(self.columns.max(1))
+    }
+}
+
+/// Every row of a local query.
+pub async fn collect(mut rows: libsql::Rows) -> Result<Table, libsql::Error> {
+    let columns = rows.column_count();
+    let mut values = Vec::new();
+    while let Some(row) = rows.next().await? {
+        for i in 0..columns {
+            values.push(row.get_value(i)?);
+        }
+    }
+    Ok(Table { columns: columns.max(0) as usize, values })
 }
 
 /// The columns [`stored_message`] decodes, in its order.

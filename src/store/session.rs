@@ -78,13 +78,8 @@ impl Session {
         self.statement(sql).await?.run(params).await
     }
 
-    /// Runs a statement that returns no rows; how many rows it changed.
-    pub async fn execute(&self, sql: &str, params: impl IntoParams) -> Result<usize, libsql::Error> {
-        self.statement(sql).await?.execute(params).await
-    }
-
     /// Every row of a query, each as its column values.
-    pub async fn fetch(&self, sql: &str, params: impl IntoParams) -> Result<Vec<Vec<libsql::Value>>, libsql::Error> {
+    pub async fn fetch(&self, sql: &str, params: impl IntoParams) -> Result<super::rows::Table, libsql::Error> {
         super::rows::collect(self.query(sql, params).await?).await
     }
 }

@@ -12,7 +12,7 @@ use libsql::Connection;
 
 use super::pool::{BoxFuture, Pool};
 use super::read::{Listing, Query};
-use super::rows::Row;
+use super::rows::Table;
 use super::session::Session;
 use super::{schema, Inserted, StoreError};
 use crate::message::Message;
@@ -50,15 +50,15 @@ impl File {
         self.writer.probe().await?;
         let query = Query { sql: format!("SELECT {}", schema::CURRENT_SCHEMA), args: Vec::new() };
         let rows = self.readers.fetch(&query).await?;
-        schema::check(rows.first().map_or(&[][..], Vec::as_slice))
+        schema::check(rows.first().unwrap_or_default())
     }
 
-    pub async fn fetch(&self, query: &Query) -> Result<Vec<Row>, StoreError> {
+    pub async fn fetch(&self, query: &Query) -> Result<Table, StoreError> {
         self.readers.fetch(query).await
     }
 
     /// A listing's page, and its total when the page is past the end, in one snapshot.
-    pub async fn list(&self, listing: &Listing) -> Result<Vec<Row>, StoreError> {
+    pub async fn list(&self, listing: &Listing) -> Result<Table, StoreError> {
         self.readers.fetch_or(&listing.page, &listing.total).await
     }
 

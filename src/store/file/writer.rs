@@ -126,8 +126,9 @@ async fn commit_deliveries(conn: &Session, deliveries: Vec<(Message, Reply<Inser
             let created_at = now();
             let mut outcomes = Vec::with_capacity(deliveries.len());
             for (message, _) in &deliveries {
-                let changed = conn.execute(INSERT_MESSAGE, insert_args(&created_at, message)).await?;
-                outcomes.push(if changed == 1 { Inserted::Created } else { Inserted::Duplicate });
+                let created =
+                    conn.query(INSERT_MESSAGE, insert_args(&created_at, message)).await?.next().await?.is_some();
+                outcomes.push(if created { Inserted::Created } else { Inserted::Duplicate });
             }
             Ok(outcomes)
         })

@@ -17,7 +17,7 @@ use libsql::Value;
 use tokio::sync::Semaphore;
 
 use super::read::Query;
-use super::rows::Row;
+use super::rows::Table;
 use super::search_index::{self, INDEX_CHUNK};
 use super::write::{insert_args, now, INSERT_MESSAGE, WRITE_PROBE};
 use super::{schema, Inserted, StoreError};
@@ -110,7 +110,7 @@ impl Server {
             let _turn = self.in_flight.acquire().await;
             self.hrana.transaction(&statements).await?
         };
-        let created = outcomes[0].affected_row_count == 1;
+        let created = !outcomes[0].rows.is_empty();
         // A new row the watermark could not move onto sits above rows stored before the index was kept here.
         if created && outcomes[2].affected_row_count == 0 {
             self.catch_up();
@@ -134,10 +134,10 @@ impl Server {
         Ok(())
     }
 
-    pub async fn fetch(&self, query: &Query) -> Result<Vec<Row>, StoreError> {
+    pub async fn fetch(&self, query: &Query) -> Result<Table, StoreError> {
         // The arguments are cloned only because a statement owns its own; they are few and small.
         let statement = Statement::new(query.sql.clone(), query.args.clone());
-        Ok(self.execute(&statement).await?.rows)
+        Ok(Table::from_rows(self.execute(&statement).await?.rows))
     }
 
     async fn execute(&self, statement: &Statement) -> Result<hrana::Outcome, StoreError> {

@@ -66,7 +66,7 @@ impl Backend {
         match self {
             Backend::File(file) => file.list(listing).await,
             #[cfg(feature = "remote")]
-            Backend::Server(_) | Backend::Replica(_) => self.fetch(&listing.combined).await,
+            Backend::Server(_) | Backend::Replica(_) => self.fetch(&listing.combined()).await,
         }
     }
 

@@ -57,8 +57,8 @@ impl ListQuery {
         self.filter.push_str(&clause.replacen('?', &format!("?{}", self.args.len()), 1));
     }
 
-    /// The statements of a listing: its page, chronological then by id, each row led by the total; the total
-    /// alone, for a page past the end; and both in one statement.
+    /// The statements of a listing: its page, chronological then by id, each row led by the total, and the
+    /// total alone, for a page past the end.
     fn into_queries(self, params: &ListParams) -> Listing {
         let total = match (&params.from, &params.since, &params.q) {
             (None, None, None) => Total::Aggregate("(SELECT messages FROM totals)"),
@@ -79,31 +79,33 @@ impl ListQuery {
             rows::MESSAGE_COLUMNS
         );
         let only_total = format!("SELECT {past_end}, NULL, NULL, NULL, NULL, NULL");
-        // SQLite materializes a CTE that is read twice, so the page is computed once.
-        let combined = format!(
-            "WITH page AS ({page}) SELECT * FROM page UNION ALL {only_total} WHERE NOT EXISTS (SELECT 1 FROM page)"
-        );
+        let total = Query { sql: only_total, args: self.args.clone() };
         let mut args = self.args;
         args.push(i64::from(params.limit).into());
         args.push(i64::try_from(params.offset).unwrap_or(i64::MAX).into());
-        let total_args = args[..args.len() - 2].to_vec();
-        Listing {
-            page: Query { sql: page, args: args.clone() },
-            total: Query { sql: only_total, args: total_args },
-            combined: Query { sql: combined, args },
-        }
+        Listing { page: Query { sql: page, args }, total }
     }
 }
 
-/// The statements of one listing. A back end runs `combined` where a statement costs a round trip, or
-/// `page` and, only when it is empty, `total` in one snapshot where it costs nothing (materializing the page
-/// for `combined` would cost a local read more than the second statement does).
+/// The statements of one listing. A back end runs [`Listing::combined`] where a statement costs a round
+/// trip, or `page` and, only when it is empty, `total` in one snapshot where it costs nothing (materializing
+/// the page for the combined statement would cost a local read more than the second statement does).
 pub struct Listing {
     pub page: Query,
+    /// Its arguments are the page's first ones: the same numbers name the same filters.
     pub total: Query,
-    /// Run by the server back ends only, which a build without `remote` lacks.
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
-    pub combined: Query,
+}
+
+impl Listing {
+    /// The page, or past the end one row of the total, in one statement. SQLite materializes a CTE that is
+    /// read twice, so the page is computed once.
+    #[cfg(feature = "remote")]
+    pub fn combined(&self) -> Query {
+        let (page, total) = (&self.page.sql, &self.total.sql);
+        let sql =
+            format!("WITH page AS ({page}) SELECT * FROM page UNION ALL {total} WHERE NOT EXISTS (SELECT 1 FROM page)");
+        Query { sql, args: self.page.args.clone() }
+    }
 }
 
 /// The statements that list the page `params` asks for.

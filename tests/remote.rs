@@ -121,42 +121,110 @@ async fn a_server_answering_errors_gets_5xx() {
     assert_token_not_logged(&app);
 }
 
-/// Forwards connections to `upstream` while open; closed, it drops them all and refuses new ones.
+/// A proxy in front of the test server. It counts the HTTP requests (round trips) it forwards; it can fail the
+/// next few requests (with HTTP 503, or every other one by dropping the connection), as a server restarting
+/// or overloaded would; and closed, it drops every connection within 20 ms and refuses new ones.
 struct Proxy {
-    port: u16,
-    open: Arc<AtomicBool>,
+    url: String,
+    state: Arc<ProxyState>,
 }
 
+#[derive(Default)]
+struct ProxyState {
+    closed: AtomicBool,
+    requests: AtomicUsize,
+    failures: AtomicUsize,
+}
+
+/// What ends an HTTP/1.1 request line; JSON bodies escape their line breaks, so it occurs nowhere else in what
+/// a client sends.
+const REQUEST_LINE_END: &[u8] = b" HTTP/1.1\r\n";
+
 impl Proxy {
-    async fn start(upstream: String) -> Proxy {
+    async fn start(server_url: &str) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(AtomicBool::new(true));
-        let gate = Arc::clone(&open);
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(ProxyState::default());
+        let (upstream, shared) = (host_and_port(server_url), Arc::clone(&state));
         tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !gate.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection close
+            while let Ok((client, _)) = listener.accept().await {
+                if !shared.closed.load(Ordering::SeqCst) {
+                    tokio::spawn(forward(client, upstream.clone(), Arc::clone(&shared)));
                 }
-                let (upstream, gate) = (upstream.clone(), Arc::clone(&gate));
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
-                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
-                    let cut = async {
-                        while gate.load(Ordering::SeqCst) {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    };
-                    tokio::select! { _ = copy => {}, _ = cut => {} }
-                });
             }
         });
-        Proxy { port, open }
+        Proxy { url, state }
     }
 
     fn set_open(&self, open: bool) {
-        self.open.store(open, Ordering::SeqCst);
+        self.state.closed.store(!open, Ordering::SeqCst);
     }
+
+    /// Round trips forwarded since the last call.
+    fn take_requests(&self) -> usize {
+        self.state.requests.swap(0, Ordering::SeqCst)
+    }
+
+    fn fail_next(&self, requests: usize) {
+        self.state.failures.store(requests, Ordering::SeqCst);
+    }
+
+    fn failures_left(&self) -> usize {
+        self.state.failures.load(Ordering::SeqCst)
+    }
+}
+
+async fn forward(client: TcpStream, upstream: String, state: Arc<ProxyState>) {
+    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    // Ends with Some(answer 503 or not) when a request was failed.
+    let upward = async {
+        let (mut buffer, mut tail) = ([0u8; 16384], Vec::new());
+        loop {
+            let n = match client_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => n,
+            };
+            // Keeps a tail shorter than the pattern, for one cut across two reads.
+            tail.extend_from_slice(&buffer[..n]);
+            let found = tail.windows(REQUEST_LINE_END.len()).filter(|w| *w == REQUEST_LINE_END).count();
+            tail.drain(..tail.len().saturating_sub(REQUEST_LINE_END.len() - 1));
+            let failures = &state.failures;
+            if found > 0 && failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1)).is_ok() {
+                return Some(failures.load(Ordering::SeqCst) % 2 == 0);
+            }
+            state.requests.fetch_add(found, Ordering::SeqCst);
+            if server_write.write_all(&buffer[..n]).await.is_err() {
+                return None;
+            }
+        }
+    };
+    let downward = tokio::io::copy(&mut server_read, &mut client_write);
+    let cut = async {
+        while !state.closed.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let failed = tokio::select! { failed = upward => failed, _ = downward => None, _ = cut => None };
+    if failed == Some(true) {
+        let refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        let _ = client_write.write_all(refusal.as_bytes()).await;
+    }
+}
+
+/// The test server, for a test of what only direct mode does; none, saying why, when the suite has no server
+/// or runs through replicas (`in_replica_mode` says what that test would not hold there).
+fn direct_server(test: &str, in_replica_mode: &str) -> Option<String> {
+    let Some(server) = test_server() else {
+        eprintln!("SKIPPED {test}: LIBSQL_TEST_URL is not set (no libSQL server)");
+        return None;
+    };
+    if std::env::var("LIBSQL_TEST_MODE").as_deref() == Ok("replica") {
+        eprintln!("SKIPPED {test}: {in_replica_mode}");
+        return None;
+    }
+    Some(server)
 }
 
 /// `http://host:port` of the test server, for the proxy to forward to.
@@ -177,8 +245,8 @@ async fn losing_the_server_fails_deliveries_and_readiness_until_it_is_back() {
         return;
     };
     // The app reaches the server only through the proxy; the harness reads the server directly.
-    let proxy = Proxy::start(host_and_port(&server)).await;
-    let app = TestApp::start(Setup::new().server_via(&format!("http://127.0.0.1:{}", proxy.port))).await;
+    let proxy = Proxy::start(&server).await;
+    let app = TestApp::start(Setup::new().server_via(&proxy.url)).await;
     assert_eq!(app.deliver(&body("before")).await.0, 200);
 
     proxy.set_open(false);
@@ -244,80 +312,27 @@ async fn a_replica_reads_its_own_writes_at_once_and_others_after_a_sync() {
     assert_eq!(reader.get("/messages?q=DELIVERY").await.1["total"], 5);
 }
 
-/// A proxy in front of the test server that counts the HTTP requests (round trips) passing through it.
-struct CountingProxy {
-    url: String,
-    requests: Arc<AtomicUsize>,
-}
-
-impl CountingProxy {
-    async fn start(upstream: String) -> CountingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&requests);
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (upstream, counter) = (upstream.clone(), Arc::clone(&counter));
-                tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&upstream).await else { return };
-                    let (mut client_read, mut client_write) = client.into_split();
-                    let (mut server_read, mut server_write) = server.into_split();
-                    // A request line ends with this; JSON bodies escape their line breaks, so it occurs nowhere
-                    // else in what a client sends.
-                    const REQUEST_LINE_END: &[u8] = b" HTTP/1.1\r\n";
-                    let upward = async {
-                        let (mut buffer, mut seen) = ([0u8; 16384], Vec::new());
-                        while let Ok(n) = client_read.read(&mut buffer).await {
-                            if n == 0 || server_write.write_all(&buffer[..n]).await.is_err() {
-                                break;
-                            }
-                            seen.extend_from_slice(&buffer[..n]);
-                            let found = seen.windows(REQUEST_LINE_END.len()).filter(|w| *w == REQUEST_LINE_END).count();
-                            counter.fetch_add(found, Ordering::SeqCst);
-                            // Keep a tail shorter than the pattern, for one cut across two reads.
-                            seen.drain(..seen.len().saturating_sub(REQUEST_LINE_END.len() - 1));
-                        }
-                    };
-                    let downward = tokio::io::copy(&mut server_read, &mut client_write);
-                    tokio::select! { _ = upward => {}, _ = downward => {} }
-                });
-            }
-        });
-        CountingProxy { url, requests }
-    }
-
-    /// Round trips since the last call.
-    fn take(&self) -> usize {
-        self.requests.swap(0, Ordering::SeqCst)
-    }
-}
-
 #[tokio::test]
 async fn every_request_is_one_round_trip_to_the_server() {
-    let Some(server) = test_server() else {
-        eprintln!("SKIPPED every_request_is_one_round_trip…: LIBSQL_TEST_URL is not set (no libSQL server to count)");
+    let Some(server) = direct_server("every_request_is_one_round_trip…", "replicas read locally and sync after writes")
+    else {
         return;
     };
-    if std::env::var("LIBSQL_TEST_MODE").as_deref() == Ok("replica") {
-        eprintln!("SKIPPED every_request_is_one_round_trip…: replicas read locally and sync after writes");
-        return;
-    }
     // A first instance migrates the empty database; the one counted starts on a current schema, as a Lambda
     // cold start does.
     let first = TestApp::start(Setup::new()).await;
     assert_eq!(first.deliver(&body("before")).await.0, 200);
-    let proxy = CountingProxy::start(host_and_port(&server)).await;
+    let proxy = Proxy::start(&server).await;
     let app = TestApp::start(Setup::new().same_store_as(&first).server_via(&proxy.url)).await;
-    assert_eq!(proxy.take(), 1, "cold start with a current schema");
+    assert_eq!(proxy.take_requests(), 1, "cold start with a current schema");
 
     let post = |id: &'static str, text: &'static str| {
         let app = &app;
         async move { app.deliver(&message(id, "+15550001", "2025-01-15T10:00:00Z", Some(text))).await.0 }
     };
-    assert_eq!((post("m1", "hello world").await, proxy.take()), (200, 1), "first delivery after the start");
-    assert_eq!((post("m2", "another hello").await, proxy.take()), (200, 1), "delivery");
-    assert_eq!((post("m2", "another hello").await, proxy.take()), (200, 1), "duplicate");
+    assert_eq!((post("m1", "hello world").await, proxy.take_requests()), (200, 1), "first delivery after the start");
+    assert_eq!((post("m2", "another hello").await, proxy.take_requests()), (200, 1), "delivery");
+    assert_eq!((post("m2", "another hello").await, proxy.take_requests()), (200, 1), "duplicate");
     for path in [
         "/messages",
         "/messages?limit=1&offset=1",
@@ -330,7 +345,7 @@ async fn every_request_is_one_round_trip_to_the_server() {
         "/health/ready",
     ] {
         let (status, answer) = app.get(path).await;
-        assert_eq!((status, proxy.take()), (200, 1), "{path}: {answer}");
+        assert_eq!((status, proxy.take_requests()), (200, 1), "{path}: {answer}");
     }
     let (_, search) = app.get("/messages?q=hello&offset=100").await;
     assert_eq!((search["total"].as_u64(), search["data"].as_array().map(Vec::len)), (Some(2), Some(0)));
@@ -414,68 +429,23 @@ async fn on_a_server_each_delivery_indexes_its_own_text_with_no_background_work(
     assert_eq!(app.get("/messages?q=theta").await.1["total"], 1);
 }
 
-/// A proxy in front of the test server that fails the next `failures` requests — with HTTP 503, or every other
-/// one by dropping the connection — before it forwards again, as a server restarting or overloaded would.
-async fn flaky_proxy(upstream: String, failures: Arc<AtomicUsize>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let (upstream, failures) = (upstream.clone(), Arc::clone(&failures));
-            tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(&upstream).await else { return };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                let upward = async {
-                    let mut buffer = [0u8; 16384];
-                    while let Ok(n) = client_read.read(&mut buffer).await {
-                        let starts_request = buffer[..n].windows(11).any(|w| w == b" HTTP/1.1\r\n");
-                        let fail = starts_request
-                            && failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1)).is_ok();
-                        if fail {
-                            return failures.load(Ordering::SeqCst) % 2 == 0;
-                        }
-                        if n == 0 || server_write.write_all(&buffer[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                    false
-                };
-                let downward = tokio::io::copy(&mut server_read, &mut client_write);
-                let refuse = tokio::select! { refuse = upward => refuse, _ = downward => false };
-                if refuse {
-                    let refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-                    let _ = client_write.write_all(refusal.as_bytes()).await;
-                }
-            });
-        }
-    });
-    url
-}
-
 #[tokio::test]
 async fn transient_server_failures_are_retried_within_the_deadline() {
-    let Some(server) = test_server() else {
-        eprintln!("SKIPPED transient_server_failures…: LIBSQL_TEST_URL is not set (no libSQL server)");
+    let Some(server) = direct_server("transient_server_failures…", "a replica's own sync does not retry") else {
         return;
     };
-    if std::env::var("LIBSQL_TEST_MODE").as_deref() == Ok("replica") {
-        eprintln!("SKIPPED transient_server_failures…: a replica's own sync does not retry");
-        return;
-    }
-    let failures = Arc::new(AtomicUsize::new(0));
-    let url = flaky_proxy(host_and_port(&server), Arc::clone(&failures)).await;
-    let app = TestApp::start(Setup::new().server_via(&url)).await;
+    let proxy = Proxy::start(&server).await;
+    let app = TestApp::start(Setup::new().server_via(&proxy.url)).await;
     for (n, injected) in [1, 2, 3].into_iter().enumerate() {
-        failures.store(injected, Ordering::SeqCst);
+        proxy.fail_next(injected);
         let id = format!("retried-{n}");
         assert_eq!(app.deliver(&body(&id)).await, (200, json!({"status": "ok"})), "after {injected} failures");
-        assert_eq!(failures.load(Ordering::SeqCst), 0, "the failures were not all met");
+        assert_eq!(proxy.failures_left(), 0, "the failures were not all met");
     }
     // Reads are retried alike.
-    failures.store(2, Ordering::SeqCst);
+    proxy.fail_next(2);
     assert_eq!(app.get("/stats").await.1["total_messages"], 3);
-    assert_eq!(failures.load(Ordering::SeqCst), 0);
+    assert_eq!(proxy.failures_left(), 0);
     assert_eq!(app.stored_ids().await, ["retried-0", "retried-1", "retried-2"]);
     let retried = app.wait_for_logs(6, |l| l["msg"] == "libSQL server call failed; retrying").await;
     assert!(retried.iter().all(|l| l["level"] == "WARN"), "{retried:?}");

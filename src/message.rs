@@ -26,17 +26,23 @@ impl FieldError {
         FieldError { loc: loc.to_vec(), msg: msg.into(), kind }
     }
 
-    fn body(kind: &'static str, msg: impl Into<String>) -> Self {
-        FieldError { loc: vec!["body"], msg: msg.into(), kind }
+    /// A failure of the body as a whole, or of a field `loc` names below it.
+    pub fn body_at(loc: &[&'static str], kind: &'static str, msg: impl Into<String>) -> Self {
+        let loc = std::iter::once("body").chain(loc.iter().copied()).collect();
+        FieldError { loc, msg: msg.into(), kind }
     }
 
-    /// A body that is not JSON, or names a key twice (located at that field when it is one of ours).
-    fn of_json(error: JsonError) -> Self {
+    fn body(kind: &'static str, msg: impl Into<String>) -> Self {
+        FieldError::body_at(&[], kind, msg)
+    }
+
+    /// A body that is not JSON, or names a key twice (located at that field when it is one of `fields`).
+    pub fn of_json(error: JsonError, fields: &[&'static str]) -> Self {
         match error {
             JsonError::Syntax(e) => FieldError::body("json_invalid", format!("JSON decode error: {e}")),
             JsonError::DuplicateKey(key) => {
                 let msg = format!("Duplicate key {:?}: an object may name each key once", truncated(&key));
-                match FIELDS.iter().find(|field| **field == key) {
+                match fields.iter().find(|field| **field == key) {
                     Some(field) => FieldError::new(["body", field], "duplicate_key", msg),
                     None => FieldError::body("duplicate_key", msg),
                 }
@@ -116,6 +122,12 @@ impl Timestamp {
         Some(Timestamp { raw: s.to_owned(), key })
     }
 
+    /// The instant `seconds` after the Unix epoch, in the `YYYY-MM-DDTHH:MM:SSZ` form; none past year 9999.
+    pub fn from_unix_seconds(seconds: u64) -> Option<Timestamp> {
+        let instant = chrono::DateTime::from_timestamp(i64::try_from(seconds).ok()?, 0)?;
+        Timestamp::parse(&instant.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    }
+
     /// The text as the client sent it.
     pub fn as_str(&self) -> &str {
         &self.raw
@@ -135,12 +147,15 @@ pub struct Message {
     pub to: Msisdn,
     pub ts: Timestamp,
     pub text: Option<String>,
+    /// What kind of message a provider says this is (WhatsApp's `text`, `image`, `reaction`, …); none for
+    /// the contract's own messages, which have no kinds. Stored, not part of the API's answers.
+    pub message_type: Option<String>,
 }
 
 impl Message {
     /// Parses and validates a raw request body, naming every failing field.
     pub fn parse(body: &[u8]) -> Result<Message, Vec<FieldError>> {
-        let value = strict_json::parse(body).map_err(|e| vec![FieldError::of_json(e)])?;
+        let value = strict_json::parse(body).map_err(|e| vec![FieldError::of_json(e, &FIELDS)])?;
         let Value::Object(mut object) = value else {
             return Err(vec![FieldError::body(
                 "model_attributes_type",
@@ -193,7 +208,7 @@ impl Message {
 
         match (message_id, from, to, ts, text) {
             (Some(message_id), Some(from), Some(to), Some(ts), Some(text)) if errors.is_empty() => {
-                Ok(Message { message_id, from, to, ts, text })
+                Ok(Message { message_id, from, to, ts, text, message_type: None })
             }
             _ => Err(errors),
         }
@@ -375,6 +390,16 @@ mod tests {
         ] {
             assert!(Timestamp::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn unix_seconds_become_utc_timestamps_up_to_year_9999() {
+        let at = |s: u64| Timestamp::from_unix_seconds(s).map(|t| t.as_str().to_owned());
+        assert_eq!(at(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(at(1_736_935_200).as_deref(), Some("2025-01-15T10:00:00Z"));
+        assert_eq!(at(253_402_300_799).as_deref(), Some("9999-12-31T23:59:59Z"));
+        assert_eq!(at(253_402_300_800), None);
+        assert_eq!(at(u64::MAX), None);
     }
 
     #[test]

@@ -28,14 +28,14 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Commits `message` unless its id is stored; returns once the commit is durable.
-    pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
+    /// Commits the `messages` whose ids are not stored, together; returns once the commit is durable.
+    pub async fn insert_all(&self, messages: Vec<Message>) -> Result<Vec<Inserted>, StoreError> {
         match self {
-            Backend::File(file) => file.insert(message).await,
+            Backend::File(file) => file.insert_all(messages).await,
             #[cfg(feature = "remote")]
-            Backend::Server(server) => server.insert(&message).await,
+            Backend::Server(server) => server.insert_all(&messages).await,
             #[cfg(feature = "remote")]
-            Backend::Replica(replica) => replica.insert(&message).await,
+            Backend::Replica(replica) => replica.insert_all(&messages).await,
         }
     }
 

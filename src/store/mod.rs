@@ -140,7 +140,14 @@ impl Store {
 
     /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
     pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
-        self.bounded(self.backend.insert(message)).await
+        let outcomes = self.insert_all(vec![message]).await?;
+        outcomes.first().copied().ok_or(StoreError::Unexpected("no outcome for the delivery"))
+    }
+
+    /// Stores every message whose id is not already stored (nor earlier in `messages`), all in one commit,
+    /// and returns each one's outcome in order. Returns only after the commit is durable.
+    pub async fn insert_all(&self, messages: Vec<Message>) -> Result<Vec<Inserted>, StoreError> {
+        self.bounded(self.backend.insert_all(messages)).await
     }
 
     /// One page of messages matching `params`, chronological then by id, and the count of all matches.

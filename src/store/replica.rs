@@ -32,9 +32,9 @@ impl Replica {
         Ok(Replica { server: server_side, copy: db })
     }
 
-    /// Stores `message` on the server, then brings the local copy up to date so the next read sees it.
-    pub async fn insert(&self, message: &Message) -> Result<Inserted, StoreError> {
-        let inserted = self.server.insert(message).await?;
+    /// Stores `messages` on the server, then brings the local copy up to date so the next read sees them.
+    pub async fn insert_all(&self, messages: &[Message]) -> Result<Vec<Inserted>, StoreError> {
+        let inserted = self.server.insert_all(messages).await?;
         // The delivery is stored: a failed sync only delays this instance's reads of it, to the next one.
         if let Err(e) = self.copy.sync().await {
             tracing::warn!(error = %e, "replica sync after a write failed");

@@ -11,7 +11,7 @@ use crate::message::Timestamp;
 use crate::query::fold_case;
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 4;
+pub const LATEST: u32 = 5;
 
 pub async fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // IMMEDIATE: two processes starting on one file cannot both migrate.
@@ -39,6 +39,7 @@ async fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
             1 => v2_sort_and_search_keys(conn).await?,
             2 => v3_aggregates_and_text_index(conn).await?,
             3 => v4_write_probe(conn).await?,
+            4 => v5_message_type(conn).await?,
             _ => unreachable!("versions above LATEST were refused"),
         }
         version += 1;
@@ -156,6 +157,12 @@ async fn v4_write_probe(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A provider's kind of message (WhatsApp's `text`, `image`, …); rows of the contract's own messages have none.
+async fn v5_message_type(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute("ALTER TABLE messages ADD COLUMN message_type TEXT", ()).await?;
+    Ok(())
+}
+
 /// Rows written by another implementation may hold timestamps with offsets; those are converted to UTC
 /// so they still sort chronologically. Text that is no timestamp at all keeps itself as its key.
 fn legacy_sort_key(ts: &str) -> String {
@@ -174,7 +181,7 @@ fn legacy_sort_key(ts: &str) -> String {
 pub const CURRENT_SCHEMA: &str = "(SELECT user_version FROM pragma_user_version), \
      (SELECT ts_key IS NULL AND text_folded IS NULL FROM messages LIMIT 1), (SELECT messages FROM totals), \
      (SELECT indexed_through FROM text_index_state), (SELECT checked_at FROM write_probe), \
-     (SELECT coalesce(max(rowid), 0) FROM messages)";
+     (SELECT coalesce(max(rowid), 0) FROM messages), (SELECT message_type IS NULL FROM messages LIMIT 1)";
 
 /// Fails unless `row`, selected with [`CURRENT_SCHEMA`], shows the current version.
 pub fn check(row: &[Value]) -> Result<(), StoreError> {

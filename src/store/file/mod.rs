@@ -41,8 +41,8 @@ impl File {
         Ok(File { writer, readers: Pool::new(db, Some(configure_reader)) })
     }
 
-    pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
-        self.writer.insert(message).await
+    pub async fn insert_all(&self, messages: Vec<Message>) -> Result<Vec<Inserted>, StoreError> {
+        self.writer.insert_all(messages).await
     }
 
     /// The writer commits a write to the file it opened, and the file has the current schema.

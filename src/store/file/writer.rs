@@ -1,8 +1,8 @@
 //! The file's writer: one thread owns the write connection, and deliveries reach it through a queue.
 //!
-//! [`Writer::insert`] sends a [`Job`] and waits for its reply; [`write_loop`] takes every job waiting (up to
-//! [`MAX_BATCH`]), commits the deliveries among them in one durable transaction ([`commit_deliveries`]), and
-//! only then answers each. Concurrent deliveries so share one fsync (group commit). Between batches it
+//! [`Writer::insert_all`] sends a [`Job`] and waits for its reply; [`write_loop`] takes every job waiting (up
+//! to [`MAX_BATCH`]), commits the deliveries among them in one durable transaction ([`commit_deliveries`]),
+//! and only then answers each. Concurrent deliveries so share one fsync (group commit). Between batches it
 //! feeds the text index, never ahead of an acknowledgement.
 
 use tokio::sync::{mpsc, oneshot};
@@ -24,10 +24,8 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// What the writer is asked to do.
 enum Job {
-    Insert {
-        message: Message,
-        reply: Reply<Inserted>,
-    },
+    /// One delivery: its messages are committed together, in the same transaction.
+    Insert { messages: Vec<Message>, reply: Reply<Vec<Inserted>> },
     /// Readiness: the file is still the one opened, and a write commits.
     Probe(Reply<()>),
 }
@@ -62,8 +60,8 @@ impl Writer {
         Ok(Writer { queue })
     }
 
-    pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
-        self.ask(|reply| Job::Insert { message, reply }).await
+    pub async fn insert_all(&self, messages: Vec<Message>) -> Result<Vec<Inserted>, StoreError> {
+        self.ask(|reply| Job::Insert { messages, reply }).await
     }
 
     /// Passes when a write commits in the probe's batch, be it its own or the deliveries'.
@@ -103,7 +101,7 @@ async fn write_loop(conn: Session, file: FileIdentity, mut queue: mpsc::Receiver
         let (mut deliveries, mut probes) = (Vec::new(), Vec::new());
         for job in jobs.drain(..) {
             match job {
-                Job::Insert { message, reply } => deliveries.push((message, reply)),
+                Job::Insert { messages, reply } => deliveries.push((messages, reply)),
                 Job::Probe(reply) => probes.push(reply),
             }
         }
@@ -120,22 +118,29 @@ async fn write_loop(conn: Session, file: FileIdentity, mut queue: mpsc::Receiver
 
 /// Stores a batch of deliveries in one transaction and answers each with its own outcome; returns how many
 /// rows were created, or why nothing was.
-async fn commit_deliveries(conn: &Session, deliveries: Vec<(Message, Reply<Inserted>)>) -> Result<usize, String> {
+async fn commit_deliveries(
+    conn: &Session,
+    deliveries: Vec<(Vec<Message>, Reply<Vec<Inserted>>)>,
+) -> Result<usize, String> {
     let committed = conn
         .write_transaction(|| async {
             let created_at = now();
             let mut outcomes = Vec::with_capacity(deliveries.len());
-            for (message, _) in &deliveries {
-                let created =
-                    conn.query(INSERT_MESSAGE, insert_args(&created_at, message)).await?.next().await?.is_some();
-                outcomes.push(if created { Inserted::Created } else { Inserted::Duplicate });
+            for (messages, _) in &deliveries {
+                let mut delivery = Vec::with_capacity(messages.len());
+                for message in messages {
+                    let created =
+                        conn.query(INSERT_MESSAGE, insert_args(&created_at, message)).await?.next().await?.is_some();
+                    delivery.push(if created { Inserted::Created } else { Inserted::Duplicate });
+                }
+                outcomes.push(delivery);
             }
             Ok(outcomes)
         })
         .await;
     match committed {
         Ok(outcomes) => {
-            let created = outcomes.iter().filter(|o| **o == Inserted::Created).count();
+            let created = outcomes.iter().flatten().filter(|o| **o == Inserted::Created).count();
             for ((_, reply), outcome) in deliveries.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
             }

@@ -78,44 +78,34 @@ impl Server {
         }
     }
 
-    /// Inserts `message` and indexes its text in one transaction, one round trip.
+    /// Inserts `messages` and indexes their text in one transaction, one round trip.
     ///
-    /// The index takes the stored row of this id only if its text is this delivery's (a duplicate with other
+    /// The index takes the stored row of an id only if its text is this delivery's (a duplicate with other
     /// text leaves the first write's row alone), and the watermark moves past it only when it is the next
     /// row, so every row at or below the watermark is indexed. Safe to run again if an answer was lost: the
-    /// row then exists, and the retry answers it as a duplicate: stored once and acknowledged, only the
+    /// rows then exist, and the retry answers them as duplicates: stored once and acknowledged, only the
     /// log's `created`/`duplicate` is off (`created_at` cannot tell attempts apart, since concurrent
     /// deliveries of one id can share its millisecond).
-    pub async fn insert(&self, message: &Message) -> Result<Inserted, StoreError> {
-        let folded = message.text.as_deref().map(fold_case);
-        let this_row = || -> Vec<Value> {
-            vec![message.message_id.clone().into(), folded.clone().map_or(Value::Null, Value::Text)]
-        };
-        let indexed = folded.as_deref().map_or(Value::Null, |text| Value::Text(search_index::indexable(text)));
-        let statements = [
-            Statement::new(INSERT_MESSAGE, insert_args(&now(), message)),
-            Statement::new(
-                "INSERT OR REPLACE INTO messages_text (rowid, text_folded) SELECT rowid, ?3 FROM messages \
-                 WHERE message_id = ?1 AND text_folded IS ?2 AND ?3 IS NOT NULL \
-                 AND rowid > (SELECT indexed_through FROM text_index_state)",
-                [this_row(), vec![indexed]].concat(),
-            ),
-            Statement::new(
-                "UPDATE text_index_state SET indexed_through = indexed_through + 1 WHERE indexed_through + 1 = \
-                 (SELECT rowid FROM messages WHERE message_id = ?1 AND text_folded IS ?2)",
-                this_row(),
-            ),
-        ];
+    pub async fn insert_all(&self, messages: &[Message]) -> Result<Vec<Inserted>, StoreError> {
+        let created_at = now();
+        let statements: Vec<Statement> =
+            messages.iter().flat_map(|message| insert_and_index(&created_at, message)).collect();
         let outcomes = {
             let _turn = self.in_flight.acquire().await;
             self.hrana.transaction(&statements).await?
         };
-        let created = !outcomes[0].rows.is_empty();
-        // A new row the watermark could not move onto sits above rows stored before the index was kept here.
-        if created && outcomes[2].affected_row_count == 0 {
+        let mut inserted = Vec::with_capacity(messages.len());
+        let mut behind = false;
+        for steps in outcomes.chunks(STATEMENTS_PER_MESSAGE) {
+            let created = !steps[0].rows.is_empty();
+            // A new row the watermark could not move onto sits above rows stored before the index was kept here.
+            behind |= created && steps[2].affected_row_count == 0;
+            inserted.push(if created { Inserted::Created } else { Inserted::Duplicate });
+        }
+        if behind {
             self.catch_up();
         }
-        Ok(if created { Inserted::Created } else { Inserted::Duplicate })
+        Ok(inserted)
     }
 
     /// Readiness in one round trip: the probe row's update commits, and returns the schema version and the
@@ -165,6 +155,31 @@ impl Server {
             }
         });
     }
+}
+
+/// How many statements [`insert_and_index`] makes of one message.
+const STATEMENTS_PER_MESSAGE: usize = 3;
+
+/// One message's part of a delivery's transaction: insert it, index its text, move the watermark onto it.
+fn insert_and_index(created_at: &str, message: &Message) -> [Statement; STATEMENTS_PER_MESSAGE] {
+    let folded = message.text.as_deref().map(fold_case);
+    let this_row =
+        || -> Vec<Value> { vec![message.message_id.clone().into(), folded.clone().map_or(Value::Null, Value::Text)] };
+    let indexed = folded.as_deref().map_or(Value::Null, |text| Value::Text(search_index::indexable(text)));
+    [
+        Statement::new(INSERT_MESSAGE, insert_args(created_at, message)),
+        Statement::new(
+            "INSERT OR REPLACE INTO messages_text (rowid, text_folded) SELECT rowid, ?3 FROM messages \
+             WHERE message_id = ?1 AND text_folded IS ?2 AND ?3 IS NOT NULL \
+             AND rowid > (SELECT indexed_through FROM text_index_state)",
+            [this_row(), vec![indexed]].concat(),
+        ),
+        Statement::new(
+            "UPDATE text_index_state SET indexed_through = indexed_through + 1 WHERE indexed_through + 1 = \
+             (SELECT rowid FROM messages WHERE message_id = ?1 AND text_folded IS ?2)",
+            this_row(),
+        ),
+    ]
 }
 
 /// Clears the flag when the catch-up ends, however it ends.

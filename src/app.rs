@@ -7,7 +7,7 @@ use lambda_http::http::header;
 use lambda_http::Request;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::auth::ReadToken;
+use crate::auth::{ReadToken, Token};
 use crate::config::Config;
 use crate::signature::Verifier;
 use crate::store::{LazyStore, Store, StoreError};
@@ -20,6 +20,10 @@ pub struct App {
     pub metrics_emf: bool,
     pub read_token: Option<ReadToken>,
     pub max_connections: usize,
+    /// Verifies `POST /webhook/whatsapp` deliveries (`WHATSAPP_APP_SECRET`).
+    pub whatsapp: Verifier,
+    /// What `GET /webhook/whatsapp`'s handshake must present (`WHATSAPP_VERIFY_TOKEN`).
+    pub whatsapp_verify_token: Option<Token>,
     store: LazyStore,
 }
 
@@ -34,6 +38,8 @@ impl App {
             metrics_emf: config.metrics_emf,
             read_token: config.read_api_token.as_deref().map(ReadToken::new),
             max_connections: config.max_connections,
+            whatsapp: Verifier::new(config.whatsapp_secrets.iter().map(String::as_str)),
+            whatsapp_verify_token: config.whatsapp_verify_token.as_deref().map(Token::new),
             store: LazyStore::new(config.database.clone()),
         };
         let _ = app.store.open_at_start().await;

@@ -143,6 +143,10 @@ pub struct Config {
     pub read_api_token: Option<String>,
     /// Connections the local listener serves at once; more are answered 503 and closed.
     pub max_connections: usize,
+    /// The WhatsApp app's current and (during a rotation) previous secrets; empty when not configured.
+    pub whatsapp_secrets: Vec<String>,
+    /// The token Meta's subscription handshake must present.
+    pub whatsapp_verify_token: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -156,6 +160,8 @@ impl fmt::Debug for Config {
             .field("metrics_emf", &self.metrics_emf)
             .field("read_api_token", &self.read_api_token.as_ref().map(|_| "<configured>"))
             .field("max_connections", &self.max_connections)
+            .field("whatsapp_secrets", &format_args!("<{} configured>", self.whatsapp_secrets.len()))
+            .field("whatsapp_verify_token", &self.whatsapp_verify_token.as_ref().map(|_| "<configured>"))
             .finish()
     }
 }
@@ -174,14 +180,16 @@ impl Config {
         let on_lambda = lookup("AWS_LAMBDA_FUNCTION_NAME").is_some();
         let vars = Vars(&lookup);
         Ok(Config {
-            secrets: secrets(&vars),
+            secrets: secrets(&vars, "WEBHOOK_SECRET", "WEBHOOK_SECRET_PREVIOUS"),
             database: database(&vars, on_lambda)?,
             log_level: log_level(&vars)?,
             listen_addr: listen_addr(&vars)?,
             max_body_bytes: vars.positive("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, " of bytes")?,
             metrics_emf: metrics_emf(&vars, on_lambda)?,
-            read_api_token: read_api_token(&vars)?,
+            read_api_token: token(&vars, "READ_API_TOKEN")?,
             max_connections: vars.positive("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, "")?,
+            whatsapp_secrets: secrets(&vars, "WHATSAPP_APP_SECRET", "WHATSAPP_APP_SECRET_PREVIOUS"),
+            whatsapp_verify_token: token(&vars, "WHATSAPP_VERIFY_TOKEN")?,
         })
     }
 }
@@ -209,10 +217,10 @@ impl Vars<'_> {
 
 /// The current secret and, during a rotation, the previous one. A previous secret alone would mean
 /// accepting only the retired key, so it counts only beside a current one.
-fn secrets(vars: &Vars) -> Vec<String> {
-    match vars.get("WEBHOOK_SECRET") {
+fn secrets(vars: &Vars, current: &str, previous: &str) -> Vec<String> {
+    match vars.get(current) {
         None => Vec::new(),
-        Some(current) => std::iter::once(current).chain(vars.get("WEBHOOK_SECRET_PREVIOUS")).collect(),
+        Some(current) => std::iter::once(current).chain(vars.get(previous)).collect(),
     }
 }
 
@@ -273,9 +281,9 @@ fn metrics_emf(vars: &Vars, on_lambda: bool) -> Result<bool, ConfigError> {
 }
 
 /// A token of surrounding whitespace only would be a lock anyone could open with an empty header.
-fn read_api_token(vars: &Vars) -> Result<Option<String>, ConfigError> {
-    match vars.get("READ_API_TOKEN") {
-        Some(token) if token.trim().is_empty() => Err(ConfigError::new("READ_API_TOKEN", "is only whitespace")),
+fn token(vars: &Vars, name: &'static str) -> Result<Option<String>, ConfigError> {
+    match vars.get(name) {
+        Some(token) if token.trim().is_empty() => Err(ConfigError::new(name, "is only whitespace")),
         token => Ok(token),
     }
 }
@@ -407,6 +415,7 @@ mod tests {
         assert_eq!(config(&[("METRICS_EMF", "sometimes")]).unwrap_err().var, "METRICS_EMF");
         assert_eq!(config(&[("MAX_CONNECTIONS", "0")]).unwrap_err().var, "MAX_CONNECTIONS");
         assert_eq!(config(&[("READ_API_TOKEN", "  ")]).unwrap_err().var, "READ_API_TOKEN");
+        assert_eq!(config(&[("WHATSAPP_VERIFY_TOKEN", " ")]).unwrap_err().var, "WHATSAPP_VERIFY_TOKEN");
         assert_eq!(
             config(&[("AWS_LAMBDA_LOG_LEVEL", "x"), ("LOG_LEVEL", "INFO")]).unwrap_err().var,
             "AWS_LAMBDA_LOG_LEVEL"
@@ -432,5 +441,18 @@ mod tests {
         assert_eq!(c.read_api_token.as_deref(), Some("read-token-1"));
         assert!(!format!("{c:?}").contains("read-token-1"));
         assert_eq!(config(&[("READ_API_TOKEN", "")]).unwrap().read_api_token, None);
+
+        let c = config(&[
+            ("WHATSAPP_APP_SECRET", "wa-new"),
+            ("WHATSAPP_APP_SECRET_PREVIOUS", "wa-old"),
+            ("WHATSAPP_VERIFY_TOKEN", "wa-verify"),
+        ])
+        .unwrap();
+        assert_eq!(c.whatsapp_secrets, ["wa-new", "wa-old"]);
+        assert_eq!(c.whatsapp_verify_token.as_deref(), Some("wa-verify"));
+        assert!(c.secrets.is_empty());
+        let shown = format!("{c:?}");
+        assert!(["wa-new", "wa-old", "wa-verify"].iter().all(|s| !shown.contains(s)), "{shown}");
+        assert!(config(&[("WHATSAPP_APP_SECRET_PREVIOUS", "wa-old")]).unwrap().whatsapp_secrets.is_empty());
     }
 }

@@ -18,8 +18,11 @@ pub enum ApiError {
     PayloadTooLarge,
     /// The body did not arrive within the local listener's time limit.
     BodyTimeout,
-    SecretNotConfigured,
+    /// A key or token a route needs is not configured; says which.
+    NotConfigured(&'static str),
     InvalidSignature,
+    /// A WhatsApp subscription handshake with the wrong (or no) verify token or mode.
+    VerificationFailed,
     /// `READ_API_TOKEN` is set and the request does not carry it.
     Unauthorized,
     /// More or larger request headers than the local listener accepts.
@@ -52,7 +55,8 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::SecretNotConfigured | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotConfigured(_) | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::VerificationFailed => StatusCode::FORBIDDEN,
             ApiError::InvalidSignature | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -65,13 +69,15 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::BodyTimeout => Some(WebhookResult::BadRequest),
             ApiError::PayloadTooLarge => Some(WebhookResult::PayloadTooLarge),
-            ApiError::SecretNotConfigured => Some(WebhookResult::NotConfigured),
+            ApiError::NotConfigured(_) => Some(WebhookResult::NotConfigured),
             ApiError::InvalidSignature => Some(WebhookResult::InvalidSignature),
             ApiError::Validation(_) => Some(WebhookResult::ValidationError),
             ApiError::StoreUnavailable(_) | ApiError::Store(_) => Some(WebhookResult::Error),
-            ApiError::NotFound | ApiError::MethodNotAllowed(_) | ApiError::Unauthorized | ApiError::HeadersTooLarge => {
-                None
-            }
+            ApiError::NotFound
+            | ApiError::MethodNotAllowed(_)
+            | ApiError::Unauthorized
+            | ApiError::HeadersTooLarge
+            | ApiError::VerificationFailed => None,
         }
     }
 
@@ -95,8 +101,9 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => json(&Detail { detail: "method not allowed" }),
             ApiError::PayloadTooLarge => json(&Detail { detail: "payload too large" }),
             ApiError::BodyTimeout => json(&Detail { detail: "request body not received in time" }),
-            ApiError::SecretNotConfigured => json(&Detail { detail: "webhook secret not configured" }),
+            ApiError::NotConfigured(detail) => json(&Detail { detail }),
             ApiError::InvalidSignature => json(&Detail { detail: "invalid signature" }),
+            ApiError::VerificationFailed => json(&Detail { detail: "verification failed" }),
             ApiError::Unauthorized => json(&Detail { detail: "missing or invalid bearer token" }),
             ApiError::HeadersTooLarge => json(&Detail { detail: "request headers too large" }),
             ApiError::Validation(errors) => json(&Detail { detail: errors }),

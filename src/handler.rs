@@ -12,7 +12,7 @@ use crate::routes::Route;
 use crate::store::Inserted;
 use crate::telemetry::{self, RequestLog, WebhookResult};
 use crate::transport::HeadersTooLarge;
-use crate::{endpoints, webhook};
+use crate::{endpoints, webhook, whatsapp};
 
 /// Answers one request. Never fails: every error becomes its JSON response here.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -30,6 +30,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         Some(route) if !route.answers(req.method()) => ApiError::MethodNotAllowed(route.allow()).into(),
         Some(route) if route.reads_data() && !app.admits_reader(&req) => ApiError::Unauthorized.into(),
         Some(Route::Webhook) => webhook::receive(app, &req).await.into(),
+        Some(Route::WhatsApp) if req.method() == Method::POST => whatsapp::receive(app, &req).await.into(),
+        Some(Route::WhatsApp) => whatsapp::handshake(app, req.uri().query()).into(),
         Some(Route::Messages) => endpoints::messages(app, &req).await.into(),
         Some(Route::Stats) => endpoints::stats(app).await.into(),
         Some(Route::Live) => endpoints::live().into(),
@@ -55,6 +57,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         result: answer.result,
         dup: answer.dup,
         message_id: answer.message_id.as_deref(),
+        messages: answer.messages.as_ref(),
         error: answer.cause.as_deref(),
     }
     .write();
@@ -64,6 +67,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         status,
         latency,
         result: answer.result,
+        messages: answer.messages.as_ref(),
     };
     sample.record();
     if app.metrics_emf {
@@ -88,12 +92,14 @@ struct Answer {
     result: Option<WebhookResult>,
     dup: Option<bool>,
     message_id: Option<String>,
+    /// What became of a WhatsApp delivery's messages.
+    messages: Option<whatsapp::Tally>,
     cause: Option<String>,
 }
 
 impl From<Response<Body>> for Answer {
     fn from(response: Response<Body>) -> Self {
-        Answer { response, result: None, dup: None, message_id: None, cause: None }
+        Answer { response, result: None, dup: None, message_id: None, messages: None, cause: None }
     }
 }
 
@@ -116,7 +122,16 @@ impl From<webhook::Delivery> for Answer {
         let dup = Some(matches!(delivery.outcome, Ok(Inserted::Duplicate)));
         let cause = delivery.outcome.as_ref().err().and_then(ApiError::cause);
         let message_id = delivery.message_id.take();
-        Answer { result, dup, message_id, cause, response: delivery.into_response() }
+        Answer { result, dup, message_id, messages: None, cause, response: delivery.into_response() }
+    }
+}
+
+impl From<whatsapp::Delivery> for Answer {
+    fn from(delivery: whatsapp::Delivery) -> Self {
+        let result = delivery.result();
+        let messages = delivery.outcome.as_ref().ok().cloned();
+        let cause = delivery.outcome.as_ref().err().and_then(ApiError::cause);
+        Answer { result, messages, cause, ..Answer::from(delivery.into_response()) }
     }
 }
 

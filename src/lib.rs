@@ -22,6 +22,7 @@ pub mod strict_json;
 pub mod telemetry;
 pub mod transport;
 pub mod webhook;
+pub mod whatsapp;
 
 #[cfg(feature = "local")]
 pub mod local;

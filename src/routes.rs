@@ -5,6 +5,7 @@ use lambda_http::http::Method;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Webhook,
+    WhatsApp,
     Messages,
     Stats,
     Live,
@@ -25,8 +26,10 @@ struct Entry {
 }
 
 /// In the order of [`Route`]'s variants.
-const ROUTES: [Entry; 7] = [
+const ROUTES: [Entry; 8] = [
     Entry { route: Route::Webhook, path: "/webhook", allow: "POST", reads_data: false },
+    // GET is Meta's subscription handshake, POST its deliveries.
+    Entry { route: Route::WhatsApp, path: "/webhook/whatsapp", allow: "GET, HEAD, POST", reads_data: false },
     Entry { route: Route::Messages, path: "/messages", allow: "GET, HEAD", reads_data: true },
     Entry { route: Route::Stats, path: "/stats", allow: "GET, HEAD", reads_data: true },
     Entry { route: Route::Live, path: "/health/live", allow: "GET, HEAD", reads_data: false },
@@ -76,6 +79,7 @@ mod tests {
         assert!(Route::Messages.answers(&Method::HEAD) && Route::Messages.answers(&Method::GET));
         assert!(!Route::Webhook.answers(&Method::HEAD) && !Route::Messages.answers(&Method::POST));
         assert_eq!(Route::of("/webhook/"), None);
+        assert!(Route::WhatsApp.answers(&Method::GET) && Route::WhatsApp.answers(&Method::POST));
         assert_eq!(Route::label(None), "unmatched");
     }
 }

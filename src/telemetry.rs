@@ -18,6 +18,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
 use crate::config::LogLevel;
+use crate::whatsapp::Tally;
 
 static MAX_LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 
@@ -112,7 +113,7 @@ impl Visit for JsonVisitor<'_> {
 }
 
 /// The access-log line of one request (SPEC §5). `/webhook` lines add `result`, `dup` and, when the body
-/// parsed, `message_id`.
+/// parsed, `message_id`; `/webhook/whatsapp` deliveries add `result` and their messages' [`Tally`].
 #[derive(Debug, Serialize)]
 pub struct RequestLog<'a> {
     pub request_id: &'a str,
@@ -126,18 +127,20 @@ pub struct RequestLog<'a> {
     pub dup: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<&'a str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<&'a Tally>,
     /// Why a request failed on the server side (5xx); never client input.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
 }
 
 impl RequestLog<'_> {
-    /// Invalid signatures and server errors are logged at ERROR, refused read tokens at WARN, everything
-    /// else at INFO.
+    /// Invalid signatures and server errors are logged at ERROR, refused read tokens and skipped WhatsApp
+    /// messages at WARN, everything else at INFO.
     pub fn write(&self) {
         let level = if self.status >= 500 || self.result == Some(WebhookResult::InvalidSignature) {
             LogLevel::Error
-        } else if self.status == 401 {
+        } else if self.status == 401 || self.messages.is_some_and(|tally| tally.skipped > 0) {
             LogLevel::Warn
         } else {
             LogLevel::Info
@@ -173,10 +176,12 @@ pub enum WebhookResult {
     BadRequest,
     /// A database fault.
     Error,
+    /// A WhatsApp delivery with no message to store: statuses, other fields, or only skipped messages.
+    NoMessages,
 }
 
 impl WebhookResult {
-    pub const ALL: [WebhookResult; 8] = [
+    pub const ALL: [WebhookResult; 9] = [
         WebhookResult::Created,
         WebhookResult::Duplicate,
         WebhookResult::InvalidSignature,
@@ -185,6 +190,7 @@ impl WebhookResult {
         WebhookResult::NotConfigured,
         WebhookResult::BadRequest,
         WebhookResult::Error,
+        WebhookResult::NoMessages,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -197,13 +203,14 @@ impl WebhookResult {
             WebhookResult::NotConfigured => "not_configured",
             WebhookResult::BadRequest => "bad_request",
             WebhookResult::Error => "error",
+            WebhookResult::NoMessages => "no_messages",
         }
     }
 
     /// Counted from the start, at zero, so a dashboard sees them before the first delivery; the rarer
-    /// transport and database outcomes appear when they first happen.
+    /// transport and database outcomes, and WhatsApp's own, appear when they first happen.
     fn counted_from_start(self) -> bool {
-        !matches!(self, WebhookResult::BadRequest | WebhookResult::Error)
+        !matches!(self, WebhookResult::BadRequest | WebhookResult::Error | WebhookResult::NoMessages)
     }
 }
 
@@ -232,6 +239,9 @@ pub fn install_metrics() -> PrometheusHandle {
             let _ = metrics::set_global_recorder(recorder);
             for result in WebhookResult::ALL.into_iter().filter(|r| r.counted_from_start()) {
                 metrics::counter!("webhook_requests_total", "result" => result.as_str()).absolute(0);
+            }
+            for outcome in MESSAGE_OUTCOMES {
+                metrics::counter!("whatsapp_messages_total", "outcome" => outcome).absolute(0);
             }
             let upkeep = handle.clone();
             tokio::spawn(async move {
@@ -282,18 +292,23 @@ pub fn render_metrics(handle: &PrometheusHandle) -> String {
     out
 }
 
+/// The `outcome` labels of `whatsapp_messages_total`, one per field of [`Tally`]'s counts.
+const MESSAGE_OUTCOMES: [&str; 3] = ["created", "duplicate", "skipped"];
+
 /// The metrics of one finished request.
-pub struct Sample {
+pub struct Sample<'a> {
     pub method: &'static str,
     /// The matched route, or `unmatched`.
     pub route: &'static str,
     pub status: u16,
     pub latency: Duration,
-    /// The webhook outcome, on `/webhook` only.
+    /// The webhook outcome, on the delivery routes only.
     pub result: Option<WebhookResult>,
+    /// What became of a WhatsApp delivery's messages.
+    pub messages: Option<&'a Tally>,
 }
 
-impl Sample {
+impl Sample<'_> {
     /// Adds the request to the Prometheus counters and histogram.
     pub fn record(&self) {
         let status = self.status.to_string();
@@ -302,6 +317,11 @@ impl Sample {
         metrics::histogram!("request_latency_ms", "path" => self.route).record(self.latency_ms());
         if let Some(result) = self.result {
             metrics::counter!("webhook_requests_total", "result" => result.as_str()).increment(1);
+        }
+        if let Some(tally) = self.messages {
+            for (outcome, count) in MESSAGE_OUTCOMES.into_iter().zip([tally.created, tally.duplicate, tally.skipped]) {
+                metrics::counter!("whatsapp_messages_total", "outcome" => outcome).increment(count);
+            }
         }
     }
 

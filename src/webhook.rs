@@ -41,18 +41,10 @@ impl Delivery {
 }
 
 pub async fn receive(app: &App, req: &Request) -> Delivery {
-    let body: &[u8] = req.body().as_ref();
-    // 0 and 1. A body that never arrived whole, and size: the local listener stops reading at the limit
-    //    and marks the request; on Lambda the event arrives whole, so the length is checked here.
-    let fault = req.extensions().get::<BodyFault>().copied();
-    if fault == Some(BodyFault::TooLarge) || body.len() > app.max_body_bytes {
-        return Delivery::failed(ApiError::PayloadTooLarge);
-    }
-    match fault {
-        Some(BodyFault::NotBase64) => return Delivery::failed(ApiError::BadRequest("body is not valid base64")),
-        Some(BodyFault::TimedOut) => return Delivery::failed(ApiError::BodyTimeout),
-        Some(BodyFault::TooLarge) | None => {}
-    }
+    let body = match intact_body(app, req) {
+        Ok(body) => body,
+        Err(error) => return Delivery::failed(error),
+    };
     // 2 to 4. Secret, signature, then parse and validate.
     let signature = req.headers().get("x-signature").map(|v| v.as_bytes()).unwrap_or_default();
     let message = match admit(&app.verifier, signature, body) {
@@ -68,12 +60,28 @@ pub async fn receive(app: &App, req: &Request) -> Delivery {
     Delivery { outcome, message_id }
 }
 
+/// Checks 0 and 1 of SPEC §2, for every signed route: the body arrived whole, and within the size limit.
+/// The local listener stops reading at the limit and marks the request; on Lambda the event arrives whole,
+/// so the length is checked here.
+pub fn intact_body<'r>(app: &App, req: &'r Request) -> Result<&'r [u8], ApiError> {
+    let body: &[u8] = req.body().as_ref();
+    let fault = req.extensions().get::<BodyFault>().copied();
+    if fault == Some(BodyFault::TooLarge) || body.len() > app.max_body_bytes {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    match fault {
+        Some(BodyFault::NotBase64) => Err(ApiError::BadRequest("body is not valid base64")),
+        Some(BodyFault::TimedOut) => Err(ApiError::BodyTimeout),
+        Some(BodyFault::TooLarge) | None => Ok(body),
+    }
+}
+
 /// Checks 2 to 4 of SPEC §2 on a body of acceptable size: a secret is configured, `signature` is the
 /// HMAC of the exact raw bytes, and the bytes are a valid message. Pure, so the fuzzer can drive it.
 pub fn admit(verifier: &Verifier, signature: &[u8], body: &[u8]) -> Result<Message, ApiError> {
     // A service without a secret cannot tell real deliveries from forged ones.
     if verifier.is_empty() {
-        return Err(ApiError::SecretNotConfigured);
+        return Err(ApiError::NotConfigured("webhook secret not configured"));
     }
     // The signature is checked before anything is parsed.
     if !verifier.verify(signature, body) {

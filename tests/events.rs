@@ -9,8 +9,11 @@ use lambda_http::Context;
 use serde_json::Value;
 use webhook_ingest::lambda::{self, Event};
 
-/// The secret `scripts/make-events.py` signs the corpus with.
+/// What `scripts/make-events.py` signs the corpus with: the webhook secret, the WhatsApp app secret, and
+/// the WhatsApp handshake's verify token.
 const EVENTS_SECRET: &str = "events-test-secret";
+const EVENTS_WHATSAPP_SECRET: &str = "events-whatsapp-secret";
+const EVENTS_VERIFY_TOKEN: &str = "events-verify-token";
 
 fn corpus() -> Vec<(String, Value, Value)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("events");
@@ -35,7 +38,12 @@ fn corpus() -> Vec<(String, Value, Value)> {
 
 #[tokio::test]
 async fn every_event_gets_its_expected_reply() {
-    let (app, _dir) = common::in_process_app(EVENTS_SECRET).await;
+    let (app, _dir) = common::in_process_app(&[
+        ("WEBHOOK_SECRET", EVENTS_SECRET),
+        ("WHATSAPP_APP_SECRET", EVENTS_WHATSAPP_SECRET),
+        ("WHATSAPP_VERIFY_TOKEN", EVENTS_VERIFY_TOKEN),
+    ])
+    .await;
 
     let corpus = corpus();
     assert!(corpus.len() >= 20, "the corpus is missing: {} events", corpus.len());
@@ -49,6 +57,10 @@ async fn every_event_gets_its_expected_reply() {
         if let Some(body) = expected.get("body") {
             let got: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
             assert_eq!(&got, body, "{name}");
+        }
+        // A plain-text answer (the WhatsApp handshake's challenge), byte for byte.
+        if let Some(text) = expected.get("text") {
+            assert_eq!(&reply["body"], text, "{name}");
         }
         // The id header is where every source's reply keeps it.
         let headers =

@@ -13,6 +13,7 @@ work=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 setsid cargo lambda watch --quiet --ignore-changes -A 127.0.0.1 -P "$port" \
   --env-var WEBHOOK_SECRET=events-test-secret --env-var "DATABASE_URL=sqlite:///$work/app.db" \
+  --env-var WHATSAPP_APP_SECRET=events-whatsapp-secret --env-var WHATSAPP_VERIFY_TOKEN=events-verify-token \
   >"$work/watch.log" 2>&1 &
 watch_pid=$!
 cleanup() { kill -TERM -- "-$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true; rm -rf "$work"; }
@@ -48,6 +49,11 @@ for event in $(ls events/*.json | grep -v '\.expected\.json$' | sort); do
     got=$(jq -cS '.body | fromjson' <<<"$reply")
     want=$(jq -cS .body "$expected")
     [ "$got" = "$want" ] || fail "$event: body $got, expected $want"
+  fi
+  if [ "$(jq 'has("text")' "$expected")" = true ]; then
+    got=$(jq -c .body <<<"$reply")
+    want=$(jq -c .text "$expected")
+    [ "$got" = "$want" ] || fail "$event: text $got, expected $want"
   fi
   passed=$((passed + 1))
   echo "lambda-watch: ok   $(basename "$event")"

@@ -21,7 +21,7 @@ struct Fixture {
 }
 
 async fn app() -> Fixture {
-    let (app, db) = common::in_process_app(SECRET).await;
+    let (app, db) = common::in_process_app(&[("WEBHOOK_SECRET", SECRET)]).await;
     Fixture { app, _db: db }
 }
 

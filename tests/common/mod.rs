@@ -18,6 +18,9 @@ use tempfile::TempDir;
 use webhook_ingest::signature::sign;
 
 pub const SECRET: &str = "test-secret";
+/// The WhatsApp app secret and handshake verify token every app under test has.
+pub const WHATSAPP_SECRET: &str = "test-whatsapp-secret";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
 
 /// A database path in a fresh temporary directory, which goes when this is dropped.
 pub struct TempDb {
@@ -111,7 +114,14 @@ pub struct Setup {
 
 impl Setup {
     pub fn new() -> Setup {
-        Setup { env: vec![("WEBHOOK_SECRET".into(), SECRET.into())], target: None, shared: false, server_via: None }
+        let env = [
+            ("WEBHOOK_SECRET", SECRET),
+            ("WHATSAPP_APP_SECRET", WHATSAPP_SECRET),
+            ("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec();
+        Setup { env, target: None, shared: false, server_via: None }
     }
 
     /// A fresh local file even when the suite runs against a server: for what only a file has.
@@ -289,10 +299,23 @@ impl TestApp {
     }
 
     pub async fn post_webhook(&self, body: &[u8], signature: Option<&str>) -> (u16, Value) {
+        self.post_signed("/webhook", "X-Signature", body, signature).await
+    }
+
+    /// POSTs `body` to /webhook/whatsapp signed as Meta signs it, with the app secret.
+    pub async fn deliver_whatsapp(&self, body: &str) -> (u16, Value) {
+        self.post_whatsapp(body.as_bytes(), Some(&whatsapp_signature(WHATSAPP_SECRET, body.as_bytes()))).await
+    }
+
+    pub async fn post_whatsapp(&self, body: &[u8], signature: Option<&str>) -> (u16, Value) {
+        self.post_signed("/webhook/whatsapp", "X-Hub-Signature-256", body, signature).await
+    }
+
+    async fn post_signed(&self, path: &str, header: &str, body: &[u8], signature: Option<&str>) -> (u16, Value) {
         let mut request =
-            self.client.post(self.url("/webhook")).header("Content-Type", "application/json").body(body.to_vec());
+            self.client.post(self.url(path)).header("Content-Type", "application/json").body(body.to_vec());
         if let Some(signature) = signature {
-            request = request.header("X-Signature", signature);
+            request = request.header(header, signature);
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
@@ -499,6 +522,30 @@ pub async fn assert_not_ready(app: &TestApp, reason: &str) {
     assert!(ready["reason"].as_str().is_some_and(|r| r.contains(reason)), "{ready}");
 }
 
+/// `X-Hub-Signature-256` of `body` under `secret`: `sha256=` and the hex HMAC.
+pub fn whatsapp_signature(secret: &str, body: &[u8]) -> String {
+    format!("sha256={}", sign(secret, body))
+}
+
+/// A Cloud API delivery of `messages` (one entry, one `messages` change) to the business number
+/// +1 555 000 1234.
+pub fn whatsapp_delivery(messages: Value) -> String {
+    serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
+        {"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001234", "phone_number_id": "123456"},
+            "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": "16315551234"}],
+            "messages": messages,
+        }}
+    ]}]})
+    .to_string()
+}
+
+/// A Cloud API text message from +1 631 555 1234, at 2025-01-15T10:00:00Z.
+pub fn whatsapp_text(id: &str, body: &str) -> Value {
+    serde_json::json!({"from": "16315551234", "id": id, "timestamp": "1736935200", "type": "text", "text": {"body": body}})
+}
+
 /// A valid message body with the given id, sender, timestamp and text.
 pub fn message(id: &str, from: &str, ts: &str, text: Option<&str>) -> String {
     serde_json::json!({"message_id": id, "from": from, "to": "+14155550100", "ts": ts, "text": text}).to_string()
@@ -520,17 +567,16 @@ pub async fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
     (status, body)
 }
 
-/// An `App` in this process (for feeding Lambda events to the handler), with `secret` and a fresh database.
-/// Keep the returned directory alive as long as the app.
-pub async fn in_process_app(secret: &str) -> (webhook_ingest::app::App, TempDb) {
+/// An `App` in this process (for feeding Lambda events to the handler), configured by `env` on a fresh
+/// database. Keep the returned directory alive as long as the app.
+pub async fn in_process_app(env: &[(&str, &str)]) -> (webhook_ingest::app::App, TempDb) {
     use webhook_ingest::config::{Config, LogLevel};
     webhook_ingest::telemetry::init_logging(LogLevel::Error);
     let db = TempDb::new();
     let url = format!("sqlite:///{}", db.path.display());
     let config = Config::from_lookup(|name| match name {
-        "WEBHOOK_SECRET" => Some(secret.to_owned()),
         "DATABASE_URL" => Some(url.clone()),
-        _ => None,
+        _ => env.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned()),
     })
     .unwrap();
     (webhook_ingest::app::App::new(&config).await, db)

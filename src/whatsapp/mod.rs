@@ -1,0 +1,136 @@
+//! Meta's WhatsApp Business Cloud API, received directly: `GET /webhook/whatsapp` answers the subscription
+//! handshake ([`handshake`]); `POST /webhook/whatsapp` stores every message of a signed delivery ([`payload`]
+//! maps them) exactly once, all in one commit, with `POST /webhook`'s order of checks.
+
+mod handshake;
+pub mod payload;
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::error::{json, json_response, ApiError};
+use crate::signature::Verifier;
+use crate::store::Inserted;
+use crate::telemetry::WebhookResult;
+use crate::webhook::intact_body;
+use payload::{Mapped, Skipped};
+
+pub use handshake::handshake;
+
+/// What a delivery's messages came to: the answer's body, and the access log's and metrics' counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub created: u64,
+    pub duplicate: u64,
+    pub skipped: u64,
+    /// Why each skipped message was skipped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skips: Vec<Skipped>,
+}
+
+/// What a delivery came to, for the response, the access log and the metrics.
+pub struct Delivery {
+    pub outcome: Result<Tally, ApiError>,
+}
+
+impl Delivery {
+    /// `created` when any message was stored, `duplicate` when all were stored before, and `no_messages`
+    /// for the statuses and other changes that carry none (or only messages that had to be skipped).
+    pub fn result(&self) -> Option<WebhookResult> {
+        match &self.outcome {
+            Ok(tally) if tally.created > 0 => Some(WebhookResult::Created),
+            Ok(tally) if tally.duplicate > 0 => Some(WebhookResult::Duplicate),
+            Ok(_) => Some(WebhookResult::NoMessages),
+            Err(e) => e.webhook_result(),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        #[derive(Serialize)]
+        struct Stored {
+            status: &'static str,
+            created: u64,
+            duplicate: u64,
+            skipped: u64,
+        }
+        match self.outcome {
+            Ok(Tally { created, duplicate, skipped, .. }) => {
+                json_response(StatusCode::OK, json(&Stored { status: "ok", created, duplicate, skipped }))
+            }
+            Err(e) => e.into_response(),
+        }
+    }
+}
+
+pub async fn receive(app: &App, req: &Request) -> Delivery {
+    Delivery { outcome: store(app, req).await }
+}
+
+async fn store(app: &App, req: &Request) -> Result<Tally, ApiError> {
+    let body = intact_body(app, req)?;
+    let signature = req.headers().get("x-hub-signature-256").map(|v| v.as_bytes()).unwrap_or_default();
+    let Mapped { messages, skipped } = admit(&app.whatsapp, signature, body)?;
+    let mut tally = Tally { skipped: skipped.len() as u64, skips: skipped, ..Tally::default() };
+    // Statuses and other changes carry no message: nothing to commit, and nothing to wait for.
+    if messages.is_empty() {
+        return Ok(tally);
+    }
+    for outcome in app.store().await?.insert_all(messages).await? {
+        match outcome {
+            Inserted::Created => tally.created += 1,
+            Inserted::Duplicate => tally.duplicate += 1,
+        }
+    }
+    Ok(tally)
+}
+
+/// `POST /webhook`'s checks 2 to 4 for a Cloud API delivery: an app secret is configured, the
+/// `X-Hub-Signature-256` header is `sha256=` and the HMAC of the exact raw bytes, and the bytes are a
+/// delivery. Pure, so the fuzzer can drive it.
+pub fn admit(verifier: &Verifier, signature: &[u8], body: &[u8]) -> Result<Mapped, ApiError> {
+    if verifier.is_empty() {
+        return Err(ApiError::NotConfigured("whatsapp app secret not configured"));
+    }
+    match signature.strip_prefix(b"sha256=") {
+        Some(hex) if verifier.verify(hex, body) => payload::map(body).map_err(ApiError::Validation),
+        _ => Err(ApiError::InvalidSignature),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::sign;
+
+    const BODY: &[u8] = br#"{"object":"whatsapp_business_account","entry":[]}"#;
+
+    #[test]
+    fn the_signature_is_sha256_prefixed_hex_of_the_raw_body_under_either_secret() {
+        let verifier = Verifier::new(["app-secret", "old-secret"]);
+        let signed = |secret: &str| format!("sha256={}", sign(secret, BODY));
+        for good in [
+            signed("app-secret"),
+            signed("old-secret"),
+            signed("app-secret").to_uppercase().replace("SHA256=", "sha256="),
+        ] {
+            assert!(admit(&verifier, good.as_bytes(), BODY).is_ok(), "{good}");
+        }
+        for bad in [
+            String::new(),
+            sign("app-secret", BODY),
+            format!("SHA256={}", sign("app-secret", BODY)),
+            format!("sha1={}", sign("app-secret", BODY)),
+            signed("wrong-secret"),
+            format!("sha256= {}", sign("app-secret", BODY)),
+        ] {
+            assert!(matches!(admit(&verifier, bad.as_bytes(), BODY), Err(ApiError::InvalidSignature)), "{bad}");
+        }
+        assert!(matches!(admit(&Verifier::new([""]), signed("").as_bytes(), BODY), Err(ApiError::NotConfigured(_))));
+        // Signed, but not a delivery: refused as the body's fault, after the signature.
+        let junk = br#"{"object":"page"}"#;
+        let signature = format!("sha256={}", sign("app-secret", junk));
+        assert!(matches!(admit(&verifier, signature.as_bytes(), junk), Err(ApiError::Validation(_))));
+    }
+}

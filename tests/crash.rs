@@ -1,5 +1,6 @@
-//! Crash safety under load. SIGKILL in the middle of concurrent ingest loses no acknowledged message and
-//! leaves a sound database; SIGTERM lets every request already being served finish, then exits 0.
+//! Crash safety under load. SIGKILL in the middle of concurrent ingest (generic messages and multi-message
+//! WhatsApp deliveries) loses no acknowledged message, stores no delivery by halves, and leaves a sound
+//! database; SIGTERM lets every request already being served finish, then exits 0.
 //!
 //! `make crash` runs these against the release binary (`WEBHOOK_INGEST_BIN`); `cargo test` against the
 //! test build.
@@ -11,7 +12,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{connect, integrity_check, message, Setup, Target, TempDb, TestApp, SECRET};
+use common::{
+    connect, integrity_check, message, whatsapp_delivery, whatsapp_signature, Setup, Target, TempDb, TestApp, SECRET,
+    WHATSAPP_SECRET,
+};
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webhook_ingest::signature::sign;
 
@@ -23,38 +28,52 @@ struct Outcomes {
     unanswered: BTreeSet<String>,
     /// Any answer but 200, with its status.
     refused: BTreeMap<String, u16>,
+    /// The message ids of each WhatsApp delivery sent, which must be stored all or none.
+    deliveries: Vec<Vec<String>>,
 }
+
+/// How many messages each WhatsApp delivery of the load carries.
+const MESSAGES_PER_DELIVERY: usize = 3;
 
 fn text_of(id: &str) -> String {
     format!("text of {id}")
 }
 
 /// `workers` clients delivering distinct ids (and, every fourth request, a repeat of an earlier one) until
-/// the server stops answering: each ends with the first delivery that gets no answer.
+/// the server stops answering: each ends with the first delivery that gets no answer. Every fourth worker
+/// sends WhatsApp deliveries of [`MESSAGES_PER_DELIVERY`] messages instead of single messages.
 async fn ingest(app: &TestApp, workers: usize, round: usize) -> Outcomes {
     let outcomes = Arc::new(Mutex::new(Outcomes::default()));
     let tasks = (0..workers).map(|w| {
-        let (client, url, outcomes) = (reqwest::Client::new(), app.url("/webhook"), Arc::clone(&outcomes));
+        let (client, outcomes) = (reqwest::Client::new(), Arc::clone(&outcomes));
+        let (webhook, whatsapp) = (app.url("/webhook"), app.url("/webhook/whatsapp"));
         tokio::spawn(async move {
             for n in 0.. {
                 let id = if n % 4 == 3 { format!("r{round}-w{w}-{}", n - 3) } else { format!("r{round}-w{w}-{n}") };
-                let body = message(&id, &format!("+{}", 100 + w), "2025-01-15T10:00:00Z", Some(&text_of(&id)));
-                let request = client
-                    .post(&url)
-                    .header("X-Signature", sign(SECRET, body.as_bytes()))
-                    .timeout(Duration::from_secs(10))
-                    .body(body);
-                let answer = request.send().await;
+                let sender = 100 + w;
+                let (ids, request) = if w % 4 == 0 {
+                    let ids: Vec<String> = (0..MESSAGES_PER_DELIVERY).map(|k| format!("{id}-{k}")).collect();
+                    let messages = ids.iter().map(|id| {
+                        json!({"from": sender.to_string(), "id": id, "timestamp": "1736935200", "type": "text",
+                               "text": {"body": text_of(id)}})
+                    });
+                    let body = whatsapp_delivery(Value::Array(messages.collect()));
+                    let signature = whatsapp_signature(WHATSAPP_SECRET, body.as_bytes());
+                    (ids, client.post(&whatsapp).header("X-Hub-Signature-256", signature).body(body))
+                } else {
+                    let body = message(&id, &format!("+{sender}"), "2025-01-15T10:00:00Z", Some(&text_of(&id)));
+                    (vec![id], client.post(&webhook).header("X-Signature", sign(SECRET, body.as_bytes())).body(body))
+                };
+                let answer = request.timeout(Duration::from_secs(10)).send().await;
                 let mut outcomes = outcomes.lock().unwrap();
+                if ids.len() > 1 {
+                    outcomes.deliveries.push(ids.clone());
+                }
                 match answer.map(|r| r.status().as_u16()) {
-                    Ok(200) => {
-                        outcomes.acknowledged.insert(id);
-                    }
-                    Ok(status) => {
-                        outcomes.refused.insert(id, status);
-                    }
+                    Ok(200) => outcomes.acknowledged.extend(ids),
+                    Ok(status) => outcomes.refused.extend(ids.into_iter().map(|id| (id, status))),
                     Err(_) => {
-                        outcomes.unanswered.insert(id);
+                        outcomes.unanswered.extend(ids);
                         // The server is gone; there is nothing more to send.
                         break;
                     }
@@ -122,6 +141,12 @@ async fn sigkill_under_load_loses_no_acknowledged_message() {
         // A row the client never heard about may exist (it was committed as the process died), but only
         // once, and only for an id that was sent.
         assert!(rows.values().all(|(count, _)| *count == 1));
+        for ids in &outcomes.deliveries {
+            let kept = ids.iter().filter(|id| rows.contains_key(*id)).count();
+            assert!(kept == 0 || kept == ids.len(), "round {round}: {kept} of the delivery {ids:?} stored");
+        }
+        let sent = outcomes.deliveries.len();
+        assert!(sent >= 10, "round {round}: only {sent} WhatsApp deliveries");
 
         // The restarted service agrees with the file, aggregates included.
         let again = TestApp::start(Setup::new().db(path)).await;

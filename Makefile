@@ -19,7 +19,7 @@ ZIP := target/lambda/webhook-ingest/bootstrap.zip
 # cargo-fuzz, pinned, built into .tools/. It runs on the stable toolchain with --sanitizer none.
 CARGO_FUZZ := .tools/bin/cargo-fuzz
 CARGO_FUZZ_VERSION := 0.13.2
-FUZZ_TARGETS := webhook query_params
+FUZZ_TARGETS := webhook query_params whatsapp
 FUZZ_SECONDS ?= 20
 SOAK_SECONDS ?= 120
 # promtool, from Debian's prometheus package at this version, unpacked into .tools/ (make promtool).
@@ -90,7 +90,7 @@ openapi: release $(TOOLS) ## schemathesis drives openapi.yaml against the server
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root .tools
 
-fuzz: $(CARGO_FUZZ) ## Each fuzz target (webhook pipeline, query parameters) for FUZZ_SECONDS (default 20)
+fuzz: $(CARGO_FUZZ) ## Each fuzz target (webhook pipeline, query parameters, WhatsApp pipeline) for FUZZ_SECONDS (default 20)
 	for target in $(FUZZ_TARGETS); do \
 		mkdir -p target/fuzz-corpus/$$target; \
 		$(CARGO_FUZZ) run --sanitizer none $$target target/fuzz-corpus/$$target fuzz/seeds/$$target \

@@ -11,9 +11,10 @@
 # Then, without schemathesis, the answers it cannot provoke, checked against what openapi.yaml says:
 #   limits 431 for too many header fields and for a 20 KiB request target; 503 "too many connections" once
 #          MAX_CONNECTIONS=2 connections are held open, and service again once they close.
-# POST /webhook bodies are signed by a hook whenever schemathesis generated a well-formed signature other
-# than 64 zeros, so deliveries reach validation (422) and the store (200); malformed or all-zero signatures
-# are sent as generated and must be 401.
+# POST /webhook and POST /webhook/whatsapp bodies are signed by a hook whenever schemathesis generated a
+# well-formed signature other than 64 zeros, so deliveries reach validation (422) and the store (200);
+# malformed or all-zero signatures are sent as generated and must be 401. The WhatsApp handshake gets the
+# configured verify token in place of a generated one that starts with a digit, so both 200 and 403 occur.
 #
 # Environment: BIN (default target/release/webhook-ingest, built with --features local), VENV (default
 # .venv, with schemathesis from tools/requirements.txt), MAX_EXAMPLES (default 500, per operation and phase),
@@ -69,6 +70,8 @@ summary() {
 }
 
 export WEBHOOK_SECRET="schemathesis-secret-$$"
+export WHATSAPP_APP_SECRET="schemathesis-app-secret-$$"
+export WHATSAPP_VERIFY_TOKEN="schemathesis-verify-token-$$"
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -188,38 +191,51 @@ import re
 import requests
 import schemathesis
 
-SECRET = os.environ["WEBHOOK_SECRET"].encode()
-WELL_FORMED = re.compile(r"[0-9a-fA-F]{64}")
+WELL_FORMED = re.compile(r"(sha256=)?([0-9a-fA-F]{64})")
+# Per signed route: the header, the secret, and the prefix before the hex.
+SIGNED = {
+    "/webhook": ("X-Signature", os.environ["WEBHOOK_SECRET"].encode(), ""),
+    "/webhook/whatsapp": ("X-Hub-Signature-256", os.environ["WHATSAPP_APP_SECRET"].encode(), "sha256="),
+}
 
 
 class Sign(requests.auth.AuthBase):
-    def __init__(self, upper):
+    def __init__(self, route, upper):
+        self.header, self.secret, self.prefix = SIGNED[route]
         self.upper = upper
 
     def __call__(self, request):
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode()
-        digest = hmac.new(SECRET, body, hashlib.sha256).hexdigest()
-        request.headers["X-Signature"] = digest.upper() if self.upper else digest
+        digest = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        request.headers[self.header] = self.prefix + (digest.upper() if self.upper else digest)
         return request
 
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    if case.operation.path != "/webhook" or case.method.upper() != "POST":
+    path, method = case.operation.path, case.method.upper()
+    if path == "/webhook/whatsapp" and method == "GET":
+        token = (case.query or {}).get("hub.verify_token")
+        if isinstance(token, str) and token[:1].isdigit():
+            case.query["hub.verify_token"] = os.environ["WHATSAPP_VERIFY_TOKEN"]
         return
-    generated = (case.headers or {}).get("X-Signature")
+    if path not in SIGNED or method != "POST":
+        return
+    header, _, prefix = SIGNED[path]
+    generated = (case.headers or {}).get(header)
     # Malformed signatures, and the well-formed but wrong 64 zeros, go out as generated: those must be 401.
-    if isinstance(generated, str) and WELL_FORMED.fullmatch(generated) and generated.strip("0"):
-        kwargs["auth"] = Sign(upper=generated != generated.lower())
+    match = WELL_FORMED.fullmatch(generated) if isinstance(generated, str) else None
+    if match and (match.group(1) or "") == prefix and match.group(2).strip("0"):
+        kwargs["auth"] = Sign(path, upper=match.group(2) != match.group(2).lower())
 PY
 
 # Invalid requests (negative_data_rejection) must be refused with one of the statuses this API uses for bad
 # input; the default list would also accept 404, 405, 409, ... and would not accept 413.
 cat >"$work/schemathesis.toml" <<'TOML'
 [checks.negative_data_rejection]
-expected-statuses = [400, 401, 413, 422]
+expected-statuses = [400, 401, 403, 413, 422]
 TOML
 
 # run_schemathesis NAME [ARGS...]

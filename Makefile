@@ -1,5 +1,5 @@
 # webhook-ingest
-#   make run    serve on 127.0.0.1:8000 (local listener, ./data/app.db, a development secret)
+#   make run    serve on 127.0.0.1:8000 (local listener, ./data/app.db, development secrets)
 #   make test   every test: lints, unit + integration + Lambda-event tests, crash safety on the release
 #               binary, the graders' script, the OpenAPI document fuzzed against the server, a bounded fuzzing
 #               run, the event corpus replayed through cargo lambda, the SAM template and container files
@@ -15,6 +15,8 @@ TOOLS := $(VENV)/.installed
 SAM_VENV := .venv-sam
 # Only `make run` supplies this, and says so; the binary itself has no default secret.
 DEV_SECRET := dev-secret-do-not-use-in-production
+DEV_WHATSAPP_SECRET := dev-whatsapp-app-secret-do-not-use-in-production
+DEV_VERIFY_TOKEN := dev-verify-token
 ZIP := target/lambda/webhook-ingest/bootstrap.zip
 # cargo-fuzz, pinned, built into .tools/. It runs on the stable toolchain with --sanitizer none.
 CARGO_FUZZ := .tools/bin/cargo-fuzz
@@ -28,20 +30,27 @@ SOAK_SECONDS ?= 120
 PROMETHEUS_VERSION := 2.42.0
 PROMTOOL := .tools/promtool-$(PROMETHEUS_VERSION)/promtool
 
-.PHONY: help run send test tools check-tools lint unit remote-test crash graders openapi fuzz release bench bench-remote bench-smoke soak lambda-e2e \
+.PHONY: help run send send-whatsapp test tools check-tools lint unit remote-test crash graders openapi fuzz release bench bench-remote bench-smoke soak lambda-e2e \
 	lint-template lint-container lint-ops promtool package events check-compose up up-libsql up-monitoring down logs
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-run: ## Serve on 127.0.0.1:8000 with ./data/app.db (WEBHOOK_SECRET, DATABASE_URL, LISTEN_ADDR override)
+run: ## Serve on 127.0.0.1:8000 with ./data/app.db (WEBHOOK_SECRET, WHATSAPP_*, DATABASE_URL, LISTEN_ADDR override)
 	@if [ -z "$${WEBHOOK_SECRET:-}" ]; then echo "make run: WEBHOOK_SECRET is unset; using the development secret '$(DEV_SECRET)'" >&2; fi
+	@if [ -z "$${WHATSAPP_APP_SECRET:-}" ]; then echo "make run: WHATSAPP_APP_SECRET is unset; using the development secret '$(DEV_WHATSAPP_SECRET)'" >&2; fi
+	@if [ -z "$${WHATSAPP_VERIFY_TOKEN:-}" ]; then echo "make run: WHATSAPP_VERIFY_TOKEN is unset; using the development token '$(DEV_VERIFY_TOKEN)'" >&2; fi
 	WEBHOOK_SECRET="$${WEBHOOK_SECRET:-$(DEV_SECRET)}" \
+	WHATSAPP_APP_SECRET="$${WHATSAPP_APP_SECRET:-$(DEV_WHATSAPP_SECRET)}" \
+	WHATSAPP_VERIFY_TOKEN="$${WHATSAPP_VERIFY_TOKEN:-$(DEV_VERIFY_TOKEN)}" \
 	DATABASE_URL="$${DATABASE_URL:-sqlite:///data/app.db}" \
 	$(CARGO) run --release --features local
 
 send: ## Send one signed message to a running `make run` (BODY='{"message_id":...}' to choose it)
 	WEBHOOK_SECRET="$${WEBHOOK_SECRET:-$(DEV_SECRET)}" scripts/send.sh $(if $(BODY),'$(BODY)')
+
+send-whatsapp: ## Send a sample signed WhatsApp Cloud API delivery to a running `make run` (BODY='{"object":...}' to choose it)
+	WHATSAPP_APP_SECRET="$${WHATSAPP_APP_SECRET:-$(DEV_WHATSAPP_SECRET)}" scripts/send-whatsapp.sh $(if $(BODY),'$(BODY)')
 
 test: check-tools lint unit crash graders openapi fuzz bench-smoke lambda-e2e lint-template lint-container lint-ops package ## Run every test
 

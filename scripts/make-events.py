@@ -3,8 +3,11 @@
 
 Each event is SAM's own sample for its source (HTTP API v2, REST v1 with stage "prod", ALB; a Function URL
 event is an HTTP API event with a lambda-url domain, which is what Function URLs send), with method, path,
-query, headers and body replaced. Bodies of POSTs are signed with EVENTS_SECRET. Next to every
-NN-name.json sits NN-name.expected.json: the status, and the body where it is deterministic. The events
+query, headers and body replaced. Bodies of POSTs to /webhook are signed with EVENTS_SECRET, those to
+/webhook/whatsapp as Meta signs them (X-Hub-Signature-256: sha256=…) with EVENTS_WHATSAPP_SECRET, and the
+WhatsApp handshakes present EVENTS_VERIFY_TOKEN. Next to every
+NN-name.json sits NN-name.expected.json: the status, and the body where it is deterministic (as "text"
+when it is plain text, the handshake's challenge). The events
 are replayed in file order on a fresh database, so later expectations depend on earlier deliveries.
 
 Usage: SAM=path/to/sam scripts/make-events.py   (make events does this)
@@ -19,6 +22,11 @@ import subprocess
 import urllib.parse
 
 EVENTS_SECRET = "events-test-secret"
+EVENTS_WHATSAPP_SECRET = "events-whatsapp-secret"
+EVENTS_VERIFY_TOKEN = "events-verify-token"
+# How a route's deliveries are signed: the header, the secret, and what comes before the hex.
+WEBHOOK = ("x-signature", EVENTS_SECRET, "")
+WHATSAPP = ("x-hub-signature-256", EVENTS_WHATSAPP_SECRET, "sha256=")
 SAM = os.environ.get("SAM", "sam")
 OUT = pathlib.Path(__file__).resolve().parent.parent / "events"
 
@@ -28,8 +36,8 @@ def sam(*args):
     return json.loads(result.stdout)
 
 
-def sign(body: bytes) -> str:
-    return hmac.new(EVENTS_SECRET.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def message(mid, sender="+919876543210", ts="2025-01-15T10:00:00Z", text="Hello"):
@@ -39,13 +47,40 @@ def message(mid, sender="+919876543210", ts="2025-01-15T10:00:00Z", text="Hello"
     return json.dumps(m, separators=(",", ":"))
 
 
-def headers_for(body, signature):
+def whatsapp(messages=None, statuses=None):
+    """A Cloud API delivery to the business number +1 555 000 1234, as Meta sends it."""
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "15550001234", "phone_number_id": "123456"}}
+    if messages is not None:
+        value["contacts"] = [{"profile": {"name": "Kerry Fisher"}, "wa_id": "16315551234"}]
+        value["messages"] = messages
+    if statuses is not None:
+        value["statuses"] = statuses
+    delivery = {"object": "whatsapp_business_account",
+                "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]}
+    return json.dumps(delivery, separators=(",", ":"), ensure_ascii=False)
+
+
+def wa_text(mid, body, timestamp="1736935200"):
+    return {"from": "16315551234", "id": mid, "timestamp": timestamp, "type": "text", "text": {"body": body}}
+
+
+def handshake(token=EVENTS_VERIFY_TOKEN, challenge="1158201444"):
+    return {"hub.mode": "subscribe", "hub.verify_token": token, "hub.challenge": challenge}
+
+
+def headers_for(body, signature, signer):
+    header, secret, prefix = signer
     headers = {"content-type": "application/json", "user-agent": "webhook-provider/1.0"}
     if signature == "valid":
-        headers["x-signature"] = sign(body.encode())
+        headers[header] = prefix + sign(body.encode(), secret)
     elif signature is not None:
-        headers["x-signature"] = signature
+        headers[header] = signature
     return headers
+
+
+def signer_for(path):
+    return WHATSAPP if path == "/webhook/whatsapp" else WEBHOOK
 
 
 def http_api(method, path, query="", body=None, signature="valid", b64=False, stage="$default", url=False):
@@ -56,7 +91,7 @@ def http_api(method, path, query="", body=None, signature="valid", b64=False, st
     event["rawQueryString"] = query
     params = urllib.parse.parse_qs(query, keep_blank_values=True)
     event["queryStringParameters"] = {k: ",".join(v) for k, v in params.items()} or None
-    event["headers"] = headers_for(body, signature) if body is not None else {"user-agent": "curl/8.5.0"}
+    event["headers"] = headers_for(body, signature, signer_for(path)) if body is not None else {"user-agent": "curl/8.5.0"}
     event.pop("cookies", None)
     if url:
         event["requestContext"]["domainName"] = "abcdefghijklmnop.lambda-url.us-east-1.on.aws"
@@ -77,7 +112,7 @@ def rest(method, path, query=None, body=None, signature="valid", b64=False):
     event["pathParameters"] = {"proxy": path.lstrip("/")}
     event["queryStringParameters"] = query
     event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
-    headers = headers_for(body, signature) if body is not None else {"user-agent": "curl/8.5.0"}
+    headers = headers_for(body, signature, signer_for(path)) if body is not None else {"user-agent": "curl/8.5.0"}
     event["headers"] = headers
     event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
     set_body(event, body, b64)
@@ -90,7 +125,7 @@ def alb(method, path, query=None, body=None, signature="valid", b64=False):
     # ALB hands over query keys and values as the client encoded them.
     event["queryStringParameters"] = query or {}
     headers = {"host": "lambda-alb-123578498.us-east-2.elb.amazonaws.com", "x-forwarded-proto": "https"}
-    headers.update(headers_for(body, signature) if body is not None else {"user-agent": "curl/8.5.0"})
+    headers.update(headers_for(body, signature, signer_for(path)) if body is not None else {"user-agent": "curl/8.5.0"})
     event["headers"] = headers
     set_body(event, body, b64)
     return event
@@ -180,6 +215,59 @@ CORPUS = [
 ]
 
 
+def stored(created, duplicate=0, skipped=0):
+    return {"status": "ok", "created": created, "duplicate": duplicate, "skipped": skipped}
+
+
+TEXT = object()  # the expected body is plain text, the next item
+WA1 = whatsapp([wa_text("wamid.e1", "Hello from WhatsApp"), wa_text("wamid.e2", "Second message")])
+# After the corpus above: WhatsApp's route through every event source, both ways (handshake and delivery).
+CORPUS += [
+    ("v2-whatsapp-handshake",
+     http_api("GET", "/webhook/whatsapp", query=urllib.parse.urlencode(handshake())), 200, (TEXT, "1158201444")),
+    ("rest-whatsapp-handshake", rest("GET", "/webhook/whatsapp", query=handshake(challenge="rest-42")), 200,
+     (TEXT, "rest-42")),
+    ("alb-whatsapp-handshake", alb("GET", "/webhook/whatsapp", query=handshake(challenge="alb.7")), 200,
+     (TEXT, "alb.7")),
+    ("function-url-whatsapp-handshake",
+     http_api("GET", "/webhook/whatsapp", query=urllib.parse.urlencode(handshake(challenge="url_9")), url=True), 200,
+     (TEXT, "url_9")),
+    ("v2-whatsapp-handshake-wrong-token",
+     http_api("GET", "/webhook/whatsapp", query=urllib.parse.urlencode(handshake(token="guess"))), 403,
+     {"detail": "verification failed"}),
+    ("v2-whatsapp-delivery", http_api("POST", "/webhook/whatsapp", body=WA1), 200, stored(2)),
+    ("v2-whatsapp-redelivery", http_api("POST", "/webhook/whatsapp", body=WA1), 200, stored(0, 2)),
+    ("rest-whatsapp-delivery-base64",
+     rest("POST", "/webhook/whatsapp", b64=True, body=whatsapp([
+         {"from": "16315551234", "id": "wamid.e3", "timestamp": "1736935260", "type": "image",
+          "image": {"id": "media-1", "mime_type": "image/jpeg", "caption": "A photo of the hello board"}},
+         wa_text("wamid.e1", "Hello from WhatsApp")])), 200, stored(1, 1)),
+    ("alb-whatsapp-statuses",
+     alb("POST", "/webhook/whatsapp", body=whatsapp(statuses=[
+         {"id": "wamid.out", "status": "delivered", "timestamp": "1736935300", "recipient_id": "16315551234"}])),
+     200, stored(0)),
+    ("function-url-whatsapp-delivery",
+     http_api("POST", "/webhook/whatsapp", url=True, body=whatsapp([
+         {"from": "16315551234", "id": "wamid.e4", "timestamp": "1736935320", "type": "reaction",
+          "reaction": {"message_id": "wamid.e1", "emoji": "\U0001F44D"}},
+         {"from": "not-digits", "id": "wamid.bad", "timestamp": "1736935320", "type": "text", "text": {"body": "x"}}])),
+     200, stored(1, 0, 1)),
+    ("v2-whatsapp-invalid-signature",
+     http_api("POST", "/webhook/whatsapp", body=whatsapp([wa_text("wamid.x", "forged")]), signature="sha256=" + "0" * 64),
+     401, {"detail": "invalid signature"}),
+    ("v2-whatsapp-not-a-delivery",
+     http_api("POST", "/webhook/whatsapp", body=message("x5")), 422,
+     {"detail": [{"loc": ["body", "object"], "msg": "Field required", "type": "missing"}]}),
+    ("v2-messages-whatsapp", http_api("GET", "/messages", query="from=%2B16315551234&q=hello"), 200,
+     {"data": [
+         {"message_id": "wamid.e1", "from": "+16315551234", "to": "+15550001234", "ts": "2025-01-15T10:00:00Z",
+          "text": "Hello from WhatsApp"},
+         {"message_id": "wamid.e3", "from": "+16315551234", "to": "+15550001234", "ts": "2025-01-15T10:01:00Z",
+          "text": "A photo of the hello board"}],
+      "total": 2, "limit": 50, "offset": 0}),
+]
+
+
 def main():
     OUT.mkdir(exist_ok=True)
     for old in OUT.glob("*.json"):
@@ -187,7 +275,12 @@ def main():
     for index, (name, event, status, body) in enumerate(CORPUS, start=1):
         stem = f"{index:02d}-{name}"
         (OUT / f"{stem}.json").write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
-        expected = {"status": status} if body is None else {"status": status, "body": body}
+        if body is None:
+            expected = {"status": status}
+        elif isinstance(body, tuple) and body[0] is TEXT:
+            expected = {"status": status, "text": body[1]}
+        else:
+            expected = {"status": status, "body": body}
         (OUT / f"{stem}.expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {len(CORPUS)} events to {OUT}")
 

@@ -53,6 +53,8 @@ check("DATABASE_URL passed through, default sqlite:////data/app.db",
       env.get("DATABASE_URL") == "${DATABASE_URL:-sqlite:////data/app.db}")
 check("LOG_LEVEL passed through", str(env.get("LOG_LEVEL", "")).startswith("${LOG_LEVEL"))
 check("LIBSQL_AUTH_TOKEN passed through", env.get("LIBSQL_AUTH_TOKEN") == "${LIBSQL_AUTH_TOKEN:-}")
+for var in ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"):
+    check(f"{var} passed through", env.get(var) == "${%s:-}" % var)
 libsql = compose.get("services", {}).get("libsql", {})
 check("profile libsql: a libSQL server, off unless asked for", libsql.get("profiles") == ["libsql"])
 image = str(libsql.get("image", ""))

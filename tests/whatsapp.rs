@@ -354,3 +354,25 @@ async fn metrics_count_requests_by_result_and_messages_by_outcome() {
         assert!(metrics.lines().any(|l| l == line), "missing {line}:\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn the_readmes_sample_delivery_shows_up_in_the_listing() {
+    let app = spawn_app().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/send-whatsapp.sh");
+    let sent = tokio::process::Command::new(script)
+        .env("WHATSAPP_APP_SECRET", WHATSAPP_SECRET)
+        .env("URL", &app.addr)
+        .output()
+        .await
+        .expect("run scripts/send-whatsapp.sh (it needs curl and openssl)");
+    let printed = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        sent.status.success() && printed.contains("HTTP 200"),
+        "{printed} {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let (_, page) = app.get("/messages?q=send-whatsapp").await;
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["data"][0]["from"], "+16315551234");
+    assert_eq!(page["data"][0]["text"], "Hello from scripts/send-whatsapp.sh");
+}

@@ -93,7 +93,7 @@ struct Answer {
     dup: Option<bool>,
     message_id: Option<String>,
     /// What became of a WhatsApp delivery's messages.
-    messages: Option<whatsapp::Tally>,
+    messages: Option<telemetry::Tally>,
     cause: Option<String>,
 }
 

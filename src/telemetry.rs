@@ -18,7 +18,6 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
 use crate::config::LogLevel;
-use crate::whatsapp::Tally;
 
 static MAX_LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 
@@ -212,6 +211,25 @@ impl WebhookResult {
     fn counted_from_start(self) -> bool {
         !matches!(self, WebhookResult::BadRequest | WebhookResult::Error | WebhookResult::NoMessages)
     }
+}
+
+/// What a WhatsApp delivery's messages came to: the answer's counts, and the access log's and metrics'.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub created: u64,
+    pub duplicate: u64,
+    pub skipped: u64,
+    /// Why each skipped message was skipped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skips: Vec<Skipped>,
+}
+
+/// A message left out of a delivery because no retry could make it storable, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub reason: &'static str,
 }
 
 impl Serialize for WebhookResult {

@@ -13,22 +13,11 @@ use crate::app::App;
 use crate::error::{json, json_response, ApiError};
 use crate::signature::Verifier;
 use crate::store::Inserted;
-use crate::telemetry::WebhookResult;
+use crate::telemetry::{Tally, WebhookResult};
 use crate::webhook::intact_body;
-use payload::{Mapped, Skipped};
+use payload::Mapped;
 
 pub use handshake::handshake;
-
-/// What a delivery's messages came to: the answer's body, and the access log's and metrics' counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Tally {
-    pub created: u64,
-    pub duplicate: u64,
-    pub skipped: u64,
-    /// Why each skipped message was skipped.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub skips: Vec<Skipped>,
-}
 
 /// What a delivery came to, for the response, the access log and the metrics.
 pub struct Delivery {

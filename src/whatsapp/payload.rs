@@ -5,11 +5,11 @@
 //! whole delivery for days, and no retry could fix it. Changes of other fields (`statuses` arrive in
 //! `messages` changes too, beside or instead of `messages`) carry nothing to store.
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::message::{FieldError, Message, Msisdn, Timestamp, MAX_TEXT_CHARS};
 use crate::strict_json;
+use crate::telemetry::Skipped;
 
 /// The `object` of a WhatsApp Business Account's deliveries.
 const OBJECT: &str = "whatsapp_business_account";
@@ -21,14 +21,6 @@ const FIELDS: [&str; 2] = ["object", "entry"];
 pub struct Mapped {
     pub messages: Vec<Message>,
     pub skipped: Vec<Skipped>,
-}
-
-/// A message left out of a delivery, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    pub reason: &'static str,
 }
 
 /// Maps a delivery's body, or names what makes it no delivery.

@@ -4,7 +4,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::client::{all_ok, drive, get, post, Load, Outcome, Until};
-use crate::data::{message, word, SENDERS};
+use crate::data::{message, sender, timestamp, unique_term, Terms, SENDERS};
 
 /// Runs every scenario for `time` and prints a row each; returns how many requests failed.
 pub async fn run(addr: &str, connections: usize, time: Duration, preloaded: u64) -> u64 {
@@ -13,7 +13,7 @@ pub async fn run(addr: &str, connections: usize, time: Duration, preloaded: u64)
     let mut errors = 0;
     for (name, load) in scenarios(preloaded) {
         let outcome = drive(addr, connections, Until::Elapsed(time), load).await;
-        row(name, &outcome);
+        row(&name, &outcome);
         errors += outcome.errors;
     }
     errors
@@ -21,22 +21,38 @@ pub async fn run(addr: &str, connections: usize, time: Duration, preloaded: u64)
 
 /// Reads first, so they see exactly the preloaded messages; the ingest scenarios add rows, so they run last.
 /// Requests are built ahead where building them would cost the client more than the server spends.
-fn scenarios(preloaded: u64) -> Vec<(&'static str, Load)> {
+fn scenarios(preloaded: u64) -> Vec<(String, Load)> {
+    let terms = Terms::measure(preloaded);
+    let (broad, broad_share) = terms.broad.clone();
+    let (rare, rare_share) = terms.one_percent.clone();
+    let absent = terms.absent.clone();
+    let percent = |share: f64| format!("{:.1}%", share * 100.0);
+    let middle = timestamp(preloaded / 2).replace(':', "%3A");
+    let one_sender = sender(0).replace('+', "%2B");
+    let fixed = |path: String| all_ok(move |_| get(&path));
     let duplicates: Rc<Vec<Vec<u8>>> =
         Rc::new((0..10_000.min(preloaded)).map(|n| post(&message(&format!("pre-{n}"), n))).collect());
     let by_sender: Rc<Vec<Vec<u8>>> =
         Rc::new((0..SENDERS).map(|s| get(&format!("/messages?from=%2B1555{s:07}&limit=20"))).collect());
     let cycle = |requests: Rc<Vec<Vec<u8>>>| all_ok(move |n| requests[(n % requests.len() as u64) as usize].clone());
     vec![
-        ("GET /messages?limit=50", all_ok(|_| get("/messages?limit=50"))),
-        ("GET /messages?from=…&limit=20", cycle(by_sender)),
+        ("GET /messages?limit=50".into(), all_ok(|_| get("/messages?limit=50"))),
+        ("GET /messages?from=…&limit=20".into(), cycle(by_sender)),
         (
-            "GET /messages?q=word&limit=50&offset=100",
-            all_ok(|n| get(&format!("/messages?q={}&limit=50&offset=100", word(n)))),
+            format!("q=broad ({}) &limit=50&offset=100", percent(broad_share)),
+            fixed(format!("/messages?q={broad}&limit=50&offset=100")),
         ),
-        ("GET /stats", all_ok(|_| get("/stats"))),
-        ("ingest unique signed messages", all_ok(move |n| post(&message(&format!("new-{n}"), preloaded + n)))),
-        ("ingest duplicates", cycle(duplicates)),
+        (format!("q=medium ({})", percent(rare_share)), fixed(format!("/messages?q={rare}"))),
+        ("q=absent (0%)".into(), fixed(format!("/messages?q={absent}"))),
+        ("q=a new term every request".into(), all_ok(|n| get(&format!("/messages?q={}", unique_term(n))))),
+        (format!("q=medium ({}) &from=…", percent(rare_share)), fixed(format!("/messages?q={rare}&from={one_sender}"))),
+        (
+            format!("q=broad ({}) &since=middle", percent(broad_share)),
+            fixed(format!("/messages?q={broad}&since={middle}")),
+        ),
+        ("GET /stats".into(), all_ok(|_| get("/stats"))),
+        ("ingest unique signed messages".into(), all_ok(move |n| post(&message(&format!("new-{n}"), preloaded + n)))),
+        ("ingest duplicates".into(), cycle(duplicates)),
     ]
 }
 

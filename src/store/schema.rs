@@ -11,7 +11,7 @@ use crate::message::Timestamp;
 use crate::query::fold_case;
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 5;
+pub const LATEST: u32 = 6;
 
 pub async fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // IMMEDIATE: two processes starting on one file cannot both migrate.
@@ -40,6 +40,7 @@ async fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
             2 => v3_aggregates_and_text_index(conn).await?,
             3 => v4_write_probe(conn).await?,
             4 => v5_message_type(conn).await?,
+            5 => v6_removal_count(conn).await?,
             _ => unreachable!("versions above LATEST were refused"),
         }
         version += 1;
@@ -163,6 +164,25 @@ async fn v5_message_type(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Counts rows ever deleted (messages are append-only, but another program may delete some): a search total
+/// remembered at a watermark stays exact only while no row at or below it has gone ([`super::search_counts`]).
+async fn v6_removal_count(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "ALTER TABLE totals ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
+         DROP TRIGGER messages_removed;
+         CREATE TRIGGER messages_removed AFTER DELETE ON messages BEGIN
+            UPDATE sender_counts SET count = count - 1 WHERE from_msisdn = OLD.from_msisdn;
+            UPDATE totals SET messages = messages - 1, removed = removed + 1,
+                senders = senders - (SELECT count = 0 FROM sender_counts WHERE from_msisdn = OLD.from_msisdn);
+            DELETE FROM sender_counts WHERE from_msisdn = OLD.from_msisdn AND count = 0;
+            DELETE FROM messages_text WHERE rowid = OLD.rowid;
+            UPDATE text_index_state SET indexed_through = min(indexed_through, OLD.rowid - 1);
+         END;",
+    )
+    .await?;
+    Ok(())
+}
+
 /// Rows written by another implementation may hold timestamps with offsets; those are converted to UTC
 /// so they still sort chronologically. Text that is no timestamp at all keeps itself as its key.
 fn legacy_sort_key(ts: &str) -> String {
@@ -181,7 +201,8 @@ fn legacy_sort_key(ts: &str) -> String {
 pub const CURRENT_SCHEMA: &str = "(SELECT user_version FROM pragma_user_version), \
      (SELECT ts_key IS NULL AND text_folded IS NULL FROM messages LIMIT 1), (SELECT messages FROM totals), \
      (SELECT indexed_through FROM text_index_state), (SELECT checked_at FROM write_probe), \
-     (SELECT coalesce(max(rowid), 0) FROM messages), (SELECT message_type IS NULL FROM messages LIMIT 1)";
+     (SELECT coalesce(max(rowid), 0) FROM messages), (SELECT message_type IS NULL FROM messages LIMIT 1), \
+     (SELECT removed FROM totals)";
 
 /// Fails unless `row`, selected with [`CURRENT_SCHEMA`], shows the current version.
 pub fn check(row: &[Value]) -> Result<(), StoreError> {

@@ -154,6 +154,17 @@ async fn sigkill_under_load_loses_no_acknowledged_message() {
         assert_eq!(again.get("/messages?limit=1").await.1["total"], rows.len());
         let (_, found) = again.get("/messages?q=TEXT%20OF&limit=1").await;
         assert_eq!(found["total"], rows.len(), "every stored text is searchable");
+        // That total is now known through a watermark; rows past it are added to it exactly.
+        for n in 0..3 {
+            let id = format!("after-restart-{round}-{n}");
+            let body = format!(
+                r#"{{"message_id":"{id}","from":"+15550001111","to":"+2","ts":"2025-01-15T10:00:00Z","text":"{}"}}"#,
+                text_of(&id)
+            );
+            assert_eq!(again.deliver(&body).await.0, 200);
+        }
+        let (_, found) = again.get("/messages?q=TEXT%20OF&limit=1&offset=2").await;
+        assert_eq!(found["total"], rows.len() + 3, "round {round}: the total past the counted watermark");
     }
     assert!(acknowledged.len() >= 900);
 }

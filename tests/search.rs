@@ -1,14 +1,18 @@
-//! `q` through the trigram index (3+ characters) and the scan (shorter terms) returns exactly what a plain
-//! case-insensitive substring match returns, on generated texts and terms: Unicode, NUL, quotes, LIKE
-//! wildcards and FTS syntax characters included.
+//! `q` returns exactly what a plain case-insensitive substring match returns, with an exact total, whichever
+//! way it is found: through the trigram index (3+ characters), by reading rows in time order (shorter terms,
+//! and terms known to be common), before its total is known and after, with rows past the watermark that
+//! total was counted through, with rows deleted or written meanwhile. On generated texts and terms: Unicode,
+//! NUL, quotes, LIKE wildcards and FTS syntax characters included.
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, TempDb};
 use webhook_ingest::config::{Database, Server};
-use webhook_ingest::message::Message;
+use webhook_ingest::message::{Message, Timestamp};
 use webhook_ingest::query::{fold_case, ListParams};
 use webhook_ingest::store::Store;
 
@@ -136,6 +140,244 @@ async fn rows_not_yet_in_the_text_index_are_still_found() {
     let page = store.list(&ListParams::parse(Some("q=needle")).unwrap()).await.unwrap();
     let ids: Vec<&str> = page.data.iter().map(|m| m.message_id.as_str()).collect();
     assert_eq!((ids, page.total), (vec!["a", "b", "d"], 3));
+}
+
+/// Messages with a skewed vocabulary, as chat has: one word in 70% of them, one in about 11%, one in a few,
+/// and fragments that are hard to search for. Timestamps are out of insertion order, and pairs share one, so
+/// reading in time order is not reading in rowid order and ties fall to the id.
+struct Corpus {
+    /// Each message: id, sender, ts, text.
+    messages: Vec<(String, String, String, Option<String>)>,
+}
+
+const FRAGMENTS: &[&str] = &[
+    "100% sure",
+    "snake_case",
+    "\"quoted\"",
+    "it's",
+    "NEAR(a b)",
+    "a* OR b",
+    "ÉCOLE",
+    "Straße",
+    "ΣΊΣΥΦΟΣ",
+    "nul\0byte",
+];
+
+impl Corpus {
+    fn message(i: u64) -> (String, String, String, Option<String>) {
+        let mut words = Vec::new();
+        if i % 10 < 7 {
+            words.push("Kaka");
+        }
+        if i % 9 == 0 {
+            words.push("rika");
+        }
+        if i % 97 == 5 {
+            words.push("zoka");
+        }
+        if let Some(fragment) = FRAGMENTS.get((i % 13) as usize) {
+            words.push(fragment);
+        }
+        words.push(["lo", "mi", "ne"][(i % 3) as usize]);
+        let ts = format!("2025-01-15T{:02}:{:02}:00Z", 10 + (i * 7919 % 600) / 60 % 10, (i * 7919 % 600) % 60);
+        let text = (i % 31 != 0).then(|| words.join(" "));
+        (format!("m{i:04}"), format!("+155500000{}", i % 3), ts, text)
+    }
+
+    /// Stores messages `range` through `store`, each acknowledged before the next.
+    async fn add(&mut self, store: &Store, range: std::ops::Range<u64>) {
+        for i in range {
+            let (id, from, ts, text) = Corpus::message(i);
+            let body = serde_json::json!({ "message_id": id, "from": from, "to": "+2", "ts": ts, "text": text });
+            store.insert(Message::parse(body.to_string().as_bytes()).unwrap()).await.unwrap();
+            self.messages.push((id, from, ts, text));
+        }
+    }
+
+    /// The ids a plain match of `params` returns in order, and how many there are.
+    fn expected(&self, params: &ListParams) -> (Vec<String>, u64) {
+        let mut matches: Vec<&(String, String, String, Option<String>)> = self
+            .messages
+            .iter()
+            .filter(|(_, from, ts, text)| {
+                params.from.as_ref().is_none_or(|f| f == from)
+                    && params
+                        .since
+                        .as_ref()
+                        .is_none_or(|since| Timestamp::parse(ts).unwrap().sort_key() >= since.sort_key())
+                    && params.q.as_ref().is_none_or(|q| text.as_deref().is_some_and(|t| fold_case(t).contains(q)))
+            })
+            .collect();
+        matches.sort_by(|a, b| (&a.2, &a.0).cmp(&(&b.2, &b.0)));
+        let page = matches.iter().skip(params.offset as usize).take(params.limit as usize);
+        (page.map(|m| m.0.clone()).collect(), matches.len() as u64)
+    }
+
+    /// Lists `query` and compares page and total with [`Corpus::expected`].
+    async fn check(&self, store: &Store, query: &str) {
+        let params = ListParams::parse(Some(query)).unwrap();
+        let page = store.list(&params).await.unwrap();
+        let got: Vec<String> = page.data.iter().map(|m| m.message_id.clone()).collect();
+        assert_eq!((got, page.total), self.expected(&params), "{query}");
+    }
+}
+
+/// Every term and page to ask: broad, medium, rare and absent terms, short ones, folding and syntax, each
+/// plain, deep in the results, past their end, and with `since` or `from`.
+fn listings() -> Vec<String> {
+    let terms = [
+        "kaka",
+        "KAKA",
+        "rika",
+        "zoka",
+        "zzyzx",
+        "ka",
+        "k",
+        "%",
+        "_case",
+        "\"quoted\"",
+        "it's",
+        "near(",
+        "a*",
+        "école",
+        "STRASSE",
+        "straße",
+        "σίσυφος",
+        "nul\0",
+        "\0",
+        "lo",
+    ];
+    let pages = ["", "&limit=50&offset=100", "&limit=7&offset=3", "&offset=10000", "&since=2025-01-15T14:00:00Z"];
+    let mut listings = Vec::new();
+    for term in terms {
+        let q: String = form_urlencoded::Serializer::new(String::new()).append_pair("q", term).finish();
+        for page in pages {
+            listings.push(format!("{q}{page}"));
+        }
+        listings.push(format!("{q}&from=%2B1555000001&limit=20&offset=5"));
+    }
+    listings.push("from=%2B1555000002&since=2025-01-15T12:00:00Z".to_owned());
+    listings
+}
+
+/// Each listing three times: before its total is known (counted in full), once known (the broad terms,
+/// in 70% of rows, then read rows in time order; the rest still ask the index), and after more rows came
+/// past the watermark it was counted through. Then each again after the text index has caught up.
+#[tokio::test]
+async fn every_search_plan_equals_a_plain_substring_match_across_watermarks() {
+    let db = TempDb::new();
+    let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
+    let mut corpus = Corpus { messages: Vec::new() };
+    corpus.add(&store, 0..600).await;
+    for _ in 0..2 {
+        for query in listings() {
+            corpus.check(&store, &query).await;
+        }
+    }
+    corpus.add(&store, 600..800).await;
+    for query in listings() {
+        corpus.check(&store, &query).await;
+    }
+    let conn = libsql::Builder::new_local(&db.path).build().await.unwrap().connect().unwrap();
+    let caught_up = || {
+        query_bool(&conn, "SELECT (SELECT indexed_through FROM text_index_state) = (SELECT max(rowid) FROM messages)")
+    };
+    eventually("the text index never caught up", Duration::from_secs(30), Duration::from_millis(20), caught_up).await;
+    for query in listings() {
+        corpus.check(&store, &query).await;
+    }
+}
+
+/// Messages are append-only for this service, but another program may delete some: a total counted before
+/// that is not reused. Deleting the last row lets SQLite give its rowid to the next one, which a count
+/// through that watermark would otherwise never look at.
+#[tokio::test]
+async fn a_deletion_by_another_program_is_counted_in_the_next_total() {
+    let db = TempDb::new();
+    let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
+    let mut corpus = Corpus { messages: Vec::new() };
+    corpus.add(&store, 0..197).await;
+    let query = "q=kaka&limit=10&offset=20";
+    corpus.check(&store, query).await;
+    corpus.check(&store, query).await;
+
+    let conn = libsql::Builder::new_local(&db.path).build().await.unwrap().connect().unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let last = corpus.messages.pop().unwrap();
+    assert!(last.3.as_deref().is_some_and(|t| t.contains("Kaka")), "the last row matches");
+    conn.execute("DELETE FROM messages WHERE message_id IN ('m0001', ?)", [last.0.as_str()]).await.unwrap();
+    corpus.messages.remove(1);
+    corpus.check(&store, query).await;
+
+    // The next row takes the deleted one's rowid, at the old watermark; it does not match.
+    let quiet = r#"{"message_id":"quiet","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z","text":"nothing"}"#;
+    store.insert(Message::parse(quiet.as_bytes()).unwrap()).await.unwrap();
+    corpus.messages.push(("quiet".into(), "+1".into(), "2025-01-15T10:00:00Z".into(), Some("nothing".into())));
+    corpus.check(&store, query).await;
+}
+
+/// A store opened again (as after a restart or a crash) counts afresh, then adds rows past its watermark.
+#[tokio::test]
+async fn totals_stay_exact_when_the_store_is_opened_again() {
+    let db = TempDb::new();
+    let mut corpus = Corpus { messages: Vec::new() };
+    {
+        let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
+        corpus.add(&store, 0..150).await;
+        corpus.check(&store, "q=kaka&offset=30").await;
+    }
+    let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
+    corpus.check(&store, "q=kaka&offset=30").await;
+    corpus.add(&store, 150..220).await;
+    corpus.check(&store, "q=kaka&offset=30").await;
+    corpus.check(&store, "q=rika&offset=3").await;
+}
+
+/// Searches while rows are written: each answer counts every row acknowledged before it was asked and none
+/// that was not yet written, and its page holds as many rows as that total leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totals_stay_exact_while_rows_are_written() {
+    let db = TempDb::new();
+    let store = Arc::new(Store::open(&Database::Local(db.path.clone())).await.unwrap());
+    let mut corpus = Corpus { messages: Vec::new() };
+    corpus.add(&store, 0..300).await;
+    let matching = |corpus: &Corpus| corpus.expected(&ListParams::parse(Some("q=kaka")).unwrap()).1;
+    let before = matching(&corpus);
+
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (store, acknowledged) = (store.clone(), acknowledged.clone());
+        tokio::spawn(async move {
+            for n in 0..300 {
+                let body = format!(
+                    r#"{{"message_id":"new{n}","from":"+1","to":"+2","ts":"2025-01-15T1{}:30:00Z","text":"KAKA {n}"}}"#,
+                    n % 10
+                );
+                store.insert(Message::parse(body.as_bytes()).unwrap()).await.unwrap();
+                acknowledged.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let params = ListParams::parse(Some("q=kaka&limit=50&offset=200")).unwrap();
+    let mut searches = 0;
+    while !writer.is_finished() {
+        let floor = acknowledged.load(Ordering::SeqCst);
+        let page = store.list(&params).await.unwrap();
+        let ceiling = acknowledged.load(Ordering::SeqCst) + 1;
+        assert!(
+            (before + floor..=before + ceiling).contains(&page.total),
+            "total {} outside {}..={}",
+            page.total,
+            before + floor,
+            before + ceiling
+        );
+        assert_eq!(page.data.len() as u64, page.total.saturating_sub(200).min(50));
+        searches += 1;
+    }
+    writer.await.unwrap();
+    assert!(searches > 10, "only {searches} searches ran while rows were written");
+    let page = store.list(&params).await.unwrap();
+    assert_eq!(page.total, before + 300);
 }
 
 /// The one boolean a query selects.

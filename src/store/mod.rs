@@ -19,6 +19,7 @@ mod read;
 mod replica;
 mod rows;
 mod schema;
+mod search_counts;
 mod search_index;
 #[cfg(feature = "remote")]
 mod server;
@@ -35,6 +36,7 @@ use crate::config::Database;
 use crate::message::Message;
 use crate::query::ListParams;
 use backend::Backend;
+use search_counts::{Count, Filters, SearchCounts};
 
 pub use lazy::LazyStore;
 
@@ -112,6 +114,8 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Store {
     backend: Backend,
+    /// Totals of counted listings taken so far, so later ones count only newer rows.
+    counts: SearchCounts,
 }
 
 impl Store {
@@ -135,7 +139,7 @@ impl Store {
                 return Err(StoreError::Open("this build has no libSQL server support".into()));
             }
         };
-        Ok(Store { backend })
+        Ok(Store { backend, counts: SearchCounts::default() })
     }
 
     /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
@@ -152,7 +156,28 @@ impl Store {
 
     /// One page of messages matching `params`, chronological then by id, and the count of all matches.
     pub async fn list(&self, params: &ListParams) -> Result<Page, StoreError> {
-        self.bounded(async { read::page(self.backend.list(&read::list(params)).await?) }).await
+        self.bounded(async {
+            let filters = Filters::of(params);
+            let known = self.counts.get(&filters);
+            let (mut page, mut counted) = self.list_with(params, known).await?;
+            if let (Some(known), Some(now)) = (known, counted) {
+                if known.removed != now.removed {
+                    // Rows were deleted since that count was taken, so it no longer holds: count from scratch.
+                    self.counts.forget_all();
+                    (page, counted) = self.list_with(params, None).await?;
+                }
+            }
+            if let Some(counted) = counted {
+                self.counts.remember(filters, counted);
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    /// One listing, given what is `known` of its total, and the count it took if it counted.
+    async fn list_with(&self, params: &ListParams, known: Option<Count>) -> Result<(Page, Option<Count>), StoreError> {
+        read::page(self.backend.list(&read::list(params, known)).await?)
     }
 
     /// Everything `/stats` says, from the aggregates the insert trigger keeps (no scan of messages).

@@ -6,6 +6,7 @@
 use libsql::Value;
 
 use super::rows::{self, Table};
+use super::search_counts::Count;
 use super::{search_index, Page, SenderCount, Stats, StoreError};
 use crate::query::ListParams;
 
@@ -17,8 +18,10 @@ pub struct Query {
 
 /// A listing's filters as SQL.
 struct ListQuery {
-    /// ` WHERE …`, or empty.
+    /// ` WHERE …` with the conditions that decide which rows match, or empty.
     filter: String,
+    /// ` AND …` narrowing a search to the text index's candidates, when the planner asks the index.
+    candidates: String,
     args: Vec<Value>,
 }
 
@@ -26,14 +29,20 @@ struct ListQuery {
 enum Total {
     /// Without filters, or by sender alone: from the aggregates the insert trigger keeps.
     Aggregate(&'static str),
-    /// Otherwise every match is counted in the page's own pass (a window over the whole result), and a page
-    /// past the end, which has no row to carry that count, counts in a subquery that runs only then.
+    /// Every match is counted in the page's own pass (a window over the whole result), and a page past the
+    /// end, which has no row to carry that count, counts in a subquery that runs only then.
     Counted,
+    /// Counted before through a watermark ([`search_counts`]): only the rows past it are counted.
+    Known(Count),
 }
 
+/// The columns that lead every row of a listing: the total, then for a counted one the watermark it was
+/// counted through and the deletions so far, which become the next [`Count`].
+const COUNTED_THROUGH: &str = "(SELECT coalesce(max(rowid), 0) FROM messages), (SELECT removed FROM totals)";
+
 impl ListQuery {
-    fn new(params: &ListParams) -> ListQuery {
-        let mut query = ListQuery { filter: String::new(), args: Vec::new() };
+    fn new(params: &ListParams, known: Option<&Count>) -> ListQuery {
+        let mut query = ListQuery { filter: String::new(), candidates: String::new(), args: Vec::new() };
         if let Some(from) = &params.from {
             query.and("from_msisdn = ?", from.clone().into());
         }
@@ -41,8 +50,10 @@ impl ListQuery {
             query.and("ts_key >= ?", since.sort_key().to_owned().into());
         }
         if let Some(q) = &params.q {
-            if let Some((clause, arg)) = search_index::candidates(q) {
-                query.and(clause, arg);
+            let wanted = params.offset.saturating_add(u64::from(params.limit));
+            if let Some((clause, arg)) = search_index::candidates(q, known, wanted) {
+                query.args.push(arg);
+                query.candidates = format!(" AND {}", numbered(clause, query.args.len()));
             }
             // instr() decides, comparing literally: %, _ and quotes are plain characters.
             query.and("instr(text_folded, ?) > 0", q.clone().into());
@@ -54,28 +65,46 @@ impl ListQuery {
     fn and(&mut self, clause: &str, arg: Value) {
         self.filter.push_str(if self.filter.is_empty() { " WHERE " } else { " AND " });
         self.args.push(arg);
-        self.filter.push_str(&clause.replacen('?', &format!("?{}", self.args.len()), 1));
+        self.filter.push_str(&numbered(clause, self.args.len()));
     }
 
     /// The statements of a listing: its page, chronological then by id, each row led by the total, and the
     /// total alone, for a page past the end.
-    fn into_queries(self, params: &ListParams) -> Listing {
-        let total = match (&params.from, &params.since, &params.q) {
-            (None, None, None) => Total::Aggregate("(SELECT messages FROM totals)"),
+    fn into_queries(mut self, params: &ListParams, known: Option<Count>) -> Listing {
+        let total = match (&params.from, &params.since, &params.q, known) {
+            (None, None, None, _) => Total::Aggregate("(SELECT messages FROM totals)"),
             // `from` is the only filter, so it is ?1.
-            (Some(_), None, None) => {
+            (Some(_), None, None, _) => {
                 Total::Aggregate("coalesce((SELECT count FROM sender_counts WHERE from_msisdn = ?1), 0)")
             }
+            (.., Some(count)) => Total::Known(count),
             _ => Total::Counted,
         };
-        let filter = &self.filter;
+        let (filter, candidates) = (&self.filter, &self.candidates);
         let (in_page, past_end) = match total {
-            Total::Aggregate(total) => (total.to_owned(), total.to_owned()),
-            Total::Counted => ("count(*) OVER ()".to_owned(), format!("(SELECT count(*) FROM messages{filter})")),
+            Total::Aggregate(total) => (format!("{total}, NULL, NULL"), format!("{total}, NULL, NULL")),
+            Total::Counted => (
+                format!("count(*) OVER (), {COUNTED_THROUGH}"),
+                format!("(SELECT count(*) FROM messages{filter}{candidates}), {COUNTED_THROUGH}"),
+            ),
+            Total::Known(count) => {
+                self.args.push(i64::try_from(count.matches).unwrap_or(i64::MAX).into());
+                self.args.push(count.through.into());
+                let (matches, through) = (self.args.len() - 1, self.args.len());
+                let after = if filter.is_empty() { " WHERE" } else { " AND" };
+                let total = format!(
+                    "?{matches} + (SELECT count(*) FROM messages{filter}{after} rowid > ?{through}), {COUNTED_THROUGH}"
+                );
+                (total.clone(), total)
+            }
         };
+        // Asking the index yields candidates in rowid order: sort them (`+` keeps SQLite from walking the
+        // time index instead and testing each row against the candidates, which reads every row for a
+        // rare term). Without candidates, walking the time index finds the page's rows first.
+        let order = if candidates.is_empty() { "ts_key, message_id" } else { "+ts_key, +message_id" };
         let (limit, offset) = (self.args.len() + 1, self.args.len() + 2);
         let page = format!(
-            "SELECT {in_page}, {} FROM messages{filter} ORDER BY ts_key, message_id LIMIT ?{limit} OFFSET ?{offset}",
+            "SELECT {in_page}, {} FROM messages{filter}{candidates} ORDER BY {order} LIMIT ?{limit} OFFSET ?{offset}",
             rows::MESSAGE_COLUMNS
         );
         let only_total = format!("SELECT {past_end}, NULL, NULL, NULL, NULL, NULL");
@@ -85,6 +114,11 @@ impl ListQuery {
         args.push(i64::try_from(params.offset).unwrap_or(i64::MAX).into());
         Listing { page: Query { sql: page, args }, total }
     }
+}
+
+/// `clause` with its one `?` numbered `n`.
+fn numbered(clause: &str, n: usize) -> String {
+    clause.replacen('?', &format!("?{n}"), 1)
 }
 
 /// The statements of one listing. A back end runs [`Listing::combined`] where a statement costs a round
@@ -108,22 +142,26 @@ impl Listing {
     }
 }
 
-/// The statements that list the page `params` asks for.
-pub fn list(params: &ListParams) -> Listing {
-    ListQuery::new(params).into_queries(params)
+/// The statements that list the page `params` asks for; `known`, a count taken earlier of the same filters.
+pub fn list(params: &ListParams, known: Option<Count>) -> Listing {
+    ListQuery::new(params, known.as_ref()).into_queries(params, known)
 }
 
-/// The page and total in the rows of a [`Listing`]'s statements.
-pub fn page(mut rows: Table) -> Result<Page, StoreError> {
-    let mut total = 0;
+/// The page and total in the rows of a [`Listing`]'s statements, and for a counted listing the count it
+/// took.
+pub fn page(mut rows: Table) -> Result<(Page, Option<Count>), StoreError> {
+    let (mut total, mut counted) = (0, None);
     let mut data = Vec::new();
     for row in rows.rows_mut() {
         total = rows::count(row, 0)?;
         if !rows::is_null(row, 1)? {
-            data.push(rows::stored_message(row, 1)?);
+            counted = Some(Count { through: rows::integer(row, 1)?, matches: total, removed: rows::count(row, 2)? });
+        }
+        if !rows::is_null(row, 3)? {
+            data.push(rows::stored_message(row, 3)?);
         }
     }
-    Ok(Page { data, total })
+    Ok((Page { data, total }, counted))
 }
 
 /// The statement that reads everything `/stats` says, from the aggregates the insert trigger keeps (no scan

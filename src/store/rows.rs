@@ -89,9 +89,14 @@ pub fn text(row: &mut [Value], idx: usize) -> Result<String, StoreError> {
 
 /// A count or other non-negative integer column.
 pub fn count(row: &[Value], idx: usize) -> Result<u64, StoreError> {
+    u64::try_from(integer(row, idx)?).map_err(|_| StoreError::Unexpected("a count is negative"))
+}
+
+/// An integer column.
+pub fn integer(row: &[Value], idx: usize) -> Result<i64, StoreError> {
     match column(row, idx)? {
-        Value::Integer(n) => u64::try_from(*n).map_err(|_| StoreError::Unexpected("a count is negative")),
-        _ => Err(StoreError::Unexpected("a count column holds another type")),
+        Value::Integer(n) => Ok(*n),
+        _ => Err(StoreError::Unexpected("an integer column holds another type")),
     }
 }
 

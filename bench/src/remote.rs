@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::client::{all_ok, drive, get, post, Until};
-use crate::data::message;
+use crate::data::{message, unique_term};
 use crate::server::Server;
 
 /// Requests per endpoint, one at a time, so each one's trips and latency are its own.
@@ -38,19 +38,20 @@ pub async fn run(binary: &Path, cpu: &str, url: &str, delay_ms: u64, preload: u6
     proxy.take();
     println!("| request                                      | round trips | p50 ms | p99 ms | errors |");
     println!("|----------------------------------------------|------------:|-------:|-------:|-------:|");
-    let endpoints: [(&str, crate::client::Load); 8] = [
+    let terms = crate::data::Terms::measure(preload.min(1000));
+    let (broad, rare, absent) = (terms.broad.0, terms.one_percent.0, terms.absent);
+    let fixed = |path: String| all_ok(move |_| get(&path));
+    let endpoints: [(&str, crate::client::Load); 12] = [
         ("POST /webhook (created)", all_ok(move |n| post(&message(&format!("remote-{run}-new-{n}"), n)))),
         ("POST /webhook (duplicate)", all_ok(move |n| post(&message(&format!("remote-{run}-new-{n}"), n)))),
         ("GET /messages?limit=50", all_ok(|_| get("/messages?limit=50"))),
         ("GET /messages?from=…&limit=20", all_ok(|n| get(&format!("/messages?from=%2B1555{:07}&limit=20", n % 1000)))),
-        (
-            "GET /messages?q=word&limit=50&offset=100",
-            all_ok(|n| get(&format!("/messages?q={}&limit=50&offset=100", crate::data::word(n)))),
-        ),
-        (
-            "GET /messages?q=word&offset past the end",
-            all_ok(|n| get(&format!("/messages?q={}&offset=100000", crate::data::word(n)))),
-        ),
+        ("GET /messages?q=broad&limit=50&offset=100", fixed(format!("/messages?q={broad}&limit=50&offset=100"))),
+        ("GET /messages?q=broad&since=…", fixed(format!("/messages?q={broad}&since=2025-01-01T00%3A05%3A00Z"))),
+        ("GET /messages?q=medium", fixed(format!("/messages?q={rare}"))),
+        ("GET /messages?q=absent", fixed(format!("/messages?q={absent}"))),
+        ("GET /messages?q=a new term every request", all_ok(|n| get(&format!("/messages?q={}", unique_term(n))))),
+        ("GET /messages?q=medium&offset past the end", fixed(format!("/messages?q={rare}&offset=100000"))),
         ("GET /stats", all_ok(|_| get("/stats"))),
         ("GET /health/ready", all_ok(|_| get("/health/ready"))),
     ];

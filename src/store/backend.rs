@@ -79,6 +79,18 @@ impl Backend {
         }
     }
 
+    /// Whether reads run on a local file (a file's, or a replica's copy): a statement there costs no round
+    /// trip.
+    pub fn reads_locally(&self) -> bool {
+        match self {
+            Backend::File(_) => true,
+            #[cfg(feature = "remote")]
+            Backend::Replica(_) => true,
+            #[cfg(feature = "remote")]
+            Backend::Server(_) => false,
+        }
+    }
+
     /// False once a file's writer stopped for good (its file was replaced); the store is then reopened.
     pub fn is_serving(&self) -> bool {
         match self {

@@ -21,6 +21,7 @@ mod rows;
 mod schema;
 mod search_counts;
 mod search_index;
+mod search_plan;
 #[cfg(feature = "remote")]
 mod server;
 mod session;
@@ -37,6 +38,7 @@ use crate::message::Message;
 use crate::query::ListParams;
 use backend::Backend;
 use search_counts::{Count, Filters, SearchCounts};
+use search_plan::TrigramFrequencies;
 
 pub use lazy::LazyStore;
 
@@ -116,6 +118,8 @@ pub struct Store {
     backend: Backend,
     /// Totals of counted listings taken so far, so later ones count only newer rows.
     counts: SearchCounts,
+    /// How common each trigram searched for is, so a search asks the index for the rarest ones.
+    frequencies: TrigramFrequencies,
 }
 
 impl Store {
@@ -139,7 +143,7 @@ impl Store {
                 return Err(StoreError::Open("this build has no libSQL server support".into()));
             }
         };
-        Ok(Store { backend, counts: SearchCounts::default() })
+        Ok(Store { backend, counts: SearchCounts::default(), frequencies: TrigramFrequencies::default() })
     }
 
     /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
@@ -157,6 +161,9 @@ impl Store {
     /// One page of messages matching `params`, chronological then by id, and the count of all matches.
     pub async fn list(&self, params: &ListParams) -> Result<Page, StoreError> {
         self.bounded(async {
+            if let Some(q) = params.q.as_deref() {
+                self.learn_frequencies(q).await?;
+            }
             let filters = Filters::of(params);
             let known = self.counts.get(&filters);
             let (mut page, mut counted) = self.list_with(params, known).await?;
@@ -177,7 +184,18 @@ impl Store {
 
     /// One listing, given what is `known` of its total, and the count it took if it counted.
     async fn list_with(&self, params: &ListParams, known: Option<Count>) -> Result<(Page, Option<Count>), StoreError> {
-        read::page(self.backend.list(&read::list(params, known)).await?)
+        read::page(self.backend.list(&read::list(params, known, &self.frequencies)).await?)
+    }
+
+    /// Learns how common the trigrams of `q` not seen before are, where a statement costs no round trip (on
+    /// a server the search asks the index for every trigram instead).
+    async fn learn_frequencies(&self, q: &str) -> Result<(), StoreError> {
+        let unknown = self.frequencies.unknown(q);
+        if unknown.is_empty() || !self.backend.reads_locally() {
+            return Ok(());
+        }
+        let rows = self.backend.fetch(&search_plan::frequencies_query(&unknown)).await?;
+        self.frequencies.learn(&unknown, rows)
     }
 
     /// Everything `/stats` says, from the aggregates the insert trigger keeps (no scan of messages).

@@ -7,7 +7,8 @@ use libsql::Value;
 
 use super::rows::{self, Table};
 use super::search_counts::Count;
-use super::{search_index, Page, SenderCount, Stats, StoreError};
+use super::search_plan::{self, TrigramFrequencies};
+use super::{Page, SenderCount, Stats, StoreError};
 use crate::query::ListParams;
 
 /// One statement and its arguments (numbered: `?1` is `args[0]`).
@@ -36,12 +37,16 @@ enum Total {
     Known(Count),
 }
 
-/// The columns that lead every row of a listing: the total, then for a counted one the watermark it was
-/// counted through and the deletions so far, which become the next [`Count`].
+/// After the total, every row of a counted listing carries the watermark it was counted through and the
+/// deletions so far, which with the total become the next [`Count`],
 const COUNTED_THROUGH: &str = "(SELECT coalesce(max(rowid), 0) FROM messages), (SELECT removed FROM totals)";
+/// and, when it is filtered to a sender (`from` is ?1), that sender's rows.
+const SENDER_ROWS: &str = "(SELECT count FROM sender_counts WHERE from_msisdn = ?1)";
+/// What the other listings carry in those three columns.
+const NOT_COUNTED: &str = "NULL, NULL, NULL";
 
 impl ListQuery {
-    fn new(params: &ListParams, known: Option<&Count>) -> ListQuery {
+    fn new(params: &ListParams, known: Option<&Count>, frequencies: &TrigramFrequencies) -> ListQuery {
         let mut query = ListQuery { filter: String::new(), candidates: String::new(), args: Vec::new() };
         if let Some(from) = &params.from {
             query.and("from_msisdn = ?", from.clone().into());
@@ -51,7 +56,7 @@ impl ListQuery {
         }
         if let Some(q) = &params.q {
             let wanted = params.offset.saturating_add(u64::from(params.limit));
-            if let Some((clause, arg)) = search_index::candidates(q, known, wanted) {
+            if let Some((clause, arg)) = search_plan::candidates(q, known, wanted, frequencies) {
                 query.args.push(arg);
                 query.candidates = format!(" AND {}", numbered(clause, query.args.len()));
             }
@@ -81,11 +86,12 @@ impl ListQuery {
             _ => Total::Counted,
         };
         let (filter, candidates) = (&self.filter, &self.candidates);
+        let scope = if params.from.is_some() { SENDER_ROWS } else { "NULL" };
         let (in_page, past_end) = match total {
-            Total::Aggregate(total) => (format!("{total}, NULL, NULL"), format!("{total}, NULL, NULL")),
+            Total::Aggregate(total) => (format!("{total}, {NOT_COUNTED}"), format!("{total}, {NOT_COUNTED}")),
             Total::Counted => (
-                format!("count(*) OVER (), {COUNTED_THROUGH}"),
-                format!("(SELECT count(*) FROM messages{filter}{candidates}), {COUNTED_THROUGH}"),
+                format!("count(*) OVER (), {COUNTED_THROUGH}, {scope}"),
+                format!("(SELECT count(*) FROM messages{filter}{candidates}), {COUNTED_THROUGH}, {scope}"),
             ),
             Total::Known(count) => {
                 self.args.push(i64::try_from(count.matches).unwrap_or(i64::MAX).into());
@@ -93,7 +99,8 @@ impl ListQuery {
                 let (matches, through) = (self.args.len() - 1, self.args.len());
                 let after = if filter.is_empty() { " WHERE" } else { " AND" };
                 let total = format!(
-                    "?{matches} + (SELECT count(*) FROM messages{filter}{after} rowid > ?{through}), {COUNTED_THROUGH}"
+                    "?{matches} + (SELECT count(*) FROM messages{filter}{after} rowid > ?{through}), \
+                     {COUNTED_THROUGH}, {scope}"
                 );
                 (total.clone(), total)
             }
@@ -142,9 +149,10 @@ impl Listing {
     }
 }
 
-/// The statements that list the page `params` asks for; `known`, a count taken earlier of the same filters.
-pub fn list(params: &ListParams, known: Option<Count>) -> Listing {
-    ListQuery::new(params, known.as_ref()).into_queries(params, known)
+/// The statements that list the page `params` asks for; `known`, a count taken earlier of the same filters,
+/// and `frequencies`, what is known of the index, choose how a search finds it.
+pub fn list(params: &ListParams, known: Option<Count>, frequencies: &TrigramFrequencies) -> Listing {
+    ListQuery::new(params, known.as_ref(), frequencies).into_queries(params, known)
 }
 
 /// The page and total in the rows of a [`Listing`]'s statements, and for a counted listing the count it
@@ -155,10 +163,12 @@ pub fn page(mut rows: Table) -> Result<(Page, Option<Count>), StoreError> {
     for row in rows.rows_mut() {
         total = rows::count(row, 0)?;
         if !rows::is_null(row, 1)? {
-            counted = Some(Count { through: rows::integer(row, 1)?, matches: total, removed: rows::count(row, 2)? });
+            let scope = if rows::is_null(row, 3)? { None } else { Some(rows::count(row, 3)?) };
+            let (through, removed) = (rows::integer(row, 1)?, rows::count(row, 2)?);
+            counted = Some(Count { through, matches: total, removed, scope });
         }
-        if !rows::is_null(row, 3)? {
-            data.push(rows::stored_message(row, 3)?);
+        if !rows::is_null(row, 4)? {
+            data.push(rows::stored_message(row, 4)?);
         }
     }
     Ok((Page { data, total }, counted))

@@ -24,6 +24,12 @@ impl Table {
         Table { columns, values: rows.into_iter().flatten().collect() }
     }
 
+    /// Rows of `columns` values each, in one vector.
+    #[cfg(test)]
+    pub fn from_values(columns: usize, values: Vec<Value>) -> Table {
+        Table { columns, values }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }

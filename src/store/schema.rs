@@ -11,7 +11,7 @@ use crate::message::Timestamp;
 use crate::query::fold_case;
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 6;
+pub const LATEST: u32 = 7;
 
 pub async fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // IMMEDIATE: two processes starting on one file cannot both migrate.
@@ -41,6 +41,7 @@ async fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
             3 => v4_write_probe(conn).await?,
             4 => v5_message_type(conn).await?,
             5 => v6_removal_count(conn).await?,
+            6 => v7_trigram_frequencies(conn).await?,
             _ => unreachable!("versions above LATEST were refused"),
         }
         version += 1;
@@ -183,6 +184,13 @@ async fn v6_removal_count(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How many indexed rows hold each trigram, read by the search planner ([`super::search_plan`]) to ask the
+/// index for a term's rarest trigrams only. A view of the index itself: nothing to keep up to date.
+async fn v7_trigram_frequencies(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute("CREATE VIRTUAL TABLE messages_text_vocab USING fts5vocab(messages_text, 'row')", ()).await?;
+    Ok(())
+}
+
 /// Rows written by another implementation may hold timestamps with offsets; those are converted to UTC
 /// so they still sort chronologically. Text that is no timestamp at all keeps itself as its key.
 fn legacy_sort_key(ts: &str) -> String {
@@ -202,7 +210,7 @@ pub const CURRENT_SCHEMA: &str = "(SELECT user_version FROM pragma_user_version)
      (SELECT ts_key IS NULL AND text_folded IS NULL FROM messages LIMIT 1), (SELECT messages FROM totals), \
      (SELECT indexed_through FROM text_index_state), (SELECT checked_at FROM write_probe), \
      (SELECT coalesce(max(rowid), 0) FROM messages), (SELECT message_type IS NULL FROM messages LIMIT 1), \
-     (SELECT removed FROM totals)";
+     (SELECT removed FROM totals), (SELECT count(*) FROM messages_text_vocab WHERE term = '')";
 
 /// Fails unless `row`, selected with [`CURRENT_SCHEMA`], shows the current version.
 pub fn check(row: &[Value]) -> Result<(), StoreError> {

@@ -7,7 +7,7 @@
 //! schema counts deletions (`totals.removed`), and a count taken before one is dropped and taken again.
 //!
 //! The counts live in this process: nothing to keep consistent between instances, since rows any instance
-//! adds land past every watermark. They also tell the planner ([`super::search_index`]) how common a term
+//! adds land past every watermark. They also tell the planner ([`super::search_plan`]) how common a term
 //! is, before it chooses how to find a page.
 
 use std::collections::HashMap;
@@ -28,6 +28,9 @@ pub struct Count {
     pub matches: u64,
     /// Rows ever deleted (`totals.removed`) when counted.
     pub removed: u64,
+    /// Rows of the sender the listing is filtered to, when it is: how many a search reading in order reads
+    /// at most.
+    pub scope: Option<u64>,
 }
 
 /// What a count is of: the filters of a listing, without its page.
@@ -97,7 +100,7 @@ mod tests {
     }
 
     fn count(through: i64, matches: u64) -> Count {
-        Count { through, matches, removed: 0 }
+        Count { through, matches, removed: 0, scope: None }
     }
 
     #[test]

@@ -1,0 +1,217 @@
+//! How a search finds its page: by asking the trigram index ([`super::search_index`]) for candidates, or by
+//! reading rows in the listing's own order and testing each; and, when it asks, which trigrams it asks for.
+//!
+//! Either way `instr` on the folded text decides, so the plan changes the cost of a search, never its
+//! answer. The choice rests on what earlier searches learned: how many rows match the filters
+//! ([`super::search_counts`]) and how many indexed rows hold each trigram ([`TrigramFrequencies`]).
+//!
+//! - Reading in order costs about `wanted × rows / matches` rows (the page's rows come after that many, if
+//!   matches are spread over time), and never more than the rows in scope: a common term's first pages are
+//!   near the start, and a sender's own rows are few.
+//! - Asking the index costs a lookup and a sort for every candidate it proposes, and reading the lists of
+//!   the trigrams asked for. Rows hold all of a term's trigrams only if they hold its rarest ones, so only the
+//!   few rarest are asked for: a common trigram's list is long and narrows the candidates little.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use libsql::Value;
+
+use super::read::Query;
+use super::rows::{self, Table};
+use super::search_counts::Count;
+use super::StoreError;
+
+/// How much more a candidate from the index costs than a row read in the listing's order (a lookup by
+/// rowid, then a sort, against the next row of an index walk), as measured on the bench data.
+const CANDIDATE_COST: u64 = 8;
+/// Trigrams asked for at most: the rarest ones. More would read longer lists than they save in candidates.
+const TRIGRAMS_ASKED: usize = 3;
+/// Trigram frequencies remembered at most; past this, new ones are not learned (and their terms ask the
+/// index for every trigram, as before anything was learned).
+const FREQUENCIES_KEPT: usize = 100_000;
+
+/// The condition that narrows a search for the folded term `q` to the index's candidates, and its argument;
+/// none when reading rows in the listing's order is cheaper, or the only way (terms under three characters
+/// have no trigram). A listing never counted asks the index, which bounds the work by the term's rows. Rows
+/// past the index's watermark are not in it yet and are always candidates.
+pub fn candidates(
+    q: &str,
+    known: Option<&Count>,
+    wanted: u64,
+    frequencies: &TrigramFrequencies,
+) -> Option<(&'static str, Value)> {
+    let trigrams = frequencies.rarest(&trigrams(q));
+    if trigrams.is_empty() {
+        return None;
+    }
+    if let Some(count) = known {
+        // Candidates hold the rarest trigram asked for, and every match is one.
+        let proposed = trigrams.iter().filter_map(|(_, rows)| *rows).min().unwrap_or(0).max(count.matches);
+        if rows_to_read(count, wanted) < proposed.saturating_mul(CANDIDATE_COST) {
+            return None;
+        }
+    }
+    let asked: Vec<String> = trigrams.into_iter().map(|(trigram, _)| quoted(&trigram)).collect();
+    Some((
+        "(rowid > (SELECT indexed_through FROM text_index_state) \
+         OR rowid IN (SELECT rowid FROM messages_text WHERE messages_text MATCH ?))",
+        Value::from(asked.join(" AND ")),
+    ))
+}
+
+/// Rows read in the listing's order before `wanted` matches have come, if matches are spread evenly: at
+/// most all the rows in scope. With no match every row in scope is read.
+fn rows_to_read(count: &Count, wanted: u64) -> u64 {
+    let scope = count.scope.unwrap_or_else(|| u64::try_from(count.through).unwrap_or(0));
+    (wanted.saturating_mul(scope) / count.matches.max(1)).min(scope)
+}
+
+/// The distinct trigrams of `q` as the index holds text (NUL as a space).
+pub fn trigrams(q: &str) -> Vec<String> {
+    let chars: Vec<char> = q.chars().map(|c| if c == '\0' { ' ' } else { c }).collect();
+    let mut trigrams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+    trigrams.sort_unstable();
+    trigrams.dedup();
+    trigrams
+}
+
+/// A trigram as an FTS5 string: quoted, so its characters are text and never query syntax.
+fn quoted(trigram: &str) -> String {
+    format!("\"{}\"", trigram.replace('"', "\"\""))
+}
+
+/// How many indexed rows hold each trigram, for the trigrams searches have asked about. Estimates: rows keep
+/// arriving after a frequency is learned. That is enough to tell a rare trigram from a common one, and an
+/// estimate only ever chooses which trigrams narrow a search, never what matches.
+#[derive(Default)]
+pub struct TrigramFrequencies {
+    rows: Mutex<HashMap<String, u64>>,
+}
+
+impl TrigramFrequencies {
+    /// The trigrams of `q` whose frequency is not known yet.
+    pub fn unknown(&self, q: &str) -> Vec<String> {
+        let known = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        trigrams(q).into_iter().filter(|t| !known.contains_key(t)).collect()
+    }
+
+    /// `trigrams` with their frequencies, the rarest first, and only the [`TRIGRAMS_ASKED`] rarest when
+    /// every one is known (otherwise all, each with what is known of it).
+    fn rarest(&self, trigrams: &[String]) -> Vec<(String, Option<u64>)> {
+        let known = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut trigrams: Vec<(String, Option<u64>)> =
+            trigrams.iter().map(|t| (t.clone(), known.get(t).copied())).collect();
+        if trigrams.iter().all(|(_, rows)| rows.is_some()) {
+            trigrams.sort_by_key(|(_, rows)| *rows);
+            trigrams.truncate(TRIGRAMS_ASKED);
+        }
+        trigrams
+    }
+
+    /// Learns the frequencies of `asked` from the rows of [`frequencies_query`]; a trigram without a row is
+    /// in no indexed row.
+    pub fn learn(&self, asked: &[String], mut rows: Table) -> Result<(), StoreError> {
+        let mut learned: HashMap<String, u64> = asked.iter().map(|t| (t.clone(), 0)).collect();
+        for row in rows.rows_mut() {
+            let count = rows::count(row, 1)?;
+            learned.insert(rows::text(row, 0)?, count);
+        }
+        let mut known = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() + learned.len() <= FREQUENCIES_KEPT {
+            known.extend(learned);
+        }
+        Ok(())
+    }
+}
+
+/// The statement that reads how many indexed rows hold each of `trigrams`.
+pub fn frequencies_query(trigrams: &[String]) -> Query {
+    let placeholders = vec!["?"; trigrams.len()].join(", ");
+    Query {
+        sql: format!("SELECT CAST(term AS BLOB), doc FROM messages_text_vocab WHERE term IN ({placeholders})"),
+        args: trigrams.iter().map(|t| Value::from(t.clone())).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(through: i64, matches: u64) -> Count {
+        Count { through, matches, removed: 0, scope: None }
+    }
+
+    /// Frequencies for every trigram of `terms`, each `rows`.
+    fn frequencies(learned: &[(&str, u64)]) -> TrigramFrequencies {
+        let frequencies = TrigramFrequencies::default();
+        frequencies.rows.lock().unwrap().extend(learned.iter().map(|(t, rows)| (t.to_string(), *rows)));
+        frequencies
+    }
+
+    fn asked(q: &str, count: Option<&Count>, wanted: u64, frequencies: &TrigramFrequencies) -> Option<String> {
+        candidates(q, count, wanted, frequencies).map(|(_, arg)| match arg {
+            Value::Text(text) => text,
+            other => panic!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn a_listing_never_counted_asks_the_index_for_every_trigram_and_a_short_term_cannot() {
+        let nothing = TrigramFrequencies::default();
+        assert_eq!(asked("kaka", None, 150, &nothing).as_deref(), Some(r#""aka" AND "kak""#));
+        assert_eq!(asked("ka", None, 150, &nothing), None);
+        assert_eq!(asked("ka", Some(&known(100_000, 0)), 150, &nothing), None);
+    }
+
+    #[test]
+    fn a_common_term_reads_in_order_and_a_rare_or_absent_one_asks_the_index() {
+        let nothing = TrigramFrequencies::default();
+        // In 71% of 100,000 rows, the first 150 matches come after ~211 rows.
+        assert_eq!(asked("kaka", Some(&known(100_000, 71_000)), 150, &nothing), None);
+        // In 0.1%, they would come after ~150,000 rows, which is every row; the index proposes ~100.
+        assert!(asked("risu", Some(&known(100_000, 100)), 150, &nothing).is_some());
+        assert!(asked("zzyzx", Some(&known(100_000, 0)), 50, &nothing).is_some());
+        // A page deep enough makes even a common term cheaper through the index.
+        assert!(asked("kaka", Some(&known(100_000, 2_000)), 100_000, &nothing).is_some());
+    }
+
+    #[test]
+    fn a_senders_few_rows_are_read_in_order_when_the_term_is_common_elsewhere() {
+        let common = frequencies(&[("ris", 15_000), ("isu", 12_000)]);
+        let sender = Count { scope: Some(1_000), ..known(1_000_000, 10) };
+        assert_eq!(asked("risu", Some(&sender), 50, &common), None);
+        // The same term in a sender with a long history is found through the index.
+        let busy = Count { scope: Some(900_000), ..known(1_000_000, 10) };
+        assert!(asked("risu", Some(&busy), 50, &common).is_some());
+    }
+
+    #[test]
+    fn only_the_rarest_trigrams_are_asked_for_once_all_are_known() {
+        let learned = frequencies(&[("hux", 40), ("uxe", 900), ("xek", 5_000), ("eka", 400_000)]);
+        assert_eq!(asked("huxeka", None, 50, &learned).as_deref(), Some(r#""hux" AND "uxe" AND "xek""#));
+        // One unknown trigram: every trigram is asked for.
+        assert_eq!(learned.unknown("huxekab"), vec!["kab".to_owned()]);
+        assert_eq!(asked("huxekab", None, 50, &learned).map(|q| q.matches(" AND ").count()), Some(4));
+    }
+
+    #[test]
+    fn trigrams_are_quoted_and_hold_nul_as_a_space() {
+        let nothing = TrigramFrequencies::default();
+        assert_eq!(
+            asked("a\"b\"a\"b", None, 50, &nothing).as_deref(),
+            Some(r#""""a""" AND """b""" AND "a""b" AND "b""a""#)
+        );
+        assert_eq!(asked("n\0b", None, 50, &nothing).as_deref(), Some("\"n b\""));
+    }
+
+    #[test]
+    fn learning_counts_a_trigram_without_a_row_as_in_none() {
+        let frequencies = TrigramFrequencies::default();
+        let asked = vec!["abc".to_owned(), "zzz".to_owned()];
+        let rows = Table::from_values(2, vec![Value::Blob(b"abc".to_vec()), Value::Integer(7)]);
+        frequencies.learn(&asked, rows).unwrap();
+        assert!(frequencies.unknown("abczzz").iter().all(|t| !asked.contains(t)));
+        assert_eq!(frequencies.rarest(&asked), vec![("zzz".to_owned(), Some(0)), ("abc".to_owned(), Some(7))]);
+    }
+}

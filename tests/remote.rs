@@ -375,7 +375,7 @@ async fn instances_starting_at_once_on_an_empty_server_all_become_ready() {
     }
     let conn = common::connect(&common::Target::Server(server)).await;
     let mut rows = conn.query("PRAGMA user_version", ()).await.unwrap();
-    assert_eq!(rows.next().await.unwrap().unwrap().get::<u32>(0).unwrap(), 7);
+    assert_eq!(rows.next().await.unwrap().unwrap().get::<u32>(0).unwrap(), 8);
     assert_eq!(apps[0].get("/stats").await.1["total_messages"], 4);
 }
 

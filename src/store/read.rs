@@ -93,13 +93,14 @@ impl ListQuery {
                 format!("count(*) OVER (), {COUNTED_THROUGH}, {scope}"),
                 format!("(SELECT count(*) FROM messages{filter}{candidates}), {COUNTED_THROUGH}, {scope}"),
             ),
+            // The rows past the watermark, found by rowid: few, where an index over the filters may hold many.
             Total::Known(count) => {
                 self.args.push(i64::try_from(count.matches).unwrap_or(i64::MAX).into());
                 self.args.push(count.through.into());
                 let (matches, through) = (self.args.len() - 1, self.args.len());
                 let after = if filter.is_empty() { " WHERE" } else { " AND" };
                 let total = format!(
-                    "?{matches} + (SELECT count(*) FROM messages{filter}{after} rowid > ?{through}), \
+                    "?{matches} + (SELECT count(*) FROM messages NOT INDEXED{filter}{after} rowid > ?{through}), \
                      {COUNTED_THROUGH}, {scope}"
                 );
                 (total.clone(), total)

@@ -30,9 +30,12 @@ struct ListQuery {
 enum Total {
     /// Without filters, or by sender alone: from the aggregates the insert trigger keeps.
     Aggregate(&'static str),
-    /// Every match is counted in the page's own pass (a window over the whole result), and a page past the
-    /// end, which has no row to carry that count, counts in a subquery that runs only then.
+    /// Every candidate the index proposes is tested in the page's own pass (a window over the whole result),
+    /// and a page past the end, which has no row to carry that count, counts in a subquery that runs only then.
     Counted,
+    /// The page reads rows in order and stops at its end, so every row of the filters is tested in a
+    /// subquery of its own: over the index of the listing's order, which holds the folded text.
+    Scanned,
     /// Counted before through a watermark ([`search_counts`]): only the rows past it are counted.
     Known(Count),
 }
@@ -83,6 +86,7 @@ impl ListQuery {
                 Total::Aggregate("coalesce((SELECT count FROM sender_counts WHERE from_msisdn = ?1), 0)")
             }
             (.., Some(count)) => Total::Known(count),
+            _ if self.candidates.is_empty() => Total::Scanned,
             _ => Total::Counted,
         };
         let (filter, candidates) = (&self.filter, &self.candidates);
@@ -93,6 +97,10 @@ impl ListQuery {
                 format!("count(*) OVER (), {COUNTED_THROUGH}, {scope}"),
                 format!("(SELECT count(*) FROM messages{filter}{candidates}), {COUNTED_THROUGH}, {scope}"),
             ),
+            Total::Scanned => {
+                let total = format!("(SELECT count(*) FROM messages{filter}), {COUNTED_THROUGH}, {scope}");
+                (total.clone(), total)
+            }
             // The rows past the watermark, found by rowid: few, where an index over the filters may hold many.
             Total::Known(count) => {
                 self.args.push(i64::try_from(count.matches).unwrap_or(i64::MAX).into());

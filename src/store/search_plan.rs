@@ -13,6 +13,7 @@
 //!   few rarest are asked for: a common trigram's list is long and narrows the candidates little.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use libsql::Value;
@@ -33,8 +34,8 @@ const FREQUENCIES_KEPT: usize = 100_000;
 
 /// The condition that narrows a search for the folded term `q` to the index's candidates, and its argument;
 /// none when reading rows in the listing's order is cheaper, or the only way (terms under three characters
-/// have no trigram). A listing never counted asks the index, which bounds the work by the term's rows. Rows
-/// past the index's watermark are not in it yet and are always candidates.
+/// have no trigram). A listing never counted asks the index unless its term is known to be common. Rows past
+/// the index's watermark are not in it yet and are always candidates.
 pub fn candidates(
     q: &str,
     known: Option<&Count>,
@@ -45,12 +46,22 @@ pub fn candidates(
     if trigrams.is_empty() {
         return None;
     }
-    if let Some(count) = known {
-        // Candidates hold the rarest trigram asked for, and every match is one.
-        let proposed = trigrams.iter().filter_map(|(_, rows)| *rows).min().unwrap_or(0).max(count.matches);
-        if rows_to_read(count, wanted) < proposed.saturating_mul(CANDIDATE_COST) {
-            return None;
+    // Candidates hold the rarest trigram asked for, and every match is one.
+    let rarest = trigrams.iter().filter_map(|(_, rows)| *rows).min();
+    let walk = match known {
+        Some(count) => {
+            let proposed = rarest.unwrap_or(0).max(count.matches);
+            rows_to_read(count, wanted) < proposed.saturating_mul(CANDIDATE_COST)
         }
+        // Never counted: the total needs every match, so it is all the candidates against every row of the
+        // table tested in order; the row test wins when the rarest trigram is in over one row in eight.
+        None => {
+            let table_rows = frequencies.table_rows();
+            rarest.zip(table_rows).is_some_and(|(rarest, rows)| rarest.saturating_mul(CANDIDATE_COST) > rows)
+        }
+    };
+    if walk {
+        return None;
     }
     let asked: Vec<String> = trigrams.into_iter().map(|(trigram, _)| quoted(&trigram)).collect();
     Some((
@@ -81,12 +92,15 @@ fn quoted(trigram: &str) -> String {
     format!("\"{}\"", trigram.replace('"', "\"\""))
 }
 
-/// How many indexed rows hold each trigram, for the trigrams searches have asked about. Estimates: rows keep
-/// arriving after a frequency is learned. That is enough to tell a rare trigram from a common one, and an
-/// estimate only ever chooses which trigrams narrow a search, never what matches.
+/// How many indexed rows hold each trigram, for the trigrams searches have asked about, and how many rows
+/// the table had then. Estimates: rows keep arriving after a frequency is learned. That is enough to tell a
+/// rare trigram from a common one, and an estimate only ever chooses how a search is found, never what
+/// matches.
 #[derive(Default)]
 pub struct TrigramFrequencies {
     rows: Mutex<HashMap<String, u64>>,
+    /// The table's rows when a frequency was last learned (0 before).
+    table_rows: AtomicU64,
 }
 
 impl TrigramFrequencies {
@@ -109,6 +123,11 @@ impl TrigramFrequencies {
         trigrams
     }
 
+    /// The table's rows when a frequency was last learned, if one was.
+    fn table_rows(&self) -> Option<u64> {
+        Some(self.table_rows.load(Ordering::Relaxed)).filter(|rows| *rows > 0)
+    }
+
     /// Learns the frequencies of `asked` from the rows of [`frequencies_query`]; a trigram without a row is
     /// in no indexed row.
     pub fn learn(&self, asked: &[String], mut rows: Table) -> Result<(), StoreError> {
@@ -116,6 +135,7 @@ impl TrigramFrequencies {
         for row in rows.rows_mut() {
             let count = rows::count(row, 1)?;
             learned.insert(rows::text(row, 0)?, count);
+            self.table_rows.store(rows::count(row, 2)?, Ordering::Relaxed);
         }
         let mut known = self.rows.lock().unwrap_or_else(|e| e.into_inner());
         if known.len() + learned.len() <= FREQUENCIES_KEPT {
@@ -125,11 +145,14 @@ impl TrigramFrequencies {
     }
 }
 
-/// The statement that reads how many indexed rows hold each of `trigrams`.
+/// The statement that reads how many indexed rows hold each of `trigrams`, and how many rows there are.
 pub fn frequencies_query(trigrams: &[String]) -> Query {
     let placeholders = vec!["?"; trigrams.len()].join(", ");
     Query {
-        sql: format!("SELECT CAST(term AS BLOB), doc FROM messages_text_vocab WHERE term IN ({placeholders})"),
+        sql: format!(
+            "SELECT CAST(term AS BLOB), doc, (SELECT messages FROM totals) FROM messages_text_vocab \
+             WHERE term IN ({placeholders})"
+        ),
         args: trigrams.iter().map(|t| Value::from(t.clone())).collect(),
     }
 }
@@ -187,6 +210,17 @@ mod tests {
     }
 
     #[test]
+    fn a_term_never_counted_is_tested_row_by_row_only_when_its_rarest_trigram_is_in_most_rows() {
+        let learned = frequencies(&[("kak", 80_000), ("aka", 75_000), ("ris", 1_200), ("isu", 1_100)]);
+        learned.table_rows.store(100_000, Ordering::Relaxed);
+        assert_eq!(asked("kaka", None, 150, &learned), None);
+        assert_eq!(asked("risu", None, 150, &learned).as_deref(), Some(r#""isu" AND "ris""#));
+        // Without the table's size nothing is known to be common.
+        let sizeless = frequencies(&[("kak", 80_000), ("aka", 75_000)]);
+        assert!(asked("kaka", None, 150, &sizeless).is_some());
+    }
+
+    #[test]
     fn only_the_rarest_trigrams_are_asked_for_once_all_are_known() {
         let learned = frequencies(&[("hux", 40), ("uxe", 900), ("xek", 5_000), ("eka", 400_000)]);
         assert_eq!(asked("huxeka", None, 50, &learned).as_deref(), Some(r#""hux" AND "uxe" AND "xek""#));
@@ -209,9 +243,10 @@ mod tests {
     fn learning_counts_a_trigram_without_a_row_as_in_none() {
         let frequencies = TrigramFrequencies::default();
         let asked = vec!["abc".to_owned(), "zzz".to_owned()];
-        let rows = Table::from_values(2, vec![Value::Blob(b"abc".to_vec()), Value::Integer(7)]);
+        let rows = Table::from_values(3, vec![Value::Blob(b"abc".to_vec()), Value::Integer(7), Value::Integer(90)]);
         frequencies.learn(&asked, rows).unwrap();
         assert!(frequencies.unknown("abczzz").iter().all(|t| !asked.contains(t)));
         assert_eq!(frequencies.rarest(&asked), vec![("zzz".to_owned(), Some(0)), ("abc".to_owned(), Some(7))]);
+        assert_eq!(frequencies.table_rows(), Some(90));
     }
 }

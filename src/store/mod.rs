@@ -194,7 +194,7 @@ impl Store {
         if unknown.is_empty() || !self.backend.reads_locally() {
             return Ok(());
         }
-        let rows = self.backend.fetch(&search_plan::frequencies_query(&unknown)).await?;
+        let rows = self.backend.fetch(&read::trigram_frequencies(&unknown)).await?;
         self.frequencies.learn(&unknown, rows)
     }
 

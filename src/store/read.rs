@@ -183,6 +183,19 @@ pub fn page(mut rows: Table) -> Result<(Page, Option<Count>), StoreError> {
     Ok((Page { data, total }, counted))
 }
 
+/// The statement that reads how many indexed rows hold each of `trigrams`, and how many rows there are, for
+/// [`TrigramFrequencies::learn`].
+pub fn trigram_frequencies(trigrams: &[String]) -> Query {
+    let placeholders = vec!["?"; trigrams.len()].join(", ");
+    Query {
+        sql: format!(
+            "SELECT CAST(term AS BLOB), doc, (SELECT messages FROM totals) FROM messages_text_vocab \
+             WHERE term IN ({placeholders})"
+        ),
+        args: trigrams.iter().map(|t| Value::from(t.clone())).collect(),
+    }
+}
+
 /// The statement that reads everything `/stats` says, from the aggregates the insert trigger keeps (no scan
 /// of messages): totals, the top ten senders as a JSON array, the first and last timestamps.
 pub fn stats() -> Query {

@@ -18,7 +18,6 @@ use std::sync::Mutex;
 
 use libsql::Value;
 
-use super::read::Query;
 use super::rows::{self, Table};
 use super::search_counts::Count;
 use super::StoreError;
@@ -128,7 +127,7 @@ impl TrigramFrequencies {
         Some(self.table_rows.load(Ordering::Relaxed)).filter(|rows| *rows > 0)
     }
 
-    /// Learns the frequencies of `asked` from the rows of [`frequencies_query`]; a trigram without a row is
+    /// Learns the frequencies of `asked` from the rows of [`super::read::trigram_frequencies`]; a trigram without a row is
     /// in no indexed row.
     pub fn learn(&self, asked: &[String], mut rows: Table) -> Result<(), StoreError> {
         let mut learned: HashMap<String, u64> = asked.iter().map(|t| (t.clone(), 0)).collect();
@@ -142,18 +141,6 @@ impl TrigramFrequencies {
             known.extend(learned);
         }
         Ok(())
-    }
-}
-
-/// The statement that reads how many indexed rows hold each of `trigrams`, and how many rows there are.
-pub fn frequencies_query(trigrams: &[String]) -> Query {
-    let placeholders = vec!["?"; trigrams.len()].join(", ");
-    Query {
-        sql: format!(
-            "SELECT CAST(term AS BLOB), doc, (SELECT messages FROM totals) FROM messages_text_vocab \
-             WHERE term IN ({placeholders})"
-        ),
-        args: trigrams.iter().map(|t| Value::from(t.clone())).collect(),
     }
 }
 

@@ -18,6 +18,9 @@ use crate::query::ListParams;
 
 /// Filter combinations remembered at most; past this the least recently used is forgotten.
 const CAPACITY: usize = 1024;
+/// Longer search terms are not remembered, so a client cannot fill memory with long ones; terms that long
+/// are rare, and their candidates few.
+const LONGEST_TERM: usize = 256;
 
 /// Matches of one listing's filters among the rows at or below a watermark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +72,11 @@ impl SearchCounts {
         Some(*count)
     }
 
-    /// Remembers `count` for `filters`, unless a later one is remembered already.
+    /// Remembers `count` for `filters`, unless a later one is remembered already or the term is too long.
     pub fn remember(&self, filters: Filters, count: Count) {
+        if filters.q.as_ref().is_some_and(|q| q.len() > LONGEST_TERM) {
+            return;
+        }
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CAPACITY && !entries.contains_key(&filters) {
@@ -125,6 +131,16 @@ mod tests {
         assert!(counts.get(&filters("term 0")).is_some());
         assert!(counts.get(&filters("term 1")).is_none(), "the least recently used went");
         assert!(counts.get(&filters("one more")).is_some());
+    }
+
+    #[test]
+    fn a_long_term_is_not_remembered() {
+        let counts = SearchCounts::default();
+        let long = "x".repeat(LONGEST_TERM + 1);
+        counts.remember(filters(&long), count(10, 4));
+        assert_eq!(counts.get(&filters(&long)), None);
+        counts.remember(filters(&long[1..]), count(10, 4));
+        assert_eq!(counts.get(&filters(&long[1..])), Some(count(10, 4)));
     }
 
     #[test]

@@ -224,3 +224,76 @@ pub fn stats_of(mut rows: Table) -> Result<Stats, StoreError> {
         last_message_ts: rows::optional_text(row, 4)?,
     })
 }
+
+/// What a libSQL server runs, [`Listing::combined`], on the same engine locally: it answers every kind of
+/// listing (totals counted, known through a watermark, or scanned; pages inside and past the end) as the
+/// page-then-total pair a file runs does.
+#[cfg(all(test, feature = "remote"))]
+mod tests {
+    use super::*;
+    use crate::store::schema;
+
+    async fn database() -> libsql::Connection {
+        let conn = libsql::Builder::new_local(":memory:").build().await.unwrap().connect().unwrap();
+        schema::migrate(&conn).await.unwrap();
+        conn
+    }
+
+    /// Stores messages `range`: most say "kaka", a few "rika", from three senders, out of time order.
+    async fn add(conn: &libsql::Connection, range: std::ops::Range<u32>) {
+        for i in range {
+            let text = if i % 10 < 7 { format!("Kaka {i}") } else { format!("rika {i}") };
+            let ts = format!("2025-01-15T10:{:02}:{:02}Z", i * 7 % 60, i % 60);
+            conn.execute(
+                "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
+                 VALUES (?, ?, '+2', ?, ?, '', ?, ?)",
+                (format!("m{i:03}"), format!("+155500000{}", i % 3), ts.clone(), text.clone(), ts, text.to_lowercase()),
+            )
+            .await
+            .unwrap();
+        }
+    }
+
+    async fn run(conn: &libsql::Connection, query: &Query) -> Table {
+        rows::collect(conn.query(&query.sql, query.args.clone()).await.unwrap()).await.unwrap()
+    }
+
+    /// The page and count of `listing` as a file gets them, and as a server does.
+    async fn both_ways(conn: &libsql::Connection, listing: &Listing) -> (Page, Option<Count>) {
+        let mut local = run(conn, &listing.page).await;
+        if local.is_empty() {
+            local = run(conn, &listing.total).await;
+        }
+        let local = page(local).unwrap();
+        assert_eq!(page(run(conn, &listing.combined()).await).unwrap(), local, "{}", listing.page.sql);
+        local
+    }
+
+    #[tokio::test]
+    async fn the_one_statement_a_server_runs_answers_as_the_local_pair_does() {
+        let conn = database().await;
+        add(&conn, 0..200).await;
+        let frequencies = TrigramFrequencies::default();
+        let queries = [
+            "q=kaka",
+            "q=kaka&limit=20&offset=100",
+            "q=rika&offset=10000",
+            "q=zzz",
+            "q=ka&limit=5",
+            "q=rika&from=%2B1555000001",
+            "from=%2B1555000002&since=2025-01-15T10:30:00Z",
+            "limit=3",
+            "from=%2B1555000000&offset=500",
+        ];
+        for query in queries {
+            let params = ListParams::parse(Some(query)).unwrap();
+            let (first, counted) = both_ways(&conn, &list(&params, None, &frequencies)).await;
+            add(&conn, 1000..1010).await;
+            let (again, _) = both_ways(&conn, &list(&params, counted, &frequencies)).await;
+            let (fresh, _) = both_ways(&conn, &list(&params, None, &frequencies)).await;
+            assert_eq!(again, fresh, "{query}: a total known through a watermark, and rows after it");
+            assert!(counted.is_none() || first.total <= again.total, "{query}");
+            conn.execute("DELETE FROM messages WHERE message_id >= 'm1000'", ()).await.unwrap();
+        }
+    }
+}

@@ -78,7 +78,7 @@ fn rows_to_read(count: &Count, wanted: u64) -> u64 {
 }
 
 /// The distinct trigrams of `q` as the index holds text (NUL as a space).
-pub fn trigrams(q: &str) -> Vec<String> {
+fn trigrams(q: &str) -> Vec<String> {
     let chars: Vec<char> = q.chars().map(|c| if c == '\0' { ' ' } else { c }).collect();
     let mut trigrams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
     trigrams.sort_unstable();
@@ -127,8 +127,8 @@ impl TrigramFrequencies {
         Some(self.table_rows.load(Ordering::Relaxed)).filter(|rows| *rows > 0)
     }
 
-    /// Learns the frequencies of `asked` from the rows of [`super::read::trigram_frequencies`]; a trigram without a row is
-    /// in no indexed row.
+    /// Learns the frequencies of `asked` from the rows of [`super::read::trigram_frequencies`]; a trigram
+    /// without a row is in no indexed row.
     pub fn learn(&self, asked: &[String], mut rows: Table) -> Result<(), StoreError> {
         let mut learned: HashMap<String, u64> = asked.iter().map(|t| (t.clone(), 0)).collect();
         for row in rows.rows_mut() {

@@ -36,7 +36,7 @@ enum Total {
     /// The page reads rows in order and stops at its end, so every row of the filters is tested in a
     /// subquery of its own: over the index of the listing's order, which holds the folded text.
     Scanned,
-    /// Counted before through a watermark ([`search_counts`]): only the rows past it are counted.
+    /// Counted before through a watermark ([`super::search_counts`]): only the rows past it are counted.
     Known(Count),
 }
 

@@ -463,11 +463,16 @@ impl Drop for TestApp {
 
 /// A connection to a store, file or server.
 pub async fn connect(target: &Target) -> libsql::Connection {
-    let db = match target {
-        Target::File(path) => libsql::Builder::new_local(path).build().await.unwrap(),
-        Target::Server(url) | Target::Replica(url) => remote_database(url).await,
-    };
-    db.connect().unwrap()
+    match target {
+        Target::File(path) => {
+            let conn = libsql::Builder::new_local(path).build().await.unwrap().connect().unwrap();
+            // The app's writer may hold the file's write lock (a batch, an indexing chunk): wait for it, as
+            // the app's own connections do, rather than fail at once.
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            conn
+        }
+        Target::Server(url) | Target::Replica(url) => remote_database(url).await.connect().unwrap(),
+    }
 }
 
 /// What `PRAGMA integrity_check` says of a database file: "ok" when it is sound.

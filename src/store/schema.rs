@@ -171,14 +171,8 @@ async fn v5_message_type(conn: &Connection) -> Result<(), StoreError> {
 async fn v6_removal_count(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "ALTER TABLE totals ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
-         DROP TRIGGER messages_removed;
-         CREATE TRIGGER messages_removed AFTER DELETE ON messages BEGIN
-            UPDATE sender_counts SET count = count - 1 WHERE from_msisdn = OLD.from_msisdn;
-            UPDATE totals SET messages = messages - 1, removed = removed + 1,
-                senders = senders - (SELECT count = 0 FROM sender_counts WHERE from_msisdn = OLD.from_msisdn);
-            DELETE FROM sender_counts WHERE from_msisdn = OLD.from_msisdn AND count = 0;
-            DELETE FROM messages_text WHERE rowid = OLD.rowid;
-            UPDATE text_index_state SET indexed_through = min(indexed_through, OLD.rowid - 1);
+         CREATE TRIGGER messages_removed_counted AFTER DELETE ON messages BEGIN
+            UPDATE totals SET removed = removed + 1;
          END;",
     )
     .await?;

@@ -164,8 +164,8 @@ impl Store {
             if let Some(q) = params.q.as_deref() {
                 self.learn_frequencies(q).await?;
             }
-            let filters = Filters::of(params);
-            let known = self.counts.get(&filters);
+            let filters = read::counted(params).then(|| Filters::of(params));
+            let known = filters.as_ref().and_then(|filters| self.counts.get(filters));
             let (mut page, mut counted) = self.list_with(params, known).await?;
             if let (Some(known), Some(now)) = (known, counted) {
                 if known.removed != now.removed {
@@ -174,7 +174,7 @@ impl Store {
                     (page, counted) = self.list_with(params, None).await?;
                 }
             }
-            if let Some(counted) = counted {
+            if let Some((filters, counted)) = filters.zip(counted) {
                 self.counts.remember(filters, counted);
             }
             Ok(page)

@@ -79,13 +79,13 @@ impl ListQuery {
     /// The statements of a listing: its page, chronological then by id, each row led by the total, and the
     /// total alone, for a page past the end.
     fn into_queries(mut self, params: &ListParams, known: Option<Count>) -> Listing {
-        let total = match (&params.from, &params.since, &params.q, known) {
-            (None, None, None, _) => Total::Aggregate("(SELECT messages FROM totals)"),
+        let total = match (counted(params), &params.from, known) {
+            (false, None, _) => Total::Aggregate("(SELECT messages FROM totals)"),
             // `from` is the only filter, so it is ?1.
-            (Some(_), None, None, _) => {
+            (false, Some(_), _) => {
                 Total::Aggregate("coalesce((SELECT count FROM sender_counts WHERE from_msisdn = ?1), 0)")
             }
-            (.., Some(count)) => Total::Known(count),
+            (true, _, Some(count)) => Total::Known(count),
             _ if self.candidates.is_empty() => Total::Scanned,
             _ => Total::Counted,
         };
@@ -156,6 +156,12 @@ impl Listing {
             format!("WITH page AS ({page}) SELECT * FROM page UNION ALL {total} WHERE NOT EXISTS (SELECT 1 FROM page)");
         Query { sql, args: self.page.args.clone() }
     }
+}
+
+/// Whether a listing's total is counted from its rows (with `since` or `q`), rather than read from the
+/// aggregates; only a counted total can be remembered.
+pub fn counted(params: &ListParams) -> bool {
+    params.since.is_some() || params.q.is_some()
 }
 
 /// The statements that list the page `params` asks for; `known`, a count taken earlier of the same filters,

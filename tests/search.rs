@@ -86,10 +86,7 @@ async fn search_equals_reference(store: &Store, conn: &libsql::Connection) {
 
     // Right after the inserts part of the table is past the text index's watermark; then all of it is in.
     check(store, &texts, &terms).await;
-    let caught_up = || {
-        query_bool(conn, "SELECT (SELECT indexed_through FROM text_index_state) = (SELECT max(rowid) FROM messages)")
-    };
-    eventually("the text index never caught up", Duration::from_secs(30), Duration::from_millis(20), caught_up).await;
+    wait_until_indexed(conn).await;
     check(store, &texts, &terms).await;
 }
 
@@ -145,6 +142,7 @@ async fn rows_not_yet_in_the_text_index_are_still_found() {
 /// Messages with a skewed vocabulary, as chat has: one word in 70% of them, one in about 11%, one in a few,
 /// and fragments that are hard to search for. Timestamps are out of insertion order, and pairs share one, so
 /// reading in time order is not reading in rowid order and ties fall to the id.
+#[derive(Default)]
 struct Corpus {
     /// Each message: id, sender, ts, text.
     messages: Vec<(String, String, String, Option<String>)>,
@@ -267,7 +265,7 @@ fn listings() -> Vec<String> {
 async fn every_search_plan_equals_a_plain_substring_match_across_watermarks() {
     let db = TempDb::new();
     let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
-    let mut corpus = Corpus { messages: Vec::new() };
+    let mut corpus = Corpus::default();
     corpus.add(&store, 0..600).await;
     for _ in 0..2 {
         for query in listings() {
@@ -279,10 +277,7 @@ async fn every_search_plan_equals_a_plain_substring_match_across_watermarks() {
         corpus.check(&store, &query).await;
     }
     let conn = libsql::Builder::new_local(&db.path).build().await.unwrap().connect().unwrap();
-    let caught_up = || {
-        query_bool(&conn, "SELECT (SELECT indexed_through FROM text_index_state) = (SELECT max(rowid) FROM messages)")
-    };
-    eventually("the text index never caught up", Duration::from_secs(30), Duration::from_millis(20), caught_up).await;
+    wait_until_indexed(&conn).await;
     for query in listings() {
         corpus.check(&store, &query).await;
     }
@@ -295,7 +290,7 @@ async fn every_search_plan_equals_a_plain_substring_match_across_watermarks() {
 async fn a_deletion_by_another_program_is_counted_in_the_next_total() {
     let db = TempDb::new();
     let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
-    let mut corpus = Corpus { messages: Vec::new() };
+    let mut corpus = Corpus::default();
     corpus.add(&store, 0..197).await;
     let query = "q=kaka&limit=10&offset=20";
     corpus.check(&store, query).await;
@@ -320,7 +315,7 @@ async fn a_deletion_by_another_program_is_counted_in_the_next_total() {
 #[tokio::test]
 async fn totals_stay_exact_when_the_store_is_opened_again() {
     let db = TempDb::new();
-    let mut corpus = Corpus { messages: Vec::new() };
+    let mut corpus = Corpus::default();
     {
         let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
         corpus.add(&store, 0..150).await;
@@ -339,7 +334,7 @@ async fn totals_stay_exact_when_the_store_is_opened_again() {
 async fn totals_stay_exact_while_rows_are_written() {
     let db = TempDb::new();
     let store = Arc::new(Store::open(&Database::Local(db.path.clone())).await.unwrap());
-    let mut corpus = Corpus { messages: Vec::new() };
+    let mut corpus = Corpus::default();
     corpus.add(&store, 0..300).await;
     let matching = |corpus: &Corpus| corpus.expected(&ListParams::parse(Some("q=kaka")).unwrap()).1;
     let before = matching(&corpus);
@@ -378,6 +373,14 @@ async fn totals_stay_exact_while_rows_are_written() {
     assert!(searches > 10, "only {searches} searches ran while rows were written");
     let page = store.list(&params).await.unwrap();
     assert_eq!(page.total, before + 300);
+}
+
+/// Waits until every row is in the text index.
+async fn wait_until_indexed(conn: &libsql::Connection) {
+    let caught_up = || {
+        query_bool(conn, "SELECT (SELECT indexed_through FROM text_index_state) = (SELECT max(rowid) FROM messages)")
+    };
+    eventually("the text index never caught up", Duration::from_secs(30), Duration::from_millis(20), caught_up).await;
 }
 
 /// The one boolean a query selects.

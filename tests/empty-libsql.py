@@ -24,9 +24,15 @@ def pipeline(statements):
     return [r["response"]["result"] for r in results if r["response"]["type"] == "execute"]
 
 
-tables = pipeline([
-    "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-    "AND name NOT LIKE 'messages_text_%' AND name NOT LIKE 'libsql_%'"
-])[0]["rows"]
-pipeline([f'DROP TABLE IF EXISTS "{row[0]["value"]}"' for row in tables] + ["PRAGMA user_version = 0"])
-print(f"empty-libsql: dropped {len(tables)} tables")
+# Virtual tables first: their shadow tables go with them. Then every table left.
+dropped = 0
+for kind in ("sql LIKE 'CREATE VIRTUAL TABLE%'", "1"):
+    tables = pipeline([
+        f"SELECT name FROM sqlite_schema WHERE type = 'table' AND {kind} AND name NOT LIKE 'sqlite_%' "
+        "AND name NOT LIKE 'libsql_%'"
+    ])[0]["rows"]
+    if tables:
+        pipeline([f'DROP TABLE IF EXISTS "{row[0]["value"]}"' for row in tables])
+    dropped += len(tables)
+pipeline(["PRAGMA user_version = 0"])
+print(f"empty-libsql: dropped {dropped} tables")

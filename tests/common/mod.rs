@@ -494,23 +494,27 @@ async fn remote_database(url: &str) -> libsql::Database {
 }
 
 /// Drops every table of the server's database and resets its schema version, so the next app starts on an
-/// empty database as it would on a fresh file.
+/// empty database as it would on a fresh file. Virtual tables go first: their shadow tables go with them.
 pub async fn empty_server_database(url: &str) {
     let conn = connect(&Target::Server(url.to_owned())).await;
-    let mut rows = conn
-        .query(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-             AND name NOT LIKE 'messages_text_%' AND name NOT LIKE 'libsql_%' AND name NOT LIKE '_litestream%'",
-            (),
-        )
-        .await
-        .unwrap();
-    let mut tables = Vec::new();
-    while let Some(row) = rows.next().await.unwrap() {
-        tables.push(row.get::<String>(0).unwrap());
-    }
-    for table in tables {
-        conn.execute(&format!("DROP TABLE IF EXISTS \"{table}\""), ()).await.unwrap();
+    for kind in ["sql LIKE 'CREATE VIRTUAL TABLE%'", "1"] {
+        let mut rows = conn
+            .query(
+                &format!(
+                    "SELECT name FROM sqlite_schema WHERE type = 'table' AND {kind} AND name NOT LIKE 'sqlite_%' \
+                     AND name NOT LIKE 'libsql_%' AND name NOT LIKE '_litestream%'"
+                ),
+                (),
+            )
+            .await
+            .unwrap();
+        let mut tables = Vec::new();
+        while let Some(row) = rows.next().await.unwrap() {
+            tables.push(row.get::<String>(0).unwrap());
+        }
+        for table in tables {
+            conn.execute(&format!("DROP TABLE IF EXISTS \"{table}\""), ()).await.unwrap();
+        }
     }
     conn.execute("PRAGMA user_version = 0", ()).await.unwrap();
 }

@@ -10,20 +10,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::client::{all_ok, drive, get, post, Until};
-use crate::data::{message, unique_term};
+use crate::data::{message, sender, timestamp, unique_term};
 use crate::server::Server;
 
 /// Requests per endpoint, one at a time, so each one's trips and latency are its own.
 const REQUESTS: u64 = 100;
 
-/// Runs the endpoints against a server at `url` behind a proxy adding `delay_ms`; false if a request failed.
+/// Connections that preload, with no delay added: the preload only sets the scene.
+const PRELOAD_CONNECTIONS: usize = 16;
+
+/// Runs the endpoints against a server at `url` behind a proxy adding `delay_ms`, after preloading `preload`
+/// messages; false if a request failed.
 pub async fn run(binary: &Path, cpu: &str, url: &str, delay_ms: u64, preload: u64) -> bool {
     let upstream = host_and_port(url);
     let proxy = Proxy::start(upstream, Duration::from_millis(delay_ms));
     let server = Server::start(binary, cpu, &format!("http://{}", proxy.addr));
     println!(
         "webhook-bench --remote: a libSQL server at {url} behind a proxy adding {delay_ms} ms per round trip; \
-         {REQUESTS} requests per endpoint, one at a time\n"
+         {preload} messages preloaded, then {REQUESTS} requests per endpoint, one at a time\n"
     );
     println!(
         "process start until /health/ready answers 200: {} round trips, {:.1} ms (the start's schema check, \
@@ -34,21 +38,32 @@ pub async fn run(binary: &Path, cpu: &str, url: &str, delay_ms: u64, preload: u6
     // Ids new on every run, so a server that keeps its data between runs still sees first deliveries.
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let fill = all_ok(move |n| post(&message(&format!("remote-{run}-pre-{n}"), n)));
-    let filled = drive(&server.addr, 4, Until::Sent(preload.min(1000)), fill).await;
+    proxy.set_delay(Duration::ZERO);
+    let filled = drive(&server.addr, PRELOAD_CONNECTIONS, Until::Sent(preload), fill).await;
+    println!(
+        "preloaded {} messages in {:.1} s ({:.0} msg/s, no delay added)\n",
+        filled.requests,
+        filled.elapsed.as_secs_f64(),
+        filled.rate()
+    );
+    proxy.set_delay(Duration::from_millis(delay_ms));
     proxy.take();
     println!("| request                                      | round trips | p50 ms | p99 ms | errors |");
     println!("|----------------------------------------------|------------:|-------:|-------:|-------:|");
-    let terms = crate::data::Terms::measure(preload.min(1000));
+    let terms = crate::data::Terms::measure(preload);
     let (broad, rare, absent) = (terms.broad.0, terms.one_percent.0, terms.absent);
+    let one_sender = sender(0).replace('+', "%2B");
+    let middle = timestamp(preload / 2).replace(':', "%3A");
     let fixed = |path: String| all_ok(move |_| get(&path));
-    let endpoints: [(&str, crate::client::Load); 12] = [
+    let endpoints: [(&str, crate::client::Load); 13] = [
         ("POST /webhook (created)", all_ok(move |n| post(&message(&format!("remote-{run}-new-{n}"), n)))),
         ("POST /webhook (duplicate)", all_ok(move |n| post(&message(&format!("remote-{run}-new-{n}"), n)))),
         ("GET /messages?limit=50", all_ok(|_| get("/messages?limit=50"))),
         ("GET /messages?from=…&limit=20", all_ok(|n| get(&format!("/messages?from=%2B1555{:07}&limit=20", n % 1000)))),
         ("GET /messages?q=broad&limit=50&offset=100", fixed(format!("/messages?q={broad}&limit=50&offset=100"))),
-        ("GET /messages?q=broad&since=…", fixed(format!("/messages?q={broad}&since=2025-01-01T00%3A05%3A00Z"))),
+        ("GET /messages?q=broad&since=…", fixed(format!("/messages?q={broad}&since={middle}"))),
         ("GET /messages?q=medium", fixed(format!("/messages?q={rare}"))),
+        ("GET /messages?q=medium&from=…", fixed(format!("/messages?q={rare}&from={one_sender}"))),
         ("GET /messages?q=absent", fixed(format!("/messages?q={absent}"))),
         ("GET /messages?q=a new term every request", all_ok(|n| get(&format!("/messages?q={}", unique_term(n))))),
         ("GET /messages?q=medium&offset past the end", fixed(format!("/messages?q={rare}&offset=100000"))),
@@ -86,10 +101,11 @@ fn host_and_port(url: &str) -> String {
     }
 }
 
-/// Forwards connections to the libSQL server, counting requests and holding each back by `delay`.
+/// Forwards connections to the libSQL server, counting requests and holding each back by a delay.
 struct Proxy {
     addr: String,
     requests: Arc<AtomicU64>,
+    delay_ms: Arc<AtomicU64>,
 }
 
 /// What ends an HTTP/1.1 request line; a JSON body escapes its line breaks, so it appears nowhere else.
@@ -103,18 +119,24 @@ impl Proxy {
         let addr = listener.local_addr().unwrap().to_string();
         listener.set_nonblocking(true).unwrap();
         let requests = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&requests);
+        let delay_ms = Arc::new(AtomicU64::new(delay.as_millis() as u64));
+        let (counter, delay) = (Arc::clone(&requests), Arc::clone(&delay_ms));
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener).unwrap();
                 while let Ok((client, _)) = listener.accept().await {
                     let Ok(server) = TcpStream::connect(&upstream).await else { continue };
-                    tokio::spawn(forward(client, server, delay, Arc::clone(&counter)));
+                    tokio::spawn(forward(client, server, Arc::clone(&delay), Arc::clone(&counter)));
                 }
             });
         });
-        Proxy { addr, requests }
+        Proxy { addr, requests, delay_ms }
+    }
+
+    /// The delay added to each request from now on.
+    fn set_delay(&self, delay: Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Requests since the last call.
@@ -123,7 +145,7 @@ impl Proxy {
     }
 }
 
-async fn forward(client: TcpStream, server: TcpStream, delay: Duration, requests: Arc<AtomicU64>) {
+async fn forward(client: TcpStream, server: TcpStream, delay_ms: Arc<AtomicU64>, requests: Arc<AtomicU64>) {
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
@@ -139,7 +161,7 @@ async fn forward(client: TcpStream, server: TcpStream, delay: Duration, requests
             tail.drain(..tail.len().saturating_sub(REQUEST_LINE_END.len() - 1));
             if found > 0 {
                 requests.fetch_add(found, Ordering::SeqCst);
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(Duration::from_millis(delay_ms.load(Ordering::SeqCst))).await;
             }
             if server_write.write_all(&buffer[..n]).await.is_err() {
                 return;

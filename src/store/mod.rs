@@ -37,7 +37,7 @@ use crate::config::Database;
 use crate::message::Message;
 use crate::query::ListParams;
 use backend::Backend;
-use search_counts::{Count, Filters, SearchCounts};
+use search_counts::{Count, Filters, Known, SearchCounts};
 use search_plan::TrigramFrequencies;
 
 pub use lazy::LazyStore;
@@ -165,10 +165,13 @@ impl Store {
                 self.learn_frequencies(q).await?;
             }
             let filters = read::counted(params).then(|| Filters::of(params));
-            let known = filters.as_ref().and_then(|filters| self.counts.get(filters));
-            let (mut page, mut counted) = self.list_with(params, known).await?;
+            let mut known = filters.as_ref().and_then(|filters| self.counts.get(filters));
+            if let (Some(filters), Some(known)) = (&filters, &mut known) {
+                self.remember_matches_if_worth(params, filters, known).await?;
+            }
+            let (mut page, mut counted) = self.list_with(params, known.as_ref()).await?;
             if let (Some(known), Some(now)) = (known, counted) {
-                if known.removed != now.removed {
+                if known.count.removed != now.removed {
                     // Rows were deleted since that count was taken, so it no longer holds: count from scratch.
                     self.counts.forget_all();
                     (page, counted) = self.list_with(params, None).await?;
@@ -182,9 +185,32 @@ impl Store {
         .await
     }
 
-    /// One listing, given what is `known` of its total, and the count it took if it counted.
-    async fn list_with(&self, params: &ListParams, known: Option<Count>) -> Result<(Page, Option<Count>), StoreError> {
+    /// One listing, given what is `known` of its filters, and the count it took if it counted.
+    async fn list_with(&self, params: &ListParams, known: Option<&Known>) -> Result<(Page, Option<Count>), StoreError> {
         read::page(self.backend.list(&read::list(params, known, &self.frequencies)).await?)
+    }
+
+    /// Finds and remembers every match of a search asked again, where reading its pages from them is worth
+    /// finding them ([`search_plan::worth_remembering`]) and a statement costs no round trip.
+    async fn remember_matches_if_worth(
+        &self,
+        params: &ListParams,
+        filters: &Filters,
+        known: &mut Known,
+    ) -> Result<(), StoreError> {
+        let Some(q) = params.q.as_deref() else { return Ok(()) };
+        let wanted = params.offset.saturating_add(u64::from(params.limit));
+        if !self.backend.reads_locally() || !search_plan::worth_remembering(q, known, wanted, &self.frequencies) {
+            return Ok(());
+        }
+        // Listings asking at once leave it to the first; the rest read as they would have.
+        let Some(_finding) = self.counts.start_finding(filters) else { return Ok(()) };
+        let matches = read::matches_of(self.backend.fetch(&read::matches(params, &self.frequencies)).await?)?;
+        if let Some(matches) = matches {
+            self.counts.remember_matches(filters, matches);
+            *known = self.counts.get(filters).unwrap_or_else(|| known.clone());
+        }
+        Ok(())
     }
 
     /// Learns how common the trigrams of `q` not seen before are, where a statement costs no round trip (on

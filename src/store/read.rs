@@ -6,7 +6,7 @@
 use libsql::Value;
 
 use super::rows::{self, Table};
-use super::search_counts::Count;
+use super::search_counts::{Count, Known, Matches};
 use super::search_plan::{self, TrigramFrequencies};
 use super::{Page, SenderCount, Stats, StoreError};
 use crate::query::ListParams;
@@ -49,7 +49,7 @@ const SENDER_ROWS: &str = "(SELECT count FROM sender_counts WHERE from_msisdn = 
 const NOT_COUNTED: &str = "NULL, NULL, NULL";
 
 impl ListQuery {
-    fn new(params: &ListParams, known: Option<&Count>, frequencies: &TrigramFrequencies) -> ListQuery {
+    fn new(params: &ListParams, known: Option<&Known>, frequencies: &TrigramFrequencies) -> ListQuery {
         let mut query = ListQuery { filter: String::new(), candidates: String::new(), args: Vec::new() };
         if let Some(from) = &params.from {
             query.and("from_msisdn = ?", from.clone().into());
@@ -59,9 +59,9 @@ impl ListQuery {
         }
         if let Some(q) = &params.q {
             let wanted = params.offset.saturating_add(u64::from(params.limit));
-            if let Some((clause, arg)) = search_plan::candidates(q, known, wanted, frequencies) {
-                query.args.push(arg);
-                query.candidates = format!(" AND {}", numbered(clause, query.args.len()));
+            if let Some((clause, args)) = search_plan::plan(q, known, wanted, frequencies).candidates() {
+                query.candidates = format!(" AND {}", numbered(clause, query.args.len() + 1));
+                query.args.extend(args);
             }
             // instr() decides, comparing literally: %, _ and quotes are plain characters.
             query.and("instr(text_folded, ?) > 0", q.clone().into());
@@ -72,8 +72,8 @@ impl ListQuery {
     /// Adds `clause`, whose one `?` is `arg`.
     fn and(&mut self, clause: &str, arg: Value) {
         self.filter.push_str(if self.filter.is_empty() { " WHERE " } else { " AND " });
+        self.filter.push_str(&numbered(clause, self.args.len() + 1));
         self.args.push(arg);
-        self.filter.push_str(&numbered(clause, self.args.len()));
     }
 
     /// The statements of a listing: its page, chronological then by id, each row led by the total, and the
@@ -132,9 +132,14 @@ impl ListQuery {
     }
 }
 
-/// `clause` with its one `?` numbered `n`.
-fn numbered(clause: &str, n: usize) -> String {
-    clause.replacen('?', &format!("?{n}"), 1)
+/// `clause` with its `?`s numbered in order from `first`.
+fn numbered(clause: &str, first: usize) -> String {
+    let mut parts = clause.split('?');
+    let mut sql = parts.next().unwrap_or_default().to_owned();
+    for (n, part) in (first..).zip(parts) {
+        sql.push_str(&format!("?{n}{part}"));
+    }
+    sql
 }
 
 /// The statements of one listing. A back end runs [`Listing::combined`] where a statement costs a round
@@ -164,10 +169,29 @@ pub fn counted(params: &ListParams) -> bool {
     params.since.is_some() || params.q.is_some()
 }
 
-/// The statements that list the page `params` asks for; `known`, a count taken earlier of the same filters,
-/// and `frequencies`, what is known of the index, choose how a search finds it.
-pub fn list(params: &ListParams, known: Option<Count>, frequencies: &TrigramFrequencies) -> Listing {
-    ListQuery::new(params, known.as_ref(), frequencies).into_queries(params, known)
+/// The statements that list the page `params` asks for; `known`, what earlier listings learned of the same
+/// filters, and `frequencies`, what is known of the index, choose how a search finds it.
+pub fn list(params: &ListParams, known: Option<&Known>, frequencies: &TrigramFrequencies) -> Listing {
+    ListQuery::new(params, known, frequencies).into_queries(params, known.map(|known| known.count))
+}
+
+/// The statement that finds every match of a listing's filters, in its order, for [`matches_of`]: each
+/// row's rowid, then the watermark and deletions so far.
+pub fn matches(params: &ListParams, frequencies: &TrigramFrequencies) -> Query {
+    let ListQuery { filter, candidates, args } = ListQuery::new(params, None, frequencies);
+    let order = if candidates.is_empty() { "ts_key, message_id" } else { "+ts_key, +message_id" };
+    let sql = format!("SELECT rowid, {COUNTED_THROUGH} FROM messages{filter}{candidates} ORDER BY {order}");
+    Query { sql, args }
+}
+
+/// The matches in the rows of [`matches`]; none when there are none.
+pub fn matches_of(mut rows: Table) -> Result<Option<Matches>, StoreError> {
+    let (mut through, mut removed, mut rowids) = (0, 0, Vec::new());
+    for row in rows.rows_mut() {
+        rowids.push(rows::integer(row, 0)?);
+        (through, removed) = (rows::integer(row, 1)?, rows::count(row, 2)?);
+    }
+    Ok((!rowids.is_empty()).then_some(Matches { through, removed, rowids }))
 }
 
 /// The page and total in the rows of a [`Listing`]'s statements, and for a counted listing the count it
@@ -231,13 +255,14 @@ pub fn stats_of(mut rows: Table) -> Result<Stats, StoreError> {
     })
 }
 
-/// What a libSQL server runs, [`Listing::combined`], on the same engine locally: it answers every kind of
-/// listing (totals counted, known through a watermark, or scanned; pages inside and past the end) as the
-/// page-then-total pair a file runs does.
+/// What a libSQL server or a replica runs, [`Listing::combined`], on the same engine locally: it answers
+/// every kind of listing (totals counted, known through a watermark, or scanned; pages read from remembered
+/// matches; pages inside and past the end) as the page-then-total pair a file runs does.
 #[cfg(all(test, feature = "remote"))]
 mod tests {
     use super::*;
     use crate::store::schema;
+    use std::sync::Arc;
 
     async fn database() -> libsql::Connection {
         let conn = libsql::Builder::new_local(":memory:").build().await.unwrap().connect().unwrap();
@@ -294,11 +319,19 @@ mod tests {
         for query in queries {
             let params = ListParams::parse(Some(query)).unwrap();
             let (first, counted) = both_ways(&conn, &list(&params, None, &frequencies)).await;
+            let matches = matches_of(run(&conn, &matches(&params, &frequencies)).await).unwrap().map(Arc::new);
             add(&conn, 1000..1010).await;
-            let (again, _) = both_ways(&conn, &list(&params, counted, &frequencies)).await;
+            let known = counted.map(|count| Known { count, matches: None });
+            let (again, _) = both_ways(&conn, &list(&params, known.as_ref(), &frequencies)).await;
             let (fresh, _) = both_ways(&conn, &list(&params, None, &frequencies)).await;
             assert_eq!(again, fresh, "{query}: a total known through a watermark, and rows after it");
             assert!(counted.is_none() || first.total <= again.total, "{query}");
+            if let (Some(count), Some(matches), Some(_)) = (counted, matches, &params.q) {
+                assert_eq!(matches.rowids.len() as u64, count.matches, "{query}");
+                let known = Known { count, matches: Some(matches) };
+                let (remembered, _) = both_ways(&conn, &list(&params, Some(&known), &frequencies)).await;
+                assert_eq!(remembered, fresh, "{query}: matches remembered through a watermark, and rows after it");
+            }
             conn.execute("DELETE FROM messages WHERE message_id >= 'm1000'", ()).await.unwrap();
         }
     }

@@ -6,13 +6,17 @@
 //! its own statement (on a server, still one round trip), and adds. Another program may delete rows; the
 //! schema counts deletions (`totals.removed`), and a count taken before one is dropped and taken again.
 //!
+//! The same holds for which rows match: for filters asked again whose matches are few enough, the rowids of
+//! every match through a watermark are remembered too ([`Matches`]), in the listing's order, so a page is
+//! those rows looked up by rowid, plus the rows past that watermark tested as they come.
+//!
 //! The counts live in this process: nothing to keep consistent between instances, since rows any instance
 //! adds land past every watermark. They also tell the planner ([`super::search_plan`]) how common a term
 //! is, before it chooses how to find a page.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::query::ListParams;
 
@@ -21,6 +25,11 @@ const CAPACITY: usize = 1024;
 /// Longer search terms are not remembered, so a client cannot fill memory with long ones; terms that long
 /// are rare, and their candidates few.
 const LONGEST_TERM: usize = 256;
+/// Rowids of matches remembered at most for one listing's filters (512 KiB): more common terms find their
+/// pages by reading rows in order, after a few rows each.
+pub const MOST_MATCHES: u64 = 65_536;
+/// Rowids of matches remembered at most in all (8 MiB); past this, those used least recently are forgotten.
+const MATCHES_KEPT: usize = 1 << 20;
 
 /// Matches of one listing's filters among the rows at or below a watermark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +43,24 @@ pub struct Count {
     /// Rows of the sender the listing is filtered to, when it is: how many a search reading in order reads
     /// at most.
     pub scope: Option<u64>,
+}
+
+/// Every row at or below a watermark that matches a listing's filters, in the listing's order.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Matches {
+    /// The highest rowid when they were found.
+    pub through: i64,
+    /// Rows ever deleted (`totals.removed`) when they were found.
+    pub removed: u64,
+    pub rowids: Vec<i64>,
+}
+
+/// What is remembered of one listing's filters: always a count, and, once asked for, their matches, found
+/// with no deletion since the count (a listing checks that the count still holds, and so they do too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub count: Count,
+    pub matches: Option<Arc<Matches>>,
 }
 
 /// What a count is of: the filters of a listing, without its page.
@@ -54,22 +81,38 @@ impl Filters {
     }
 }
 
-/// The counts taken so far, shared by every request to one store.
+/// The counts and matches taken so far, shared by every request to one store.
 #[derive(Default)]
 pub struct SearchCounts {
-    entries: Mutex<HashMap<Filters, (Count, u64)>>,
+    entries: Mutex<Entries>,
     /// Ticks once per use, to tell which entry was used least recently.
     clock: AtomicU64,
 }
 
+#[derive(Default)]
+struct Entries {
+    by_filters: HashMap<Filters, Entry>,
+    /// Rowids held by every entry's matches.
+    rowids: usize,
+}
+
+struct Entry {
+    known: Known,
+    used: u64,
+    /// Whether a listing is finding the matches: others meanwhile go on without them.
+    finding: bool,
+}
+
 impl SearchCounts {
-    /// The count taken for `filters`, if one is remembered.
-    pub fn get(&self, filters: &Filters) -> Option<Count> {
+    /// What is remembered of `filters`, if anything.
+    pub fn get(&self, filters: &Filters) -> Option<Known> {
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, used) = entries.get_mut(filters)?;
-        *used = now;
-        Some(*count)
+        let entry = entries.by_filters.get_mut(filters)?;
+        entry.used = now;
+        let mut known = entry.known.clone();
+        known.matches = known.matches.filter(|matches| matches.removed == known.count.removed);
+        Some(known)
     }
 
     /// Remembers `count` for `filters`, unless a later one is remembered already or the term is too long.
@@ -79,21 +122,89 @@ impl SearchCounts {
         }
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= CAPACITY && !entries.contains_key(&filters) {
-            let oldest = entries.iter().min_by_key(|(_, (_, used))| *used).map(|(filters, _)| filters.clone());
-            if let Some(oldest) = oldest {
-                entries.remove(&oldest);
+        if entries.by_filters.len() >= CAPACITY && !entries.by_filters.contains_key(&filters) {
+            if let Some(oldest) = entries.least_recent(|_| true) {
+                entries.forget(&oldest, true);
             }
         }
-        let entry = entries.entry(filters).or_insert((count, now));
-        if count.through >= entry.0.through {
-            *entry = (count, now);
+        let entry = entries.by_filters.entry(filters).or_insert(Entry {
+            known: Known { count, matches: None },
+            used: now,
+            finding: false,
+        });
+        if count.through >= entry.known.count.through {
+            (entry.known.count, entry.used) = (count, now);
         }
     }
 
-    /// Forgets every count: rows were deleted since they were taken.
+    /// Claims the finding of `filters`' matches, unless another listing is finding them: while the guard
+    /// lives, others meanwhile go on without.
+    pub fn start_finding<'a>(&'a self, filters: &'a Filters) -> Option<Finding<'a>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.by_filters.get_mut(filters)?;
+        if entry.finding {
+            return None;
+        }
+        entry.finding = true;
+        Some(Finding { counts: self, filters })
+    }
+
+    /// Remembers the matches of `filters`, whose count is remembered, in place of any found before; those of
+    /// other filters used least recently are forgotten to make room.
+    pub fn remember_matches(&self, filters: &Filters, matches: Matches) {
+        if matches.rowids.len() as u64 > MOST_MATCHES {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.by_filters.get(filters) {
+            Some(entry) if entry.known.count.removed == matches.removed => entries.forget(filters, false),
+            _ => return,
+        }
+        while entries.rowids + matches.rowids.len() > MATCHES_KEPT {
+            let Some(oldest) = entries.least_recent(|entry| entry.known.matches.is_some()) else { break };
+            entries.forget(&oldest, false);
+        }
+        entries.rowids += matches.rowids.len();
+        if let Some(entry) = entries.by_filters.get_mut(filters) {
+            entry.known.matches = Some(Arc::new(matches));
+        }
+    }
+
+    /// Forgets every count and match: rows were deleted since they were taken.
     pub fn forget_all(&self) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.entries.lock().unwrap_or_else(|e| e.into_inner()) = Entries::default();
+    }
+}
+
+/// A listing's claim on finding one filter set's matches, released when dropped, however the finding ends.
+pub struct Finding<'a> {
+    counts: &'a SearchCounts,
+    filters: &'a Filters,
+}
+
+impl Drop for Finding<'_> {
+    fn drop(&mut self) {
+        let mut entries = self.counts.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = entries.by_filters.get_mut(self.filters) {
+            entry.finding = false;
+        }
+    }
+}
+
+impl Entries {
+    /// The filters used least recently of those whose entry is `eligible`.
+    fn least_recent(&self, eligible: impl Fn(&Entry) -> bool) -> Option<Filters> {
+        let entries = self.by_filters.iter().filter(|(_, entry)| eligible(entry));
+        entries.min_by_key(|(_, entry)| entry.used).map(|(filters, _)| filters.clone())
+    }
+
+    /// Forgets the matches of `filters`, and with `everything` their count too.
+    fn forget(&mut self, filters: &Filters, everything: bool) {
+        let matches = match everything {
+            true => self.by_filters.remove(filters).and_then(|entry| entry.known.matches),
+            false => self.by_filters.get_mut(filters).and_then(|entry| entry.known.matches.take()),
+        };
+        self.rowids -= matches.map_or(0, |m| m.rowids.len());
     }
 }
 
@@ -109,14 +220,26 @@ mod tests {
         Count { through, matches, removed: 0, scope: None }
     }
 
+    fn counted(counts: &SearchCounts, q: &str) -> Option<Count> {
+        counts.get(&filters(q)).map(|known| known.count)
+    }
+
+    fn matches(through: i64, removed: u64, n: usize) -> Matches {
+        Matches { through, removed, rowids: vec![7; n] }
+    }
+
+    fn has_matches(counts: &SearchCounts, q: &str) -> bool {
+        counts.get(&filters(q)).is_some_and(|known| known.matches.is_some())
+    }
+
     #[test]
     fn a_later_count_replaces_an_earlier_one_and_never_the_reverse() {
         let counts = SearchCounts::default();
         counts.remember(filters("kaka"), count(10, 4));
         counts.remember(filters("kaka"), count(20, 9));
         counts.remember(filters("kaka"), count(15, 6));
-        assert_eq!(counts.get(&filters("kaka")), Some(count(20, 9)));
-        assert_eq!(counts.get(&filters("other")), None);
+        assert_eq!(counted(&counts, "kaka"), Some(count(20, 9)));
+        assert_eq!(counted(&counts, "other"), None);
     }
 
     #[test]
@@ -127,7 +250,7 @@ mod tests {
         }
         assert!(counts.get(&filters("term 0")).is_some(), "used again, so no longer the oldest");
         counts.remember(filters("one more"), count(1, 1));
-        assert_eq!(counts.entries.lock().unwrap().len(), CAPACITY);
+        assert_eq!(counts.entries.lock().unwrap().by_filters.len(), CAPACITY);
         assert!(counts.get(&filters("term 0")).is_some());
         assert!(counts.get(&filters("term 1")).is_none(), "the least recently used went");
         assert!(counts.get(&filters("one more")).is_some());
@@ -138,16 +261,66 @@ mod tests {
         let counts = SearchCounts::default();
         let long = "x".repeat(LONGEST_TERM + 1);
         counts.remember(filters(&long), count(10, 4));
-        assert_eq!(counts.get(&filters(&long)), None);
+        assert_eq!(counted(&counts, &long), None);
         counts.remember(filters(&long[1..]), count(10, 4));
-        assert_eq!(counts.get(&filters(&long[1..])), Some(count(10, 4)));
+        assert_eq!(counted(&counts, &long[1..]), Some(count(10, 4)));
+    }
+
+    #[test]
+    fn matches_are_remembered_only_beside_their_count_and_only_with_no_deletion_between() {
+        let counts = SearchCounts::default();
+        counts.remember_matches(&filters("nemi"), matches(10, 0, 3));
+        assert!(!has_matches(&counts, "nemi"), "no count to go with");
+        counts.remember(filters("nemi"), count(10, 3));
+        counts.remember_matches(&filters("nemi"), matches(10, 1, 3));
+        assert!(!has_matches(&counts, "nemi"), "found after a deletion the count predates");
+        counts.remember_matches(&filters("nemi"), matches(10, 0, 3));
+        assert!(has_matches(&counts, "nemi"));
+        // A later count taken after a deletion (the listing then forgot everything, and counted again).
+        counts.remember(filters("nemi"), Count { removed: 1, ..count(12, 3) });
+        assert!(!has_matches(&counts, "nemi"), "the matches predate the deletion");
+        counts.remember_matches(&filters("nemi"), matches(10, 0, MOST_MATCHES as usize + 1));
+        assert!(!has_matches(&counts, "nemi"), "too many to remember");
+    }
+
+    #[test]
+    fn one_listing_at_a_time_finds_the_matches_of_a_filter_set() {
+        let counts = SearchCounts::default();
+        assert!(counts.start_finding(&filters("nemi")).is_none(), "nothing counted to find them for");
+        counts.remember(filters("nemi"), count(10, 3));
+        let nemi = filters("nemi");
+        let finding = counts.start_finding(&nemi);
+        assert!(finding.is_some());
+        assert!(counts.start_finding(&nemi).is_none(), "another is finding them");
+        drop(finding);
+        assert!(counts.start_finding(&nemi).is_some(), "released, however it ended");
+    }
+
+    #[test]
+    fn past_the_budget_the_matches_used_least_recently_are_forgotten_and_their_counts_kept() {
+        let counts = SearchCounts::default();
+        let each = MOST_MATCHES as usize;
+        let terms: Vec<String> = (0..=MATCHES_KEPT / each).map(|n| format!("term {n}")).collect();
+        for term in &terms {
+            counts.remember(filters(term), count(10, each as u64));
+            counts.remember_matches(&filters(term), matches(10, 0, each));
+        }
+        assert!(!has_matches(&counts, &terms[0]), "the oldest made room");
+        assert_eq!(counted(&counts, &terms[0]), Some(count(10, each as u64)));
+        assert!(terms[1..].iter().all(|term| has_matches(&counts, term)));
+        assert_eq!(counts.entries.lock().unwrap().rowids, MATCHES_KEPT);
+        // Replacing one's matches frees what they held first.
+        counts.remember_matches(&filters(&terms[1]), matches(11, 0, 5));
+        assert_eq!(counts.entries.lock().unwrap().rowids, MATCHES_KEPT - each + 5);
     }
 
     #[test]
     fn forgetting_drops_every_count() {
         let counts = SearchCounts::default();
         counts.remember(filters("kaka"), count(10, 4));
+        counts.remember_matches(&filters("kaka"), matches(10, 0, 4));
         counts.forget_all();
-        assert_eq!(counts.get(&filters("kaka")), None);
+        assert_eq!(counted(&counts, "kaka"), None);
+        assert_eq!(counts.entries.lock().unwrap().rowids, 0);
     }
 }

@@ -1,9 +1,11 @@
-//! How a search finds its page: by asking the trigram index ([`super::search_index`]) for candidates, or by
-//! reading rows in the listing's own order and testing each; and, when it asks, which trigrams it asks for.
+//! How a search finds its page ([`Plan`]): by asking the trigram index ([`super::search_index`]) for
+//! candidates, by reading rows in the listing's own order and testing each, or by looking up the rows
+//! remembered to match ([`super::search_counts`]); and, when it asks the index, which trigrams it asks for.
 //!
-//! Either way `instr` on the folded text decides, so the plan changes the cost of a search, never its
-//! answer. The choice rests on what earlier searches learned: how many rows match the filters
-//! ([`super::search_counts`]) and how many indexed rows hold each trigram ([`TrigramFrequencies`]).
+//! Whichever it is, `instr` on the folded text decides, so the plan changes the cost of a search, never its
+//! answer. The choice rests on what earlier searches learned: how many rows match the filters, which ones
+//! if they were asked often enough to remember ([`super::search_counts`]), and how many indexed rows hold
+//! each trigram ([`TrigramFrequencies`]).
 //!
 //! - Reading in order costs about `wanted × rows / matches` rows (the page's rows come after that many, if
 //!   matches are spread over time), and never more than the rows in scope: a common term's first pages are
@@ -11,15 +13,17 @@
 //! - Asking the index costs a lookup and a sort for every candidate it proposes, and reading the lists of
 //!   the trigrams asked for. Rows hold all of a term's trigrams only if they hold its rarest ones, so only the
 //!   few rarest are asked for: a common trigram's list is long and narrows the candidates little.
+//! - Remembered matches cost a lookup and a sort for each of the first `wanted`, and a test of every row
+//!   past their watermark; finding them costs what counting did, so only a search asked again gets them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use libsql::Value;
 
 use super::rows::{self, Table};
-use super::search_counts::Count;
+use super::search_counts::{Count, Known, Matches, MOST_MATCHES};
 use super::StoreError;
 
 /// How much more a candidate from the index costs than a row read in the listing's order (a lookup by
@@ -30,44 +34,135 @@ const TRIGRAMS_ASKED: usize = 3;
 /// Trigram frequencies remembered at most; past this, new ones are not learned (and their terms ask the
 /// index for every trigram, as before anything was learned).
 const FREQUENCIES_KEPT: usize = 100_000;
+/// Listings a search's matches are expected to serve before they are found again: finding them costs about
+/// what counting them did, so it is done when that many pages read from them save at least as much.
+const PAGES_TO_REPAY: u64 = 32;
 
-/// The condition that narrows a search for the folded term `q` to the index's candidates, and its argument;
-/// none when reading rows in the listing's order is cheaper, or the only way (terms under three characters
-/// have no trigram). A listing never counted asks the index unless its term is known to be common. Rows past
-/// the index's watermark are not in it yet and are always candidates.
-pub fn candidates(
-    q: &str,
-    known: Option<&Count>,
-    wanted: u64,
-    frequencies: &TrigramFrequencies,
-) -> Option<(&'static str, Value)> {
+/// How a search finds its page. Whichever it is, `instr` on the folded text decides what matches.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Read rows in the listing's order, testing each, until the page is full.
+    InOrder,
+    /// Test the candidates the trigram index proposes for this FTS5 query (the term's rarest trigrams), and
+    /// the rows past the index's watermark, which it does not hold yet.
+    Index(String),
+    /// Look up the first `wanted` rows remembered to match, by rowid, and test the rows past their watermark.
+    Remembered(Arc<Matches>, usize),
+}
+
+impl Plan {
+    /// The condition narrowing the rows tested to the plan's candidates, its arguments in order, none when
+    /// reading in order.
+    pub fn candidates(&self) -> Option<(&'static str, Vec<Value>)> {
+        match self {
+            Plan::InOrder => None,
+            Plan::Index(trigrams) => Some((
+                "(rowid > (SELECT indexed_through FROM text_index_state) \
+                 OR rowid IN (SELECT rowid FROM messages_text WHERE messages_text MATCH ?))",
+                vec![Value::from(trigrams.clone())],
+            )),
+            Plan::Remembered(matches, wanted) => {
+                let first = &matches.rowids[..(*wanted).min(matches.rowids.len())];
+                let rowids = serde_json::to_string(first).expect("integers are JSON");
+                Some((
+                    "(rowid > ? OR rowid IN (SELECT value FROM json_each(?)))",
+                    vec![Value::from(matches.through), Value::from(rowids)],
+                ))
+            }
+        }
+    }
+}
+
+/// The cheapest way to find the first `wanted` matches of the folded term `q`. A listing never counted asks
+/// the index unless its term is known to be common (it must test every match to count them); terms under
+/// three characters have no trigram, so the index cannot propose any.
+pub fn plan(q: &str, known: Option<&Known>, wanted: u64, frequencies: &TrigramFrequencies) -> Plan {
     let trigrams = frequencies.rarest(&trigrams(q));
-    if trigrams.is_empty() {
-        return None;
-    }
-    // Candidates hold the rarest trigram asked for, and every match is one.
-    let rarest = trigrams.iter().filter_map(|(_, rows)| *rows).min();
-    let walk = match known {
-        Some(count) => {
-            let proposed = rarest.unwrap_or(0).max(count.matches);
-            rows_to_read(count, wanted) < proposed.saturating_mul(CANDIDATE_COST)
-        }
-        // Never counted: the total needs every match, so it is all the candidates against every row of the
-        // table tested in order; the row test wins when the rarest trigram is in over one row in eight.
-        None => {
-            let table_rows = frequencies.table_rows();
-            rarest.zip(table_rows).is_some_and(|(rarest, rows)| rarest.saturating_mul(CANDIDATE_COST) > rows)
-        }
+    let Some(known) = known else {
+        return match trigrams.is_empty() || common(&trigrams, frequencies) {
+            true => Plan::InOrder,
+            false => index(trigrams),
+        };
     };
-    if walk {
-        return None;
+    let costs = Costs::of(&trigrams, &known.count, wanted);
+    let remembered = known.matches.as_ref().map_or(u64::MAX, |matches| costs.remembered(matches));
+    if remembered <= costs.in_order.min(costs.index) {
+        let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
+        return Plan::Remembered(Arc::clone(known.matches.as_ref().expect("costed")), wanted);
     }
+    match costs.in_order <= costs.index {
+        true => Plan::InOrder,
+        false => index(trigrams),
+    }
+}
+
+/// Whether finding every match of a search asked again, and reading its pages from them, repays itself
+/// within [`PAGES_TO_REPAY`] pages: its matches are few enough to remember, and a page read from fresh ones
+/// costs that much less than the plan it gets otherwise.
+pub fn worth_remembering(q: &str, known: &Known, wanted: u64, frequencies: &TrigramFrequencies) -> bool {
+    let count = &known.count;
+    if count.matches == 0 || count.matches > MOST_MATCHES {
+        return false;
+    }
+    let trigrams = frequencies.rarest(&trigrams(q));
+    let costs = Costs::of(&trigrams, count, wanted);
+    let now = known.matches.as_ref().map_or(u64::MAX, |matches| costs.remembered(matches));
+    let now = now.min(costs.in_order).min(costs.index);
+    // Finding them is what counting them cost: every candidate, or every row when the term is common.
+    let finding = costs.index.min(u64::try_from(count.through).unwrap_or(0));
+    let fresh = costs.fresh();
+    fresh < now && (now - fresh).saturating_mul(PAGES_TO_REPAY) >= finding
+}
+
+/// What each plan would cost a listing whose count is known, in rows read in order.
+struct Costs {
+    in_order: u64,
+    index: u64,
+    /// Rows through the watermark of the count.
+    through: i64,
+    /// Rows a page from remembered matches looks up at most.
+    wanted: u64,
+}
+
+impl Costs {
+    fn of(trigrams: &[(String, Option<u64>)], count: &Count, wanted: u64) -> Costs {
+        // Candidates hold the rarest trigram asked for, and every match is one.
+        let rarest = trigrams.iter().filter_map(|(_, rows)| *rows).min().unwrap_or(0);
+        let index = match trigrams.is_empty() {
+            true => u64::MAX,
+            false => rarest.max(count.matches).saturating_mul(CANDIDATE_COST),
+        };
+        Costs {
+            in_order: rows_to_read(count, wanted),
+            index,
+            through: count.through,
+            wanted: wanted.min(count.matches),
+        }
+    }
+
+    /// Looking up the page's rows from `matches`, and testing every row past their watermark.
+    fn remembered(&self, matches: &Matches) -> u64 {
+        let past = u64::try_from(self.through.saturating_sub(matches.through)).unwrap_or(0);
+        past.saturating_add(self.fresh())
+    }
+
+    /// Looking up the page's rows from matches found now.
+    fn fresh(&self) -> u64 {
+        self.wanted.saturating_mul(CANDIDATE_COST)
+    }
+}
+
+/// Whether the rarest of `trigrams` (all known) is in more than one row in eight: testing every row in order
+/// then costs less than testing every candidate.
+fn common(trigrams: &[(String, Option<u64>)], frequencies: &TrigramFrequencies) -> bool {
+    let rarest = trigrams.iter().filter_map(|(_, rows)| *rows).min();
+    rarest.zip(frequencies.table_rows()).is_some_and(|(rarest, rows)| rarest.saturating_mul(CANDIDATE_COST) > rows)
+}
+
+/// Asking the index for `trigrams`.
+fn index(trigrams: Vec<(String, Option<u64>)>) -> Plan {
     let asked: Vec<String> = trigrams.into_iter().map(|(trigram, _)| quoted(&trigram)).collect();
-    Some((
-        "(rowid > (SELECT indexed_through FROM text_index_state) \
-         OR rowid IN (SELECT rowid FROM messages_text WHERE messages_text MATCH ?))",
-        Value::from(asked.join(" AND ")),
-    ))
+    Plan::Index(asked.join(" AND "))
 }
 
 /// Rows read in the listing's order before `wanted` matches have come, if matches are spread evenly: at
@@ -159,11 +254,19 @@ mod tests {
         frequencies
     }
 
+    /// What a listing asks the index for, none when it reads in order.
     fn asked(q: &str, count: Option<&Count>, wanted: u64, frequencies: &TrigramFrequencies) -> Option<String> {
-        candidates(q, count, wanted, frequencies).map(|(_, arg)| match arg {
-            Value::Text(text) => text,
+        let known = count.map(|count| Known { count: *count, matches: None });
+        match plan(q, known.as_ref(), wanted, frequencies) {
+            Plan::Index(trigrams) => Some(trigrams),
+            Plan::InOrder => None,
             other => panic!("{other:?}"),
-        })
+        }
+    }
+
+    /// Matches through `through`: `n` rowids.
+    fn matches(through: i64, n: i64) -> Arc<Matches> {
+        Arc::new(Matches { through, removed: 0, rowids: (1..=n).collect() })
     }
 
     #[test]
@@ -214,6 +317,50 @@ mod tests {
         // One unknown trigram: every trigram is asked for.
         assert_eq!(learned.unknown("huxekab"), vec!["kab".to_owned()]);
         assert_eq!(asked("huxekab", None, 50, &learned).map(|q| q.matches(" AND ").count()), Some(4));
+    }
+
+    #[test]
+    fn a_term_in_one_row_in_a_hundred_asked_again_is_worth_remembering_and_then_read_from_its_matches() {
+        let learned = frequencies(&[("nem", 1_500), ("emi", 1_400)]);
+        let count = known(100_000, 1_000);
+        let mut known = Known { count, matches: None };
+        // The walk reads ~5,000 rows for 50 matches; 50 lookups are ~400.
+        assert!(worth_remembering("nemi", &known, 50, &learned));
+        known.matches = Some(matches(100_000, 1_000));
+        assert!(matches!(plan("nemi", Some(&known), 50, &learned), Plan::Remembered(_, 50)));
+        assert!(!worth_remembering("nemi", &known, 50, &learned), "fresh already");
+        // A few rows past their watermark are tested as they are; many make finding them again worth it.
+        known.count.through = 100_300;
+        assert!(matches!(plan("nemi", Some(&known), 50, &learned), Plan::Remembered(..)));
+        assert!(!worth_remembering("nemi", &known, 50, &learned));
+        known.count.through = 104_000;
+        assert!(worth_remembering("nemi", &known, 50, &learned));
+        known.count.through = 200_000;
+        assert_eq!(plan("nemi", Some(&known), 50, &learned), Plan::InOrder, "100,000 rows past them");
+    }
+
+    #[test]
+    fn a_common_term_or_a_deep_page_is_not_worth_remembering() {
+        let nothing = TrigramFrequencies::default();
+        let broad = Known { count: known(100_000, 71_000), matches: None };
+        assert!(!worth_remembering("kaka", &broad, 150, &nothing), "the walk reads ~211 rows");
+        let too_many = Known { count: known(1_000_000, MOST_MATCHES + 1), matches: None };
+        assert!(!worth_remembering("kaka", &too_many, 50_000, &nothing));
+        let medium = Known { count: known(100_000, 1_000), matches: None };
+        assert!(!worth_remembering("nemi", &medium, 1_000, &nothing), "every match is on the way to the page");
+        let none = Known { count: known(100_000, 0), matches: None };
+        assert!(!worth_remembering("zzyzx", &none, 50, &nothing));
+    }
+
+    #[test]
+    fn remembered_matches_narrow_a_page_to_its_first_rows_and_those_past_their_watermark() {
+        let plan = Plan::Remembered(matches(900, 300), 150);
+        let (clause, args) = plan.candidates().unwrap();
+        assert_eq!(clause, "(rowid > ? OR rowid IN (SELECT value FROM json_each(?)))");
+        let first: Vec<i64> = (1..=150).collect();
+        assert_eq!(args, vec![Value::Integer(900), Value::Text(serde_json::to_string(&first).unwrap())]);
+        let (_, args) = Plan::Remembered(matches(900, 3), 150).candidates().unwrap();
+        assert_eq!(args[1], Value::Text("[1,2,3]".to_owned()));
     }
 
     #[test]

@@ -230,7 +230,7 @@ async fn a_burst_of_distinct_and_duplicate_deliveries_gets_the_right_outcome_eac
     let bodies: Vec<String> =
         (0..120).map(|i| message(&format!("b{}", i % 40), "+1555", "2025-01-15T10:00:00Z", Some("x"))).collect();
     let answers = join_all(bodies.iter().map(|b| app.deliver(b))).await;
-    assert!(answers.iter().all(|(status, _)| *status == 200));
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
     assert_eq!(app.stored_count().await, 40);
     let logs = app.wait_for_logs(120, |l| l["path"] == "/webhook").await;
     for i in 0..40 {

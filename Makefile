@@ -113,10 +113,10 @@ bench: release ## Throughput and latency at 100k and 1M messages (server on cpu 
 	$(BENCH) --messages 100000 --seconds 10
 	$(BENCH) --messages 1000000 --seconds 10
 
-bench-remote: release ## Round trips and latency per endpoint on the libSQL server in LIBSQL_BENCH_URL, DELAY_MS (default 10) added per trip
+bench-remote: release ## Round trips and latency per endpoint on the libSQL server in LIBSQL_BENCH_URL after MESSAGES (default 10000), DELAY_MS (default 10) added per trip
 	@[ -n "$${LIBSQL_BENCH_URL:-}" ] || { echo "bench-remote: set LIBSQL_BENCH_URL to a libSQL server, e.g. http://127.0.0.1:8080" >&2; exit 2; }
 	$(CARGO) build --release -p webhook-bench
-	$(BENCH) --remote "$$LIBSQL_BENCH_URL" --delay-ms $${DELAY_MS:-10}
+	$(BENCH) --remote "$$LIBSQL_BENCH_URL" --delay-ms $${DELAY_MS:-10} --messages $${MESSAGES:-10000}
 
 bench-smoke: release ## The benchmark on a tiny load: it runs, and every request succeeds (nothing timed)
 	$(CARGO) build --release -p webhook-bench

@@ -33,6 +33,12 @@ pub use hrana::HranaError;
 /// shared server refuse connections (429) instead of answering a little later.
 const SERVER_CALLS_IN_FLIGHT: usize = 16;
 
+/// Write transactions one instance has open on a libSQL server at once. The server commits one at a time
+/// whatever the number waiting, so more only wait there instead of here; and under many concurrent
+/// `BEGIN IMMEDIATE` batches sqld answers some with SQLITE_BUSY and, at 16, was seen to stop answering
+/// writes altogether.
+const SERVER_WRITES_IN_FLIGHT: usize = 2;
+
 /// How long a migration waits for another instance's before trying again.
 const MIGRATION_RETRY: Duration = Duration::from_millis(200);
 
@@ -40,6 +46,7 @@ pub struct Server {
     hrana: Arc<Hrana>,
     config: config::Server,
     in_flight: Semaphore,
+    writes_in_flight: Semaphore,
     /// Whether rows stored before the index was kept in each delivery's commit are being indexed.
     catching_up: Arc<AtomicBool>,
 }
@@ -52,6 +59,7 @@ impl Server {
             hrana,
             config: config.clone(),
             in_flight: Semaphore::new(SERVER_CALLS_IN_FLIGHT),
+            writes_in_flight: Semaphore::new(SERVER_WRITES_IN_FLIGHT),
             catching_up: Arc::new(AtomicBool::new(false)),
         };
         let version = server.execute(&Statement::new("PRAGMA user_version", Vec::new())).await?;
@@ -91,6 +99,7 @@ impl Server {
         let statements: Vec<Statement> =
             messages.iter().flat_map(|message| insert_and_index(&created_at, message)).collect();
         let outcomes = {
+            let _write = self.writes_in_flight.acquire().await;
             let _turn = self.in_flight.acquire().await;
             self.hrana.transaction(&statements).await?
         };

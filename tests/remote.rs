@@ -134,7 +134,13 @@ struct ProxyState {
     closed: AtomicBool,
     requests: AtomicUsize,
     failures: AtomicUsize,
+    /// Requests holding a write transaction (`BEGIN IMMEDIATE`) sent and not yet answered, and the most seen.
+    writes_open: AtomicUsize,
+    writes_most: AtomicUsize,
 }
+
+/// What a delivery's transaction sends the server first.
+const WRITE_TRANSACTION: &[u8] = b"BEGIN IMMEDIATE";
 
 /// What ends an HTTP/1.1 request line; JSON bodies escape their line breaks, so it occurs nowhere else in what
 /// a client sends.
@@ -172,12 +178,18 @@ impl Proxy {
     fn failures_left(&self) -> usize {
         self.state.failures.load(Ordering::SeqCst)
     }
+
+    /// The most write transactions that were sent and not yet answered at once.
+    fn most_writes_at_once(&self) -> usize {
+        self.state.writes_most.load(Ordering::SeqCst)
+    }
 }
 
 async fn forward(client: TcpStream, upstream: String, state: Arc<ProxyState>) {
     let Ok(server) = TcpStream::connect(&upstream).await else { return };
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
+    let writing = AtomicBool::new(false);
     // Ends with Some(answer 503 or not) when a request was failed.
     let upward = async {
         let (mut buffer, mut tail) = ([0u8; 16384], Vec::new());
@@ -186,10 +198,16 @@ async fn forward(client: TcpStream, upstream: String, state: Arc<ProxyState>) {
                 Ok(0) | Err(_) => return None,
                 Ok(n) => n,
             };
-            // Keeps a tail shorter than the pattern, for one cut across two reads.
+            // Keeps a tail shorter than the patterns, for one cut across two reads.
             tail.extend_from_slice(&buffer[..n]);
             let found = tail.windows(REQUEST_LINE_END.len()).filter(|w| *w == REQUEST_LINE_END).count();
-            tail.drain(..tail.len().saturating_sub(REQUEST_LINE_END.len() - 1));
+            if tail.windows(WRITE_TRANSACTION.len()).any(|w| w == WRITE_TRANSACTION)
+                && !writing.swap(true, Ordering::SeqCst)
+            {
+                let open = state.writes_open.fetch_add(1, Ordering::SeqCst) + 1;
+                state.writes_most.fetch_max(open, Ordering::SeqCst);
+            }
+            tail.drain(..tail.len().saturating_sub(WRITE_TRANSACTION.len() - 1));
             let failures = &state.failures;
             if found > 0 && failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1)).is_ok() {
                 return Some(failures.load(Ordering::SeqCst) % 2 == 0);
@@ -200,7 +218,22 @@ async fn forward(client: TcpStream, upstream: String, state: Arc<ProxyState>) {
             }
         }
     };
-    let downward = tokio::io::copy(&mut server_read, &mut client_write);
+    // A response's first bytes close the write transaction its request opened.
+    let downward = async {
+        let mut buffer = [0u8; 16384];
+        loop {
+            let n = match server_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if writing.swap(false, Ordering::SeqCst) {
+                state.writes_open.fetch_sub(1, Ordering::SeqCst);
+            }
+            if client_write.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
     let cut = async {
         while !state.closed.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -349,6 +382,28 @@ async fn every_request_is_one_round_trip_to_the_server() {
     }
     let (_, search) = app.get("/messages?q=hello&offset=100").await;
     assert_eq!((search["total"].as_u64(), search["data"].as_array().map(Vec::len)), (Some(2), Some(0)));
+}
+
+/// However many deliveries arrive at once, one instance keeps at most two write transactions open on the
+/// server: it commits one at a time anyway, and sqld answered SQLITE_BUSY, then stopped answering writes,
+/// under sixteen.
+#[tokio::test]
+async fn an_instance_keeps_at_most_two_write_transactions_open_on_the_server() {
+    let Some(server) =
+        direct_server("an_instance_keeps_at_most_two…", "a replica writes through the same code, tested directly")
+    else {
+        return;
+    };
+    let first = TestApp::start(Setup::new()).await;
+    let proxy = Proxy::start(&server).await;
+    let app = TestApp::start(Setup::new().same_store_as(&first).server_via(&proxy.url)).await;
+    let bodies: Vec<String> = (0..64)
+        .map(|n| message(&format!("burst-{n}"), "+15550001", "2025-01-15T10:00:00Z", Some("one of a burst")))
+        .collect();
+    let answers = futures::future::join_all(bodies.iter().map(|body| app.deliver(body))).await;
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+    assert_eq!(app.stored_count().await, 64);
+    assert!((1..=2).contains(&proxy.most_writes_at_once()), "{} at once", proxy.most_writes_at_once());
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, TempDb};
+use common::{connect, eventually, Target, TempDb};
 use webhook_ingest::config::{Database, Server};
 use webhook_ingest::message::{Message, Timestamp};
 use webhook_ingest::query::{fold_case, ListParams};
@@ -41,7 +41,7 @@ impl Rng {
 async fn search_equals_a_plain_substring_match() {
     let db = TempDb::new();
     let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
-    let conn = libsql::Builder::new_local(&db.path).build().await.unwrap().connect().unwrap();
+    let conn = connect(&Target::File(db.path.clone())).await;
     search_equals_reference(&store, &conn).await;
 }
 
@@ -119,8 +119,7 @@ async fn rows_not_yet_in_the_text_index_are_still_found() {
     store.insert(Message::parse(first.as_bytes()).unwrap()).await.unwrap();
     // Written by another connection: the writer, idle, has not indexed these (it indexes when it next runs).
     // First wait until it has indexed the row above, so it is idle and its last chunk cannot take these.
-    let conn = libsql::Builder::new_local(&db.path).build().await.unwrap().connect().unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let conn = connect(&Target::File(db.path.clone())).await;
     let indexed = || query_bool(&conn, "SELECT indexed_through >= 1 FROM text_index_state");
     eventually("the first row was never indexed", Duration::from_secs(30), Duration::from_millis(10), indexed).await;
     for (id, text) in [("b", "fresh needle"), ("c", "no match here"), ("d", "NEEDLE again")] {
@@ -219,9 +218,9 @@ impl Corpus {
         assert_eq!((got, page.total), self.expected(&params), "{query}");
     }
 
-    async fn check_each(&self, store: &Store, queries: &[&str]) {
+    async fn check_each(&self, store: &Store, queries: &[impl AsRef<str>]) {
         for query in queries {
-            self.check(store, query).await;
+            self.check(store, query.as_ref()).await;
         }
     }
 }
@@ -273,20 +272,15 @@ async fn every_search_plan_equals_a_plain_substring_match_across_watermarks() {
     let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
     let mut corpus = Corpus::default();
     corpus.add(&store, 0..600).await;
+    let listings = listings();
     for _ in 0..2 {
-        for query in listings() {
-            corpus.check(&store, &query).await;
-        }
+        corpus.check_each(&store, &listings).await;
     }
     corpus.add(&store, 600..800).await;
-    for query in listings() {
-        corpus.check(&store, &query).await;
-    }
-    let conn = libsql::Builder::new_local(&db.path).build().await.unwrap().connect().unwrap();
+    corpus.check_each(&store, &listings).await;
+    let conn = connect(&Target::File(db.path.clone())).await;
     wait_until_indexed(&conn).await;
-    for query in listings() {
-        corpus.check(&store, &query).await;
-    }
+    corpus.check_each(&store, &listings).await;
 }
 
 /// Messages are append-only for this service, but another program may delete some: a total counted before
@@ -302,8 +296,7 @@ async fn a_deletion_by_another_program_is_counted_in_the_next_total() {
     corpus.check(&store, query).await;
     corpus.check(&store, query).await;
 
-    let conn = libsql::Builder::new_local(&db.path).build().await.unwrap().connect().unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let conn = connect(&Target::File(db.path.clone())).await;
     let last = corpus.messages.pop().unwrap();
     assert!(last.3.as_deref().is_some_and(|t| t.contains("Kaka")), "the last row matches");
     conn.execute("DELETE FROM messages WHERE message_id IN ('m0001', ?)", [last.0.as_str()]).await.unwrap();
@@ -326,8 +319,7 @@ async fn a_search_asked_again_is_exact_when_read_from_its_remembered_matches() {
     let store = Store::open(&Database::Local(db.path.clone())).await.unwrap();
     let mut corpus = Corpus::default();
     corpus.add(&store, 0..900).await;
-    let conn = libsql::Builder::new_local(&db.path).build().await.unwrap().connect().unwrap();
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let conn = connect(&Target::File(db.path.clone())).await;
     wait_until_indexed(&conn).await;
     // "rika" is in one row in nine: a page of 50 reads ~450 rows in order, or looks up 50 remembered ones.
     let listings = [

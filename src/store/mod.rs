@@ -207,8 +207,7 @@ impl Store {
         let Some(_finding) = self.counts.start_finding(filters) else { return Ok(()) };
         let matches = read::matches_of(self.backend.fetch(&read::matches(params, &self.frequencies)).await?)?;
         if let Some(matches) = matches {
-            self.counts.remember_matches(filters, matches);
-            *known = self.counts.get(filters).unwrap_or_else(|| known.clone());
+            known.matches = self.counts.remember_matches(filters, matches).or(known.matches.take());
         }
         Ok(())
     }

@@ -149,25 +149,26 @@ impl SearchCounts {
         Some(Finding { counts: self, filters })
     }
 
-    /// Remembers the matches of `filters`, whose count is remembered, in place of any found before; those of
-    /// other filters used least recently are forgotten to make room.
-    pub fn remember_matches(&self, filters: &Filters, matches: Matches) {
+    /// Remembers the matches of `filters`, whose count is remembered, in place of any found before, and
+    /// returns them as remembered; those of other filters used least recently are forgotten to make room.
+    pub fn remember_matches(&self, filters: &Filters, matches: Matches) -> Option<Arc<Matches>> {
         if matches.rowids.len() as u64 > MOST_MATCHES {
-            return;
+            return None;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match entries.by_filters.get(filters) {
             Some(entry) if entry.known.count.removed == matches.removed => entries.forget(filters, false),
-            _ => return,
+            _ => return None,
         }
         while entries.rowids + matches.rowids.len() > MATCHES_KEPT {
             let Some(oldest) = entries.least_recent(|entry| entry.known.matches.is_some()) else { break };
             entries.forget(&oldest, false);
         }
         entries.rowids += matches.rowids.len();
-        if let Some(entry) = entries.by_filters.get_mut(filters) {
-            entry.known.matches = Some(Arc::new(matches));
-        }
+        let matches = Arc::new(matches);
+        let entry = entries.by_filters.get_mut(filters)?;
+        entry.known.matches = Some(Arc::clone(&matches));
+        Some(matches)
     }
 
     /// Forgets every count and match: rows were deleted since they were taken.

@@ -127,10 +127,9 @@ struct Costs {
 impl Costs {
     fn of(trigrams: &[(String, Option<u64>)], count: &Count, wanted: u64) -> Costs {
         // Candidates hold the rarest trigram asked for, and every match is one.
-        let rarest = trigrams.iter().filter_map(|(_, rows)| *rows).min().unwrap_or(0);
         let index = match trigrams.is_empty() {
             true => u64::MAX,
-            false => rarest.max(count.matches).saturating_mul(CANDIDATE_COST),
+            false => rarest(trigrams).unwrap_or(0).max(count.matches).saturating_mul(CANDIDATE_COST),
         };
         Costs {
             in_order: rows_to_read(count, wanted),
@@ -155,8 +154,13 @@ impl Costs {
 /// Whether the rarest of `trigrams` (all known) is in more than one row in eight: testing every row in order
 /// then costs less than testing every candidate.
 fn common(trigrams: &[(String, Option<u64>)], frequencies: &TrigramFrequencies) -> bool {
-    let rarest = trigrams.iter().filter_map(|(_, rows)| *rows).min();
+    let rarest = rarest(trigrams);
     rarest.zip(frequencies.table_rows()).is_some_and(|(rarest, rows)| rarest.saturating_mul(CANDIDATE_COST) > rows)
+}
+
+/// The rows of the rarest of `trigrams` whose frequency is known.
+fn rarest(trigrams: &[(String, Option<u64>)]) -> Option<u64> {
+    trigrams.iter().filter_map(|(_, rows)| *rows).min()
 }
 
 /// Asking the index for `trigrams`.

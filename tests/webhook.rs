@@ -284,19 +284,22 @@ async fn a_key_named_twice_is_422_naming_it_and_stores_nothing() {
     assert_eq!(app.stored_count().await, 0);
 }
 
-/// Makes inserts whose id matches `pattern` fail, from a second connection, while the server runs.
+/// Makes inserts whose id matches `pattern` fail, from a second connection, while the server runs: into
+/// `messages`, and into `inbox`, where a libSQL server's deliveries land first.
 async fn inject_fault(app: &TestApp, pattern: &str) {
     let conn = app.connect_store().await;
-    conn.execute("DROP TRIGGER IF EXISTS injected_fault", ()).await.unwrap();
-    conn.execute(
-        &format!(
-            "CREATE TRIGGER injected_fault BEFORE INSERT ON messages WHEN NEW.message_id GLOB '{pattern}' \
-             BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
-        ),
-        (),
-    )
-    .await
-    .unwrap();
+    for table in ["messages", "inbox"] {
+        conn.execute(&format!("DROP TRIGGER IF EXISTS injected_fault_{table}"), ()).await.unwrap();
+        conn.execute(
+            &format!(
+                "CREATE TRIGGER injected_fault_{table} BEFORE INSERT ON {table} WHEN NEW.message_id GLOB '{pattern}' \
+                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+            ),
+            (),
+        )
+        .await
+        .unwrap();
+    }
 }
 
 #[tokio::test]

@@ -35,7 +35,9 @@ fn typed(id: &str, kind: &str, part: Value) -> Value {
 
 async fn message_types(app: &TestApp) -> Vec<(String, Option<String>)> {
     let conn = app.connect_store().await;
-    let mut rows = conn.query("SELECT message_id, message_type FROM messages ORDER BY message_id", ()).await.unwrap();
+    let stored = "SELECT message_id, message_type FROM messages \
+         UNION ALL SELECT message_id, message_type FROM inbox ORDER BY message_id";
+    let mut rows = conn.query(stored, ()).await.unwrap();
     let mut out = Vec::new();
     while let Some(row) = rows.next().await.unwrap() {
         out.push((row.get(0).unwrap(), row.get(1).unwrap()));

@@ -12,6 +12,8 @@
 
 mod backend;
 mod file;
+#[cfg(feature = "remote")]
+mod inbox;
 mod lazy;
 mod pool;
 mod read;

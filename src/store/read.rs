@@ -41,12 +41,15 @@ enum Total {
 }
 
 /// After the total, every row of a counted listing carries the watermark it was counted through and the
-/// deletions so far, which with the total become the next [`Count`],
-const COUNTED_THROUGH: &str = "(SELECT coalesce(max(rowid), 0) FROM messages), (SELECT removed FROM totals)";
+/// deletions so far, and how many of its matches are in the inbox, past that watermark: with the total they
+/// become the next [`Count`],
+const WATERMARK: &str = "(SELECT coalesce(max(rowid), 0) FROM messages), (SELECT removed FROM totals)";
 /// and, when it is filtered to a sender (`from` is ?1), that sender's rows.
 const SENDER_ROWS: &str = "(SELECT count FROM sender_counts WHERE from_msisdn = ?1)";
-/// What the other listings carry in those three columns.
-const NOT_COUNTED: &str = "NULL, NULL, NULL";
+/// What the other listings carry in those four columns.
+const NOT_COUNTED: &str = "NULL, NULL, NULL, NULL";
+/// What a listing reads of each row, in `messages` and in `inbox` alike: the message, and its order.
+const LISTED: &str = "message_id, from_msisdn, to_msisdn, ts, text, ts_key";
 
 impl ListQuery {
     fn new(params: &ListParams, known: Option<&Known>, frequencies: &TrigramFrequencies) -> ListQuery {
@@ -77,28 +80,32 @@ impl ListQuery {
     }
 
     /// The statements of a listing: its page, chronological then by id, each row led by the total, and the
-    /// total alone, for a page past the end.
+    /// total alone, for a page past the end. Both read `inbox` as well, whose rows are past every watermark
+    /// ([`super::inbox`]): they are never candidates of the index, and every count adds its matches there.
     fn into_queries(mut self, params: &ListParams, known: Option<Count>) -> Listing {
         let total = match (counted(params), &params.from, known) {
-            (false, None, _) => Total::Aggregate("(SELECT messages FROM totals)"),
+            (false, None, _) => Total::Aggregate("(SELECT messages FROM totals) + (SELECT count(*) FROM inbox)"),
             // `from` is the only filter, so it is ?1.
-            (false, Some(_), _) => {
-                Total::Aggregate("coalesce((SELECT count FROM sender_counts WHERE from_msisdn = ?1), 0)")
-            }
+            (false, Some(_), _) => Total::Aggregate(
+                "coalesce((SELECT count FROM sender_counts WHERE from_msisdn = ?1), 0) \
+                 + (SELECT count(*) FROM inbox WHERE from_msisdn = ?1)",
+            ),
             (true, _, Some(count)) => Total::Known(count),
             _ if self.candidates.is_empty() => Total::Scanned,
             _ => Total::Counted,
         };
         let (filter, candidates) = (&self.filter, &self.candidates);
+        let in_inbox = format!("(SELECT count(*) FROM inbox{filter})");
         let scope = if params.from.is_some() { SENDER_ROWS } else { "NULL" };
+        let counted_through = format!("{WATERMARK}, {in_inbox}, {scope}");
         let (in_page, past_end) = match total {
             Total::Aggregate(total) => (format!("{total}, {NOT_COUNTED}"), format!("{total}, {NOT_COUNTED}")),
             Total::Counted => (
-                format!("count(*) OVER (), {COUNTED_THROUGH}, {scope}"),
-                format!("(SELECT count(*) FROM messages{filter}{candidates}), {COUNTED_THROUGH}, {scope}"),
+                format!("count(*) OVER (), {counted_through}"),
+                format!("(SELECT count(*) FROM messages{filter}{candidates}) + {in_inbox}, {counted_through}"),
             ),
             Total::Scanned => {
-                let total = format!("(SELECT count(*) FROM messages{filter}), {COUNTED_THROUGH}, {scope}");
+                let total = format!("(SELECT count(*) FROM messages{filter}) + {in_inbox}, {counted_through}");
                 (total.clone(), total)
             }
             // The rows past the watermark, found by rowid: few, where an index over the filters may hold many.
@@ -108,21 +115,25 @@ impl ListQuery {
                 let (matches, through) = (self.args.len() - 1, self.args.len());
                 let after = if filter.is_empty() { " WHERE" } else { " AND" };
                 let total = format!(
-                    "?{matches} + (SELECT count(*) FROM messages NOT INDEXED{filter}{after} rowid > ?{through}), \
-                     {COUNTED_THROUGH}, {scope}"
+                    "?{matches} + (SELECT count(*) FROM messages NOT INDEXED{filter}{after} rowid > ?{through}) \
+                     + {in_inbox}, {counted_through}"
                 );
                 (total.clone(), total)
             }
         };
-        // Asking the index yields candidates in rowid order: sort them (`+` keeps SQLite from walking the
-        // time index instead and testing each row against the candidates, which reads every row for a
-        // rare term). Without candidates, walking the time index finds the page's rows first.
-        let order = if candidates.is_empty() { "ts_key, message_id" } else { "+ts_key, +message_id" };
         let (limit, offset) = (self.args.len() + 1, self.args.len() + 2);
-        let page = format!(
-            "SELECT {in_page}, {} FROM messages{filter}{candidates} ORDER BY {order} LIMIT ?{limit} OFFSET ?{offset}",
-            rows::MESSAGE_COLUMNS
-        );
+        let order = format!("ORDER BY ts_key, message_id LIMIT ?{limit} OFFSET ?{offset}");
+        let rows =
+            format!("SELECT {LISTED} FROM messages{filter}{candidates} UNION ALL SELECT {LISTED} FROM inbox{filter}");
+        // Without candidates, the page's rows come first walking the time index, merged in order with the
+        // inbox's (the rows of a subquery keep its order). Asking the index yields candidates in rowid order,
+        // so they are all sorted instead: ordered outside the subquery, SQLite does not walk the time index
+        // and test each row against them, which reads every row for a rare term.
+        let rows = match candidates.is_empty() {
+            true => format!("({rows} {order})"),
+            false => format!("({rows}) {order}"),
+        };
+        let page = format!("SELECT {in_page}, {} FROM {rows}", rows::MESSAGE_COLUMNS);
         let only_total = format!("SELECT {past_end}, NULL, NULL, NULL, NULL, NULL");
         let total = Query { sql: only_total, args: self.args.clone() };
         let mut args = self.args;
@@ -180,7 +191,7 @@ pub fn list(params: &ListParams, known: Option<&Known>, frequencies: &TrigramFre
 pub fn matches(params: &ListParams, frequencies: &TrigramFrequencies) -> Query {
     let ListQuery { filter, candidates, args } = ListQuery::new(params, None, frequencies);
     let order = if candidates.is_empty() { "ts_key, message_id" } else { "+ts_key, +message_id" };
-    let sql = format!("SELECT rowid, {COUNTED_THROUGH} FROM messages{filter}{candidates} ORDER BY {order}");
+    let sql = format!("SELECT rowid, {WATERMARK} FROM messages{filter}{candidates} ORDER BY {order}");
     Query { sql, args }
 }
 
@@ -202,12 +213,14 @@ pub fn page(mut rows: Table) -> Result<(Page, Option<Count>), StoreError> {
     for row in rows.rows_mut() {
         total = rows::count(row, 0)?;
         if !rows::is_null(row, 1)? {
-            let scope = if rows::is_null(row, 3)? { None } else { Some(rows::count(row, 3)?) };
-            let (through, removed) = (rows::integer(row, 1)?, rows::count(row, 2)?);
-            counted = Some(Count { through, matches: total, removed, scope });
+            let (through, removed, arriving) = (rows::integer(row, 1)?, rows::count(row, 2)?, rows::count(row, 3)?);
+            let scope = if rows::is_null(row, 4)? { None } else { Some(rows::count(row, 4)?) };
+            let matches =
+                total.checked_sub(arriving).ok_or(StoreError::Unexpected("more matches arriving than in all"))?;
+            counted = Some(Count { through, matches, removed, scope });
         }
-        if !rows::is_null(row, 4)? {
-            data.push(rows::stored_message(row, 4)?);
+        if !rows::is_null(row, 5)? {
+            data.push(rows::stored_message(row, 5)?);
         }
     }
     Ok((Page { data, total }, counted))
@@ -227,13 +240,29 @@ pub fn trigram_frequencies(trigrams: &[String]) -> Query {
 }
 
 /// The statement that reads everything `/stats` says, from the aggregates the insert trigger keeps (no scan
-/// of messages): totals, the top ten senders as a JSON array, the first and last timestamps.
+/// of messages) and the few rows of `inbox` ([`super::inbox`]), which they do not count yet: totals, the top
+/// ten senders as a JSON array, the first and last timestamps.
+///
+/// A sender among the top ten is in the inbox, or among the top ten of those who are not, and so among the
+/// top `10 + (senders in the inbox)` of the aggregates.
 pub fn stats() -> Query {
-    let sql = "SELECT messages, senders, \
-         CAST((SELECT json_group_array(json_array(from_msisdn, count)) FROM (SELECT from_msisdn, count \
-            FROM sender_counts ORDER BY count DESC, from_msisdn ASC LIMIT 10)) AS BLOB), \
-         (SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key, message_id LIMIT 1), \
-         (SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1) \
+    let sql = "WITH arriving AS (SELECT from_msisdn, count(*) AS count FROM inbox GROUP BY from_msisdn), \
+         contenders AS (SELECT from_msisdn FROM (SELECT from_msisdn FROM sender_counts \
+            ORDER BY count DESC, from_msisdn LIMIT 10 + (SELECT count(*) FROM arriving)) \
+            UNION SELECT from_msisdn FROM arriving), \
+         top AS (SELECT from_msisdn, coalesce((SELECT count FROM sender_counts AS s WHERE s.from_msisdn = c.from_msisdn), 0) \
+            + coalesce((SELECT count FROM arriving AS a WHERE a.from_msisdn = c.from_msisdn), 0) AS count \
+            FROM contenders AS c ORDER BY count DESC, from_msisdn LIMIT 10) \
+         SELECT messages + (SELECT count(*) FROM inbox), \
+         senders + (SELECT count(*) FROM arriving AS a \
+            WHERE NOT EXISTS (SELECT 1 FROM sender_counts AS s WHERE s.from_msisdn = a.from_msisdn)), \
+         CAST((SELECT json_group_array(json_array(from_msisdn, count)) FROM top) AS BLOB), \
+         (SELECT CAST(ts AS BLOB) FROM (SELECT ts, ts_key, message_id FROM \
+            (SELECT ts, ts_key, message_id FROM messages ORDER BY ts_key, message_id LIMIT 1) \
+            UNION ALL SELECT ts, ts_key, message_id FROM inbox ORDER BY ts_key, message_id LIMIT 1)), \
+         (SELECT CAST(ts AS BLOB) FROM (SELECT ts, ts_key, message_id FROM \
+            (SELECT ts, ts_key, message_id FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1) \
+            UNION ALL SELECT ts, ts_key, message_id FROM inbox ORDER BY ts_key DESC, message_id DESC LIMIT 1)) \
          FROM totals";
     Query { sql: sql.to_owned(), args: Vec::new() }
 }
@@ -285,6 +314,20 @@ mod tests {
         }
     }
 
+    /// Puts messages `range` of [`add`] in the inbox instead, as a server's deliveries do before it is full.
+    async fn arrive(conn: &libsql::Connection, range: std::ops::Range<u32>) {
+        add(conn, range.clone()).await;
+        conn.execute_batch(&format!(
+            "INSERT INTO inbox (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
+             SELECT message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded FROM messages \
+             WHERE rowid > (SELECT max(rowid) FROM messages) - {n} ORDER BY rowid; \
+             DELETE FROM messages WHERE rowid > (SELECT max(rowid) FROM messages) - {n};",
+            n = range.len()
+        ))
+        .await
+        .unwrap();
+    }
+
     async fn run(conn: &libsql::Connection, query: &Query) -> Table {
         rows::collect(conn.query(&query.sql, query.args.clone()).await.unwrap()).await.unwrap()
     }
@@ -300,23 +343,96 @@ mod tests {
         local
     }
 
+    /// Listings every back end runs, each in the cases the planner tells apart.
+    const LISTINGS: [&str; 9] = [
+        "q=kaka",
+        "q=kaka&limit=20&offset=100",
+        "q=rika&offset=10000",
+        "q=zzz",
+        "q=ka&limit=5",
+        "q=rika&from=%2B1555000001",
+        "from=%2B1555000002&since=2025-01-15T10:30:00Z",
+        "limit=3",
+        "from=%2B1555000000&offset=500",
+    ];
+
+    #[tokio::test]
+    async fn rows_in_the_inbox_are_listed_counted_and_searched_as_stored_ones() {
+        let (stored, arriving) = (database().await, database().await);
+        add(&stored, 0..200).await;
+        add(&arriving, 0..150).await;
+        arrive(&arriving, 150..200).await;
+        let frequencies = TrigramFrequencies::default();
+        for query in LISTINGS.iter().chain(&["limit=100&offset=120", "q=kaka&since=2025-01-15T10:20:00Z"]) {
+            let params = ListParams::parse(Some(query)).unwrap();
+            let (expected, _) = both_ways(&stored, &list(&params, None, &frequencies)).await;
+            let (found, counted) = both_ways(&arriving, &list(&params, None, &frequencies)).await;
+            assert_eq!(found, expected, "{query}");
+            assert!(counted.is_none_or(|count| count.through == 150), "{query}: counted through the stored rows");
+        }
+        // A count remembered through a watermark holds while more rows arrive and after they move.
+        for query in LISTINGS {
+            let params = ListParams::parse(Some(query)).unwrap();
+            let Some(count) = both_ways(&arriving, &list(&params, None, &frequencies)).await.1 else { continue };
+            let known = Known { count, matches: None };
+            for (arrived, step) in [(200..210, "arrive"), (210..220, "move")] {
+                arrive(&arriving, arrived).await;
+                if step == "move" {
+                    arriving
+                        .execute_batch(
+                            "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, \
+                             text_folded) SELECT message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, \
+                             text_folded FROM inbox ORDER BY rowid; DELETE FROM inbox;",
+                        )
+                        .await
+                        .unwrap();
+                }
+                let (again, _) = both_ways(&arriving, &list(&params, Some(&known), &frequencies)).await;
+                let (fresh, _) = both_ways(&arriving, &list(&params, None, &frequencies)).await;
+                assert_eq!(again, fresh, "{query}: after the rows {step}");
+            }
+            arriving.execute_batch("DELETE FROM inbox; DELETE FROM messages WHERE rowid > 150;").await.unwrap();
+            arrive(&arriving, 150..200).await;
+        }
+        assert_eq!(stats_of(run(&arriving, &stats()).await).unwrap(), stats_of(run(&stored, &stats()).await).unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_inbox_changes_the_top_senders_as_stored_rows_would() {
+        let (stored, arriving) = (database().await, database().await);
+        for conn in [&stored, &arriving] {
+            conn.execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 209) \
+                 INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key) \
+                 SELECT 'm' || i, '+1' || (i % 20), '+2', 't' || i, NULL, '', 't' || printf('%04d', i) FROM n \
+                 WHERE i % 20 <= i / 20",
+            )
+            .await
+            .unwrap();
+        }
+        let late = "SELECT 'late' || i, '+1' || (19 - i % 3), '+2', 't9' || i, NULL, '', 't9' || i FROM n";
+        for (conn, table) in [(&stored, "messages"), (&arriving, "inbox")] {
+            conn.execute_batch(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 17) \
+                 INSERT INTO {table} (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key) {late}; \
+                 INSERT INTO {table} (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key) \
+                 VALUES ('new', '+199', '+2', 't0', NULL, '', 't0000')"
+            ))
+            .await
+            .unwrap();
+        }
+        let expected = stats_of(run(&stored, &stats()).await).unwrap();
+        assert!(expected.messages_per_sender.iter().any(|s| s.from == "+119"), "{expected:?}");
+        assert_eq!(expected.first_message_ts.as_deref(), Some("t0"));
+        assert_eq!(stats_of(run(&arriving, &stats()).await).unwrap(), expected);
+    }
+
     #[tokio::test]
     async fn the_one_statement_a_server_runs_answers_as_the_local_pair_does() {
         let conn = database().await;
         add(&conn, 0..200).await;
         let frequencies = TrigramFrequencies::default();
-        let queries = [
-            "q=kaka",
-            "q=kaka&limit=20&offset=100",
-            "q=rika&offset=10000",
-            "q=zzz",
-            "q=ka&limit=5",
-            "q=rika&from=%2B1555000001",
-            "from=%2B1555000002&since=2025-01-15T10:30:00Z",
-            "limit=3",
-            "from=%2B1555000000&offset=500",
-        ];
-        for query in queries {
+        for query in LISTINGS {
             let params = ListParams::parse(Some(query)).unwrap();
             let (first, counted) = both_ways(&conn, &list(&params, None, &frequencies)).await;
             let matches = matches_of(run(&conn, &matches(&params, &frequencies)).await).unwrap().map(Arc::new);

@@ -6,12 +6,36 @@
 
 use libsql::{Connection, Value};
 
+use super::pool::BoxFuture;
 use super::{rows, StoreError};
 use crate::message::Timestamp;
 use crate::query::fold_case;
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 8;
+pub const LATEST: u32 = 9;
+
+/// One version's change: its statements in order, then, where rows exist already, what only code can
+/// fill in (version 2's sort keys).
+struct Migration {
+    statements: &'static [&'static str],
+    fill: Option<Fill>,
+}
+
+/// Fills in what a migration's statements cannot, for the rows that exist.
+type Fill = for<'c> fn(&'c Connection) -> BoxFuture<'c, Result<(), StoreError>>;
+
+/// Version `n + 1` is `MIGRATIONS[n]`.
+const MIGRATIONS: [Migration; LATEST as usize] = [
+    Migration { statements: V1_MESSAGES, fill: None },
+    Migration { statements: V2_SORT_AND_SEARCH_KEYS, fill: Some(fill_sort_and_search_keys) },
+    Migration { statements: V3_AGGREGATES_AND_TEXT_INDEX, fill: None },
+    Migration { statements: V4_WRITE_PROBE, fill: None },
+    Migration { statements: V5_MESSAGE_TYPE, fill: None },
+    Migration { statements: V6_REMOVAL_COUNT, fill: None },
+    Migration { statements: V7_TRIGRAM_FREQUENCIES, fill: None },
+    Migration { statements: V8_FOLDED_TEXT_IN_THE_ORDERINGS, fill: None },
+    Migration { statements: V9_INBOX, fill: None },
+];
 
 pub async fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // IMMEDIATE: two processes starting on one file cannot both migrate.
@@ -27,29 +51,31 @@ pub async fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 async fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
-    let mut version = user_version(conn).await?;
+    let version = user_version(conn).await?;
     if version > LATEST {
         return Err(StoreError::Open(format!(
             "database schema version {version} is newer than this build understands ({LATEST})"
         )));
     }
-    while version < LATEST {
-        match version {
-            0 => v1_messages(conn).await?,
-            1 => v2_sort_and_search_keys(conn).await?,
-            2 => v3_aggregates_and_text_index(conn).await?,
-            3 => v4_write_probe(conn).await?,
-            4 => v5_message_type(conn).await?,
-            5 => v6_removal_count(conn).await?,
-            6 => v7_trigram_frequencies(conn).await?,
-            7 => v8_folded_text_in_the_orderings(conn).await?,
-            _ => unreachable!("versions above LATEST were refused"),
+    for (done, migration) in (version..).zip(&MIGRATIONS[version as usize..]) {
+        for statement in migration.statements {
+            conn.execute(statement, ()).await?;
         }
-        version += 1;
+        if let Some(fill) = migration.fill {
+            fill(conn).await?;
+        }
         // user_version lives in the database header, so it commits or rolls back with the rest.
-        conn.execute(&format!("PRAGMA user_version = {version}"), ()).await?;
+        conn.execute(&format!("PRAGMA user_version = {}", done + 1), ()).await?;
     }
     Ok(())
+}
+
+/// Every statement that takes an empty database to the current schema, the version last: what the
+/// migrations do when there is no row to fill, for a server to run in one batch.
+#[cfg(feature = "remote")]
+pub fn from_empty() -> impl Iterator<Item = String> {
+    let statements = MIGRATIONS.iter().flat_map(|migration| migration.statements.iter().map(|s| s.to_string()));
+    statements.chain([format!("PRAGMA user_version = {LATEST}")])
 }
 
 async fn user_version(conn: &Connection) -> Result<u32, StoreError> {
@@ -59,45 +85,45 @@ async fn user_version(conn: &Connection) -> Result<u32, StoreError> {
 }
 
 /// The assignment's table. `IF NOT EXISTS` adopts one an earlier implementation created.
-async fn v1_messages(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS messages (
-            message_id  TEXT PRIMARY KEY,
-            from_msisdn TEXT NOT NULL,
-            to_msisdn   TEXT NOT NULL,
-            ts          TEXT NOT NULL,
-            text        TEXT,
-            created_at  TEXT NOT NULL
-        )",
-        (),
-    )
-    .await?;
-    Ok(())
-}
+const V1_MESSAGES: &[&str] = &["CREATE TABLE IF NOT EXISTS messages (
+        message_id  TEXT PRIMARY KEY,
+        from_msisdn TEXT NOT NULL,
+        to_msisdn   TEXT NOT NULL,
+        ts          TEXT NOT NULL,
+        text        TEXT,
+        created_at  TEXT NOT NULL
+    )"];
 
 /// Adds a chronological sort key (the raw `ts` text does not sort chronologically when fractions
-/// differ) and case-folded text for search, fills both for existing rows, and indexes the orderings
-/// the API reads: everything by time, and one sender by time.
-async fn v2_sort_and_search_keys(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute("ALTER TABLE messages ADD COLUMN ts_key TEXT NOT NULL DEFAULT ''", ()).await?;
-    conn.execute("ALTER TABLE messages ADD COLUMN text_folded TEXT", ()).await?;
+/// differ) and case-folded text for search, and indexes the orderings the API reads: everything by time,
+/// and one sender by time. [`fill_sort_and_search_keys`] fills both for existing rows.
+const V2_SORT_AND_SEARCH_KEYS: &[&str] = &[
+    "ALTER TABLE messages ADD COLUMN ts_key TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE messages ADD COLUMN text_folded TEXT",
+    "CREATE INDEX messages_by_time ON messages (ts_key, message_id)",
+    "CREATE INDEX messages_by_sender ON messages (from_msisdn, ts_key, message_id)",
+];
 
-    let mut rows = conn.query("SELECT rowid, CAST(ts AS BLOB), CAST(text AS BLOB) FROM messages", ()).await?;
-    let mut updates = Vec::new();
-    while let Some(row) = rows.next().await? {
-        let mut values = vec![row.get_value(1)?, row.get_value(2)?];
-        let (rowid, ts, text) = (row.get::<i64>(0)?, rows::text(&mut values, 0)?, rows::optional_text(&mut values, 1)?);
-        updates.push((rowid, legacy_sort_key(&ts), text.as_deref().map(fold_case)));
-    }
-    drop(rows);
-    for (rowid, ts_key, text_folded) in updates {
-        conn.execute("UPDATE messages SET ts_key = ?, text_folded = ? WHERE rowid = ?", (ts_key, text_folded, rowid))
+fn fill_sort_and_search_keys(conn: &Connection) -> BoxFuture<'_, Result<(), StoreError>> {
+    Box::pin(async move {
+        let mut rows = conn.query("SELECT rowid, CAST(ts AS BLOB), CAST(text AS BLOB) FROM messages", ()).await?;
+        let mut updates = Vec::new();
+        while let Some(row) = rows.next().await? {
+            let mut values = vec![row.get_value(1)?, row.get_value(2)?];
+            let (rowid, ts, text) =
+                (row.get::<i64>(0)?, rows::text(&mut values, 0)?, rows::optional_text(&mut values, 1)?);
+            updates.push((rowid, legacy_sort_key(&ts), text.as_deref().map(fold_case)));
+        }
+        drop(rows);
+        for (rowid, ts_key, text_folded) in updates {
+            conn.execute(
+                "UPDATE messages SET ts_key = ?, text_folded = ? WHERE rowid = ?",
+                (ts_key, text_folded, rowid),
+            )
             .await?;
-    }
-
-    conn.execute("CREATE INDEX messages_by_time ON messages (ts_key, message_id)", ()).await?;
-    conn.execute("CREATE INDEX messages_by_sender ON messages (from_msisdn, ts_key, message_id)", ()).await?;
-    Ok(())
+        }
+        Ok(())
+    })
 }
 
 /// Keeps what `/stats` and unfiltered totals need up to date in the inserting transaction itself (per-sender
@@ -105,100 +131,108 @@ async fn v2_sort_and_search_keys(conn: &Connection) -> Result<(), StoreError> {
 /// with its watermark ([`super::search_index`] says how it is filled and asked). Triggers do the upkeep, so
 /// every insert — the writer's, or any other program's — keeps the aggregates exact; a duplicate
 /// (`ON CONFLICT DO NOTHING`) inserts nothing and fires nothing.
-async fn v3_aggregates_and_text_index(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch(
-        "CREATE TABLE sender_counts (
-            from_msisdn TEXT PRIMARY KEY,
-            count       INTEGER NOT NULL
-         ) WITHOUT ROWID;
-         CREATE INDEX sender_counts_top ON sender_counts (count DESC, from_msisdn);
-         INSERT INTO sender_counts SELECT from_msisdn, count(*) FROM messages GROUP BY from_msisdn;
-
-         CREATE TABLE totals (
-            id       INTEGER PRIMARY KEY CHECK (id = 1),
-            messages INTEGER NOT NULL,
-            senders  INTEGER NOT NULL
-         );
-         INSERT INTO totals VALUES (1, (SELECT count(*) FROM messages), (SELECT count(*) FROM sender_counts));
-
-         CREATE VIRTUAL TABLE messages_text USING fts5(
-            text_folded, content = '', contentless_delete = 1, tokenize = 'trigram', detail = 'none'
-         );
-         CREATE TABLE text_index_state (
-            id               INTEGER PRIMARY KEY CHECK (id = 1),
-            indexed_through  INTEGER NOT NULL
-         );
-         INSERT INTO text_index_state VALUES (1, 0);
-
-         CREATE TRIGGER messages_added AFTER INSERT ON messages BEGIN
-            INSERT INTO sender_counts VALUES (NEW.from_msisdn, 1)
-                ON CONFLICT (from_msisdn) DO UPDATE SET count = count + 1;
-            UPDATE totals SET messages = messages + 1,
-                senders = senders + (SELECT count = 1 FROM sender_counts WHERE from_msisdn = NEW.from_msisdn);
-         END;
-         CREATE TRIGGER messages_removed AFTER DELETE ON messages BEGIN
-            UPDATE sender_counts SET count = count - 1 WHERE from_msisdn = OLD.from_msisdn;
-            UPDATE totals SET messages = messages - 1,
-                senders = senders - (SELECT count = 0 FROM sender_counts WHERE from_msisdn = OLD.from_msisdn);
-            DELETE FROM sender_counts WHERE from_msisdn = OLD.from_msisdn AND count = 0;
-            DELETE FROM messages_text WHERE rowid = OLD.rowid;
-            UPDATE text_index_state SET indexed_through = min(indexed_through, OLD.rowid - 1);
-         END;",
-    )
-    .await?;
-
-    Ok(())
-}
+const V3_AGGREGATES_AND_TEXT_INDEX: &[&str] = &[
+    "CREATE TABLE sender_counts (
+        from_msisdn TEXT PRIMARY KEY,
+        count       INTEGER NOT NULL
+     ) WITHOUT ROWID",
+    "CREATE INDEX sender_counts_top ON sender_counts (count DESC, from_msisdn)",
+    "INSERT INTO sender_counts SELECT from_msisdn, count(*) FROM messages GROUP BY from_msisdn",
+    "CREATE TABLE totals (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        messages INTEGER NOT NULL,
+        senders  INTEGER NOT NULL
+     )",
+    "INSERT INTO totals VALUES (1, (SELECT count(*) FROM messages), (SELECT count(*) FROM sender_counts))",
+    "CREATE VIRTUAL TABLE messages_text USING fts5(
+        text_folded, content = '', contentless_delete = 1, tokenize = 'trigram', detail = 'none'
+     )",
+    "CREATE TABLE text_index_state (
+        id               INTEGER PRIMARY KEY CHECK (id = 1),
+        indexed_through  INTEGER NOT NULL
+     )",
+    "INSERT INTO text_index_state VALUES (1, 0)",
+    "CREATE TRIGGER messages_added AFTER INSERT ON messages BEGIN
+        INSERT INTO sender_counts VALUES (NEW.from_msisdn, 1)
+            ON CONFLICT (from_msisdn) DO UPDATE SET count = count + 1;
+        UPDATE totals SET messages = messages + 1,
+            senders = senders + (SELECT count = 1 FROM sender_counts WHERE from_msisdn = NEW.from_msisdn);
+     END",
+    "CREATE TRIGGER messages_removed AFTER DELETE ON messages BEGIN
+        UPDATE sender_counts SET count = count - 1 WHERE from_msisdn = OLD.from_msisdn;
+        UPDATE totals SET messages = messages - 1,
+            senders = senders - (SELECT count = 0 FROM sender_counts WHERE from_msisdn = OLD.from_msisdn);
+        DELETE FROM sender_counts WHERE from_msisdn = OLD.from_msisdn AND count = 0;
+        DELETE FROM messages_text WHERE rowid = OLD.rowid;
+        UPDATE text_index_state SET indexed_through = min(indexed_through, OLD.rowid - 1);
+     END",
+];
 
 /// One row the readiness probe rewrites: a write that must commit for the service to call itself ready.
-async fn v4_write_probe(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch(
-        "CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at TEXT NOT NULL);
-         INSERT INTO write_probe VALUES (1, '');",
-    )
-    .await?;
-    Ok(())
-}
+const V4_WRITE_PROBE: &[&str] = &[
+    "CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at TEXT NOT NULL)",
+    "INSERT INTO write_probe VALUES (1, '')",
+];
 
 /// A provider's kind of message (WhatsApp's `text`, `image`, …); rows of the contract's own messages have none.
-async fn v5_message_type(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute("ALTER TABLE messages ADD COLUMN message_type TEXT", ()).await?;
-    Ok(())
-}
+const V5_MESSAGE_TYPE: &[&str] = &["ALTER TABLE messages ADD COLUMN message_type TEXT"];
 
 /// Counts rows ever deleted (messages are append-only, but another program may delete some): a search total
 /// remembered at a watermark stays exact only while no row at or below it has gone ([`super::search_counts`]).
-async fn v6_removal_count(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch(
-        "ALTER TABLE totals ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
-         CREATE TRIGGER messages_removed_counted AFTER DELETE ON messages BEGIN
-            UPDATE totals SET removed = removed + 1;
-         END;",
-    )
-    .await?;
-    Ok(())
-}
+const V6_REMOVAL_COUNT: &[&str] = &[
+    "ALTER TABLE totals ADD COLUMN removed INTEGER NOT NULL DEFAULT 0",
+    "CREATE TRIGGER messages_removed_counted AFTER DELETE ON messages BEGIN
+        UPDATE totals SET removed = removed + 1;
+     END",
+];
 
 /// How many indexed rows hold each trigram, read by the search planner ([`super::search_plan`]) to ask the
 /// index for a term's rarest trigrams only. A view of the index itself: nothing to keep up to date.
-async fn v7_trigram_frequencies(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute("CREATE VIRTUAL TABLE messages_text_vocab USING fts5vocab(messages_text, 'row')", ()).await?;
-    Ok(())
-}
+const V7_TRIGRAM_FREQUENCIES: &[&str] =
+    &["CREATE VIRTUAL TABLE messages_text_vocab USING fts5vocab(messages_text, 'row')"];
 
 /// The folded text joins the indexes of both orderings, so a search that reads rows in time order, or
 /// through one sender's rows, tests each from the index alone and looks up only the page's rows in the
 /// table, whose rows lie far apart.
-async fn v8_folded_text_in_the_orderings(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch(
-        "DROP INDEX messages_by_time;
-         CREATE INDEX messages_by_time ON messages (ts_key, message_id, text_folded);
-         DROP INDEX messages_by_sender;
-         CREATE INDEX messages_by_sender ON messages (from_msisdn, ts_key, message_id, text_folded);",
-    )
-    .await?;
-    Ok(())
-}
+const V8_FOLDED_TEXT_IN_THE_ORDERINGS: &[&str] = &[
+    "DROP INDEX messages_by_time",
+    "CREATE INDEX messages_by_time ON messages (ts_key, message_id, text_folded)",
+    "DROP INDEX messages_by_sender",
+    "CREATE INDEX messages_by_sender ON messages (from_msisdn, ts_key, message_id, text_folded)",
+];
+
+/// Where a libSQL server's deliveries land first ([`super::inbox`] says why): `inbox` holds the rows of
+/// `messages` (and, for text holding a NUL, the text as the index takes it), and the delivery that fills it
+/// to 256 rows moves them all into `messages`, the aggregates and the text index in its
+/// own statement. The text index's watermark moves over them when every row before them was indexed and
+/// none of them is already stored (another program may write `messages` directly).
+const V9_INBOX: &[&str] = &[
+    "CREATE TABLE inbox (
+        message_id   TEXT PRIMARY KEY,
+        from_msisdn  TEXT NOT NULL,
+        to_msisdn    TEXT NOT NULL,
+        ts           TEXT NOT NULL,
+        text         TEXT,
+        created_at   TEXT NOT NULL,
+        ts_key       TEXT NOT NULL,
+        text_folded  TEXT,
+        message_type TEXT,
+        text_indexed TEXT
+     )",
+    "CREATE TRIGGER inbox_full AFTER INSERT ON inbox WHEN NEW.rowid >= 256 BEGIN
+        UPDATE text_index_state SET indexed_through = indexed_through + (SELECT count(*) FROM inbox)
+            WHERE indexed_through = (SELECT coalesce(max(rowid), 0) FROM messages)
+            AND NOT EXISTS (SELECT 1 FROM inbox JOIN messages USING (message_id));
+        INSERT OR IGNORE INTO messages
+            (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type)
+            SELECT message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type
+            FROM inbox ORDER BY rowid;
+        INSERT OR REPLACE INTO messages_text (rowid, text_folded)
+            SELECT m.rowid, coalesce(i.text_indexed, i.text_folded) FROM inbox AS i JOIN messages AS m USING (message_id)
+            WHERE i.text_folded IS NOT NULL AND m.created_at = i.created_at;
+        DELETE FROM inbox;
+     END",
+];
 
 /// Rows written by another implementation may hold timestamps with offsets; those are converted to UTC
 /// so they still sort chronologically. Text that is no timestamp at all keeps itself as its key.
@@ -219,7 +253,8 @@ pub const CURRENT_SCHEMA: &str = "(SELECT user_version FROM pragma_user_version)
      (SELECT ts_key IS NULL AND text_folded IS NULL FROM messages LIMIT 1), (SELECT messages FROM totals), \
      (SELECT indexed_through FROM text_index_state), (SELECT checked_at FROM write_probe), \
      (SELECT coalesce(max(rowid), 0) FROM messages), (SELECT message_type IS NULL FROM messages LIMIT 1), \
-     (SELECT removed FROM totals), (SELECT count(*) FROM messages_text_vocab WHERE term = '')";
+     (SELECT removed FROM totals), (SELECT count(*) FROM messages_text_vocab WHERE term = ''), \
+     (SELECT count(*) FROM inbox)";
 
 /// Fails unless `row`, selected with [`CURRENT_SCHEMA`], shows the current version.
 pub fn check(row: &[Value]) -> Result<(), StoreError> {
@@ -235,6 +270,32 @@ pub fn check(row: &[Value]) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every table, index, trigger and view, with its SQL.
+    #[cfg(feature = "remote")]
+    async fn schema_of(conn: &Connection) -> Vec<(String, Option<String>)> {
+        let mut rows = conn.query("SELECT name, sql FROM sqlite_schema ORDER BY name", ()).await.unwrap();
+        let mut schema = Vec::new();
+        while let Some(row) = rows.next().await.unwrap() {
+            schema.push((row.get(0).unwrap(), row.get(1).unwrap()));
+        }
+        schema
+    }
+
+    #[cfg(feature = "remote")]
+    #[tokio::test]
+    async fn an_empty_database_gets_in_one_batch_the_schema_the_migrations_make() {
+        let open = || async { libsql::Builder::new_local(":memory:").build().await.unwrap().connect().unwrap() };
+        let (migrated, created) = (open().await, open().await);
+        migrate(&migrated).await.unwrap();
+        created.execute("BEGIN IMMEDIATE", ()).await.unwrap();
+        for statement in from_empty() {
+            created.execute(&statement, ()).await.unwrap();
+        }
+        created.execute("COMMIT", ()).await.unwrap();
+        assert_eq!(schema_of(&created).await, schema_of(&migrated).await);
+        assert_eq!(user_version(&created).await.unwrap(), LATEST);
+    }
 
     #[test]
     fn legacy_timestamps_get_chronological_keys() {

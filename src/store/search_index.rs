@@ -11,9 +11,9 @@
 //!
 //! In a local file rows enter the index after their delivery was acknowledged, in chunks, when [`Indexer`]
 //! (the file's writer thread asks it between batches) says so; rows that exist when a file opens are indexed
-//! the same way. On a libSQL server each delivery indexes its own row in its own commit
-//! ([`super::server`]), where the round trip dwarfs the extra work and no background task is needed; the
-//! [`Indexer`] only catches up with rows stored before that.
+//! the same way. On a libSQL server rows enter it with the inbox's rows when they move into `messages`, in
+//! the statement of the delivery that fills the inbox (the schema's trigger, see `super::inbox`), and rows
+//! written into `messages` some other way are caught up by `super::server`, in [`INDEX_CHUNK`]s too.
 
 use libsql::Value;
 

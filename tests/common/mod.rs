@@ -413,11 +413,16 @@ impl TestApp {
         connect(&self.target).await
     }
 
-    /// Rows stored in the database, by id, read directly rather than through the API.
+    /// Rows stored in the database, by id, read directly rather than through the API: in `messages`, or on a
+    /// server still in `inbox`, where its deliveries land first.
     pub async fn stored_rows(&self) -> Vec<StoredRow> {
         let conn = self.connect_store().await;
         let mut rows = conn
-            .query("SELECT message_id, from_msisdn, to_msisdn, ts, text FROM messages ORDER BY message_id", ())
+            .query(
+                "SELECT message_id, from_msisdn, to_msisdn, ts, text FROM messages \
+                 UNION ALL SELECT message_id, from_msisdn, to_msisdn, ts, text FROM inbox ORDER BY message_id",
+                (),
+            )
             .await
             .unwrap();
         let mut out = Vec::new();

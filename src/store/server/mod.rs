@@ -1,11 +1,12 @@
 //! The libSQL server back end (sqld, or Turso as a service), spoken to over HTTP with [`hrana`]: every
-//! request is one round trip, and so is opening a database whose schema is current (a Lambda cold start).
+//! request is one round trip, and so is opening a database whose schema is current (a Lambda cold start);
+//! an empty one takes two.
 //!
 //! The server commits and serializes writes itself, so there is no writer thread: a delivery is one
-//! transaction that inserts the row (`INSERT … ON CONFLICT DO NOTHING`, so the primary key on the server
-//! keeps it exactly once however many instances share the server) and adds it to the text index in the same
-//! commit: a Lambda instance is frozen between invocations, so a background indexer would not keep up. Only
-//! rows stored before that (by an older version) are indexed by a task, when the watermark is seen behind.
+//! statement into the inbox ([`inbox`]), which keeps it exactly once however many instances share the
+//! server, and whose trigger moves rows into `messages` and the text index in bulk, with no background
+//! task: a Lambda instance is frozen between invocations. Only rows written into `messages` some other way
+//! (another program, an older version) are indexed by a task, when readiness sees the watermark behind.
 
 mod hrana;
 
@@ -19,11 +20,10 @@ use tokio::sync::Semaphore;
 use super::read::Query;
 use super::rows::Table;
 use super::search_index::{self, INDEX_CHUNK};
-use super::write::{insert_args, now, INSERT_MESSAGE, WRITE_PROBE};
-use super::{schema, Inserted, StoreError};
+use super::write::{now, WRITE_PROBE};
+use super::{inbox, schema, Inserted, StoreError};
 use crate::config;
 use crate::message::Message;
-use crate::query::fold_case;
 use hrana::{Hrana, Statement};
 
 pub use hrana::HranaError;
@@ -33,11 +33,14 @@ pub use hrana::HranaError;
 /// shared server refuse connections (429) instead of answering a little later.
 const SERVER_CALLS_IN_FLIGHT: usize = 16;
 
-/// Write transactions one instance has open on a libSQL server at once. The server commits one at a time
-/// whatever the number waiting, so more only wait there instead of here; and under many concurrent
-/// `BEGIN IMMEDIATE` batches sqld answers some with SQLITE_BUSY and, at 16, was seen to stop answering
-/// writes altogether.
+/// Deliveries one instance has in flight to a libSQL server at once. The server commits one at a time
+/// whatever the number waiting, so more only wait there instead of here, and every writer waiting there
+/// lengthens its queue (and sqld's queue can break under many; see the README).
 const SERVER_WRITES_IN_FLIGHT: usize = 2;
+
+/// The schema version, and how many tables, indexes and triggers there are: none on an empty database.
+const SCHEMA_STATE: &str =
+    "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_schema)";
 
 /// How long a migration waits for another instance's before trying again.
 const MIGRATION_RETRY: Duration = Duration::from_millis(200);
@@ -47,7 +50,7 @@ pub struct Server {
     config: config::Server,
     in_flight: Semaphore,
     writes_in_flight: Semaphore,
-    /// Whether rows stored before the index was kept in each delivery's commit are being indexed.
+    /// Whether rows written into `messages` some other way than through the inbox are being indexed.
     catching_up: Arc<AtomicBool>,
 }
 
@@ -62,17 +65,30 @@ impl Server {
             writes_in_flight: Semaphore::new(SERVER_WRITES_IN_FLIGHT),
             catching_up: Arc::new(AtomicBool::new(false)),
         };
-        let version = server.execute(&Statement::new("PRAGMA user_version", Vec::new())).await?;
-        match version.rows.first().and_then(|row| row.first()) {
-            Some(Value::Integer(version)) if *version == i64::from(schema::LATEST) => {}
+        let state = server.execute(&Statement::new(SCHEMA_STATE, Vec::new())).await?;
+        match state.rows.first().map(Vec::as_slice) {
+            Some([Value::Integer(version), _]) if *version == i64::from(schema::LATEST) => {}
+            Some([Value::Integer(0), Value::Integer(0)]) => server.create_schema().await?,
             _ => server.migrate().await?,
         }
         Ok(server)
     }
 
+    /// Creates the current schema on an empty database in one round trip. If another instance starting at
+    /// the same moment created it first, this one's transaction fails, and the migrations find the schema
+    /// current.
+    async fn create_schema(&self) -> Result<(), StoreError> {
+        let statements: Vec<Statement> = schema::from_empty().map(|sql| Statement::new(sql, Vec::new())).collect();
+        if let Err(e) = self.hrana.transaction(&statements).await {
+            tracing::info!(error = %e, "the schema was not created here; another instance may have created it");
+            self.migrate().await?;
+        }
+        Ok(())
+    }
+
     /// Applies the migrations through a libsql connection (they run once per database, so their round trips
-    /// do not matter). Instances starting at once on an empty server take turns: a migration that meets
-    /// another's lock tries again until the caller's deadline, and then finds the schema current.
+    /// do not matter). Instances starting at once take turns: a migration that meets another's lock tries
+    /// again until the caller's deadline, and then finds the schema current.
     async fn migrate(&self) -> Result<(), StoreError> {
         let conn = connect(&self.config).await?.connect()?;
         loop {
@@ -86,40 +102,21 @@ impl Server {
         }
     }
 
-    /// Inserts `messages` and indexes their text in one transaction, one round trip.
-    ///
-    /// The index takes the stored row of an id only if its text is this delivery's (a duplicate with other
-    /// text leaves the first write's row alone), and the watermark moves past it only when it is the next
-    /// row, so every row at or below the watermark is indexed. Safe to run again if an answer was lost: the
-    /// rows then exist, and the retry answers them as duplicates: stored once and acknowledged, only the
-    /// log's `created`/`duplicate` is off (`created_at` cannot tell attempts apart, since concurrent
-    /// deliveries of one id can share its millisecond).
+    /// Stores `messages` in one statement, one round trip ([`inbox`] says where and why). Safe to run again
+    /// if an answer was lost: the rows then exist, and the retry answers them as duplicates: stored once and
+    /// acknowledged, only the log's `created`/`duplicate` is off.
     pub async fn insert_all(&self, messages: &[Message]) -> Result<Vec<Inserted>, StoreError> {
-        let created_at = now();
-        let statements: Vec<Statement> =
-            messages.iter().flat_map(|message| insert_and_index(&created_at, message)).collect();
-        let outcomes = {
+        let delivery = inbox::delivery(&now(), messages);
+        let added = {
             let _write = self.writes_in_flight.acquire().await;
-            let _turn = self.in_flight.acquire().await;
-            self.hrana.transaction(&statements).await?
+            self.fetch(&delivery).await?
         };
-        let mut inserted = Vec::with_capacity(messages.len());
-        let mut behind = false;
-        for steps in outcomes.chunks(STATEMENTS_PER_MESSAGE) {
-            let created = !steps[0].rows.is_empty();
-            // A new row the watermark could not move onto sits above rows stored before the index was kept here.
-            behind |= created && steps[2].affected_row_count == 0;
-            inserted.push(if created { Inserted::Created } else { Inserted::Duplicate });
-        }
-        if behind {
-            self.catch_up();
-        }
-        Ok(inserted)
+        inbox::outcomes(messages, added)
     }
 
     /// Readiness in one round trip: the probe row's update commits, and returns the schema version and the
-    /// index's watermark. A watermark behind the last row (rows stored before the index was kept in each
-    /// commit) starts a catch-up.
+    /// index's watermark. A watermark behind the last row of `messages` (rows written there some other way
+    /// than through the inbox) starts a catch-up.
     pub async fn probe(&self) -> Result<(), StoreError> {
         let probe = Statement::new(format!("{WRITE_PROBE} RETURNING {}", schema::CURRENT_SCHEMA), vec![now().into()]);
         let answer = self.execute(&probe).await?;
@@ -164,31 +161,6 @@ impl Server {
             }
         });
     }
-}
-
-/// How many statements [`insert_and_index`] makes of one message.
-const STATEMENTS_PER_MESSAGE: usize = 3;
-
-/// One message's part of a delivery's transaction: insert it, index its text, move the watermark onto it.
-fn insert_and_index(created_at: &str, message: &Message) -> [Statement; STATEMENTS_PER_MESSAGE] {
-    let folded = message.text.as_deref().map(fold_case);
-    let this_row =
-        || -> Vec<Value> { vec![message.message_id.clone().into(), folded.clone().map_or(Value::Null, Value::Text)] };
-    let indexed = folded.as_deref().map_or(Value::Null, |text| Value::Text(search_index::indexable(text)));
-    [
-        Statement::new(INSERT_MESSAGE, insert_args(created_at, message)),
-        Statement::new(
-            "INSERT OR REPLACE INTO messages_text (rowid, text_folded) SELECT rowid, ?3 FROM messages \
-             WHERE message_id = ?1 AND text_folded IS ?2 AND ?3 IS NOT NULL \
-             AND rowid > (SELECT indexed_through FROM text_index_state)",
-            [this_row(), vec![indexed]].concat(),
-        ),
-        Statement::new(
-            "UPDATE text_index_state SET indexed_through = indexed_through + 1 WHERE indexed_through + 1 = \
-             (SELECT rowid FROM messages WHERE message_id = ?1 AND text_folded IS ?2)",
-            this_row(),
-        ),
-    ]
 }
 
 /// Clears the flag when the catch-up ends, however it ends.

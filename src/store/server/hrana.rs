@@ -5,7 +5,7 @@
 //! request's latency, so the server back end speaks the protocol itself. Each call is one `POST
 //! …/v3/pipeline` holding the work and the stream's close: one round trip, no server-side state left behind.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -16,11 +16,14 @@ use libsql::Value;
 use serde::Deserialize;
 use thiserror::Error;
 
-/// Attempts of one call when the server fails in a way a retry can fix; every call is retried, so every
-/// statement sent must be safe to run again.
-const ATTEMPTS: u32 = 4;
-/// The wait before the first retry, doubled before each next one.
-const FIRST_BACKOFF: Duration = Duration::from_millis(25);
+/// How long one call goes on retrying a failure a retry can fix (a server checkpointing holds every writer
+/// off for a moment, and many instances may be waiting): inside a request's deadline, so its answer names
+/// the server's failure. Every call is retried, so every statement sent must be safe to run again.
+const RETRY_FOR: Duration = Duration::from_secs(4);
+/// The wait before the first retry, doubled before each next one up to [`LONGEST_BACKOFF`], each time
+/// [`jittered`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const LONGEST_BACKOFF: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Error)]
 pub enum HranaError {
@@ -72,7 +75,6 @@ impl Statement {
 /// What a statement returned.
 pub struct Outcome {
     pub rows: Vec<Vec<Value>>,
-    pub affected_row_count: u64,
 }
 
 pub struct Hrana {
@@ -152,14 +154,14 @@ impl Hrana {
             serde_json::to_vec(&serde_json::json!({"baton": null, "requests": [request, {"type": "close"}]}))
                 .map_err(|e| HranaError::Protocol(e.to_string()))?,
         );
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
+        let started = Instant::now();
+        let (mut backoff, mut attempt) = (FIRST_BACKOFF, 1);
         loop {
             match self.send(body.clone()).await {
-                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                Err(e) if e.is_transient() && started.elapsed() + backoff < RETRY_FOR => {
                     tracing::warn!(error = %e, attempt, "libSQL server call failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    (backoff, attempt) = (backoff * 2, attempt + 1);
+                    tokio::time::sleep(jittered(backoff)).await;
+                    (backoff, attempt) = ((backoff * 2).min(LONGEST_BACKOFF), attempt + 1);
                 }
                 result => return result,
             }
@@ -191,6 +193,12 @@ impl Hrana {
             _ => Err(missing("result type")),
         }
     }
+}
+
+/// Half to all of `backoff`, so that instances refused at the same moment do not all come back at once.
+fn jittered(backoff: Duration) -> Duration {
+    let noise = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    backoff / 2 + backoff.mul_f64(f64::from(noise % 1024) / 2048.0)
 }
 
 #[derive(Deserialize)]
@@ -243,8 +251,7 @@ fn decode_result(result: &serde_json::Value) -> Result<Outcome, HranaError> {
         .iter()
         .map(|row| row.as_array().ok_or_else(|| missing("row"))?.iter().map(decode_value).collect())
         .collect::<Result<_, _>>()?;
-    let affected_row_count = result.get("affected_row_count").and_then(serde_json::Value::as_u64).unwrap_or(0);
-    Ok(Outcome { rows, affected_row_count })
+    Ok(Outcome { rows })
 }
 
 /// SQLite's and sqld's codes for a statement that met another's lock or was cut short, not a fault of its own.

@@ -30,7 +30,7 @@ SOAK_SECONDS ?= 120
 PROMETHEUS_VERSION := 2.42.0
 PROMTOOL := .tools/promtool-$(PROMETHEUS_VERSION)/promtool
 
-.PHONY: help run send send-whatsapp test tools check-tools lint unit remote-test crash graders openapi fuzz release bench bench-remote bench-smoke soak lambda-e2e \
+.PHONY: help run send send-whatsapp test tools check-tools lint unit remote-test server-test crash graders openapi fuzz release bench bench-remote bench-fleet bench-smoke soak lambda-e2e \
 	lint-template lint-container lint-ops promtool package events check-compose up up-libsql up-monitoring down logs
 
 help:
@@ -84,6 +84,21 @@ remote-test: ## The integration suite and the graders on the libSQL server in LI
 		LIBSQL_TEST_MODE=$$mode $(MAKE) graders; \
 	done
 
+# A libSQL server binary (sqld) for server-test and bench-fleet: SQLD=path/to/sqld. None is installed here.
+SQLD ?=
+# How those start every sqld: sqld 0.24.32 and later can stop committing for good under concurrent writers
+# with its default frame-count checkpoints, and periodic ones avoid it (README: "sqld under concurrent
+# writers"). SQLD_ARGS= runs it as it comes.
+SQLD_ARGS ?= --checkpoint-interval-s 10
+export SQLD_ARGS
+FLEET ?= 8x1,16x1,64x1,4x32
+FLEET_SECONDS ?= 60
+
+server-test: release ## On a fresh sqld (SQLD=path): remote-test (the suite and the graders, directly and through replicas), then a 20 s fleet of 16 instances
+	@[ -x "$(SQLD)" ] || { echo "server-test: set SQLD to a sqld binary (libSQL server), e.g. SQLD=/usr/local/bin/sqld" >&2; exit 2; }
+	scripts/with-sqld.sh $(SQLD) $(MAKE) remote-test
+	$(MAKE) bench-fleet FLEET=16x1 FLEET_SECONDS=20
+
 release: ## The local-listener release binary
 	$(CARGO) build --release --features local
 
@@ -117,6 +132,12 @@ bench-remote: release ## Round trips and latency per endpoint on the libSQL serv
 	@[ -n "$${LIBSQL_BENCH_URL:-}" ] || { echo "bench-remote: set LIBSQL_BENCH_URL to a libSQL server, e.g. http://127.0.0.1:8080" >&2; exit 2; }
 	$(CARGO) build --release -p webhook-bench
 	$(BENCH) --remote "$$LIBSQL_BENCH_URL" --delay-ms $${DELAY_MS:-10} --messages $${MESSAGES:-10000}
+
+bench-fleet: release ## FLEET shapes (INSTANCESxCONNECTIONS, default 8x1,16x1,64x1,4x32), FLEET_SECONDS each (60), on fresh sqld servers (SQLD=path), against plain one-row inserts
+	@[ -x "$(SQLD)" ] || { echo "bench-fleet: set SQLD to a sqld binary (libSQL server)" >&2; exit 2; }
+	$(CARGO) build --release -p webhook-bench
+	taskset -c 1 target/release/webhook-bench --fleet $(FLEET) --seconds $(FLEET_SECONDS) --sqld $(SQLD) \
+		$(foreach arg,$(SQLD_ARGS),--sqld-arg=$(arg))
 
 bench-smoke: release ## The benchmark on a tiny load: it runs, and every request succeeds (nothing timed)
 	$(CARGO) build --release -p webhook-bench

@@ -37,21 +37,21 @@ pub fn get(path: &str) -> Vec<u8> {
 }
 
 /// One keep-alive HTTP/1.1 connection; answers are read by Content-Length.
-struct Connection {
+pub struct Connection {
     stream: BufReader<TcpStream>,
     line: String,
     body: Vec<u8>,
 }
 
 impl Connection {
-    async fn open(addr: &str) -> std::io::Result<Connection> {
+    pub async fn open(addr: &str) -> std::io::Result<Connection> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Connection { stream: BufReader::new(stream), line: String::new(), body: Vec::new() })
     }
 
-    /// Sends one request and returns the status code.
-    async fn call(&mut self, request: &[u8]) -> std::io::Result<u16> {
+    /// Sends one request and returns the status code ([`Connection::body`] holds the answer's body).
+    pub async fn call(&mut self, request: &[u8]) -> std::io::Result<u16> {
         self.stream.get_mut().write_all(request).await?;
         self.line.clear();
         self.stream.read_line(&mut self.line).await?;
@@ -75,6 +75,11 @@ impl Connection {
         self.body.resize(length, 0);
         self.stream.read_exact(&mut self.body).await?;
         Ok(status)
+    }
+
+    /// The body of the last answer.
+    pub fn body(&self) -> &[u8] {
+        &self.body
     }
 }
 

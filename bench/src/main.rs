@@ -10,9 +10,13 @@
 //!
 //! With `--remote URL` the server stores on that libSQL server through a proxy of the bench's, which counts
 //! round trips and can add a delay to each; it prints round trips and latency per endpoint.
+//!
+//! With `--fleet 16x1 --sqld PATH` it runs a fleet of the service's instances on one fresh sqld against plain
+//! one-row inserts on another (see `fleet.rs`).
 
 mod client;
 mod data;
+mod fleet;
 mod remote;
 mod scenarios;
 mod server;
@@ -58,6 +62,16 @@ struct Options {
     /// With --remote: milliseconds the bench's proxy adds to every round trip, as a network would.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// Run fleets of these shapes (INSTANCESxCONNECTIONS, comma-separated) on fresh sqld servers, each
+    /// `--seconds` long, against plain one-row inserts.
+    #[arg(long, value_delimiter = ',', requires = "sqld")]
+    fleet: Vec<fleet::Shape>,
+    /// With --fleet: the sqld binary.
+    #[arg(long)]
+    sqld: Option<PathBuf>,
+    /// With --fleet: an argument for every sqld started (repeat it for several).
+    #[arg(long, allow_hyphen_values = true)]
+    sqld_arg: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +79,10 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = o.db.clone().unwrap_or_else(|| dir.path().join("bench.db"));
+    if let Some(sqld) = o.sqld.as_deref().filter(|_| !o.fleet.is_empty()) {
+        let passed = runtime.block_on(fleet::run(&o.server, sqld, &o.sqld_arg, &o.fleet, o.seconds));
+        return if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
     if let Some(url) = &o.remote {
         let passed = runtime.block_on(remote::run(&o.server, &o.server_cpu, url, o.delay_ms, o.messages));
         return if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE };

@@ -55,6 +55,11 @@ impl Server {
         self.memory_kib("VmRSS:")
     }
 
+    /// The CPU time it has used so far.
+    pub fn cpu(&self) -> Duration {
+        cpu_time(self.process.id())
+    }
+
     /// Its peak resident memory, in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
         self.memory_kib("VmHWM:")
@@ -75,6 +80,17 @@ impl Drop for Server {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
+}
+
+/// The CPU time (user and system) process `pid` has used so far.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command, which may hold spaces and ends with ')', utime and stime are the 12th and 13th fields.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let field = |n: usize| fields.get(n).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(11) + field(12);
+    // The kernel counts in USER_HZ, 100 a second on Linux.
+    Duration::from_millis(ticks * 10)
 }
 
 fn free_port() -> u16 {

@@ -15,7 +15,7 @@ use common::{body, eventually, message, test_server, Setup, TestApp};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use webhook_ingest::store::{PROBE_TIMEOUT, SERVER_DEADLINE};
+use webhook_ingest::store::{DEADLINE, PROBE_TIMEOUT};
 
 const TOKEN: &str = "token-that-must-never-be-logged-5b9e";
 
@@ -30,13 +30,13 @@ async fn assert_delivery_fails(app: &TestApp, id: &str) {
     let (status, answer) = app.deliver(&body(id)).await;
     assert!(status == 503 || status == 500, "{id}: {status} {answer}");
     assert_eq!(answer, json!({"detail": "internal error"}));
-    assert!(started.elapsed() < SERVER_DEADLINE + Duration::from_secs(2), "{id} took {:?}", started.elapsed());
+    assert!(started.elapsed() < DEADLINE + Duration::from_secs(2), "{id} took {:?}", started.elapsed());
 }
 
 async fn assert_not_ready(app: &TestApp) {
     let started = Instant::now();
     common::assert_not_ready(app, "database").await;
-    assert!(started.elapsed() < SERVER_DEADLINE + PROBE_TIMEOUT * 2, "readiness took {:?}", started.elapsed());
+    assert!(started.elapsed() < DEADLINE + PROBE_TIMEOUT * 2, "readiness took {:?}", started.elapsed());
 }
 
 fn assert_token_not_logged(app: &TestApp) {

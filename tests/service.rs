@@ -282,6 +282,37 @@ async fn a_database_from_an_earlier_implementation_is_migrated_in_place() {
     assert_eq!(again.get("/messages").await.1["total"], 4);
 }
 
+/// A libSQL server's database (or a replica's copy) opened as a file may hold rows in its inbox, where the
+/// server's deliveries land first; a file's reads leave the inbox out, so it takes them in when it opens.
+#[tokio::test]
+async fn a_file_holding_rows_in_its_inbox_takes_them_in_when_it_opens() {
+    let db = TempDb::new();
+    let path = db.path.clone();
+    drop(TestApp::start(Setup::new().db(&path)).await);
+    {
+        let conn = libsql::Builder::new_local(&path).build().await.unwrap().connect().unwrap();
+        for (id, text) in [("arrived-1", "Alpha\0beta"), ("arrived-2", "gamma")] {
+            conn.execute(
+                "INSERT INTO inbox (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
+                 VALUES (?1, '+1', '+2', '2025-01-15T10:00:00Z', ?2, '', '2025-01-15T10:00:00.000000000', lower(?2))",
+                (id, text),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let app = TestApp::start(Setup::new().db(&path)).await;
+    assert_eq!(app.get("/messages").await.1["total"], 2);
+    assert_eq!(app.get("/stats").await.1["total_messages"], 2);
+    let found = || async { app.get("/messages?q=beta").await.1["total"] == 1 };
+    common::eventually("not found by its text", Duration::from_secs(5), Duration::from_millis(20), found).await;
+    let conn = app.connect_store().await;
+    let mut left = conn.query("SELECT count(*) FROM inbox", ()).await.unwrap();
+    assert_eq!(left.next().await.unwrap().unwrap().get::<i64>(0).unwrap(), 0);
+    assert_eq!(app.deliver(&message("arrived-1", "+1", "2025-01-15T10:00:00Z", None)).await.0, 200);
+    assert_eq!(app.stored_count().await, 2, "a redelivery is a duplicate");
+}
+
 #[tokio::test]
 async fn an_unusable_database_path_answers_503_and_recovers_on_its_own() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use super::file::File;
-use super::read::{Listing, Query};
+use super::read::{Listing, Query, Tables};
 use super::rows::Table;
 #[cfg(feature = "remote")]
-use super::SERVER_DEADLINE;
+use super::DEADLINE;
 #[cfg(feature = "remote")]
 use super::{replica::Replica, server::Server};
 use super::{Inserted, StoreError};
@@ -70,12 +70,23 @@ impl Backend {
         }
     }
 
-    /// The bound on each call: a server may be slow or unreachable; a local file answers or fails.
-    pub fn deadline(&self) -> Option<Duration> {
+    /// The bound on a delivery: a server may be slow or unreachable; a local file's writer answers or fails,
+    /// a lock held by another process within its busy timeout.
+    pub fn write_deadline(&self) -> Option<Duration> {
         match self {
             Backend::File(_) => None,
             #[cfg(feature = "remote")]
-            Backend::Server(_) | Backend::Replica(_) => Some(SERVER_DEADLINE),
+            Backend::Server(_) | Backend::Replica(_) => Some(DEADLINE),
+        }
+    }
+
+    /// The tables that hold its messages: a local file's writer stores in `messages` directly, and a server's
+    /// deliveries land in the inbox first.
+    pub fn tables(&self) -> Tables {
+        match self {
+            Backend::File(_) => Tables::Messages,
+            #[cfg(feature = "remote")]
+            Backend::Server(_) | Backend::Replica(_) => Tables::WithInbox,
         }
     }
 

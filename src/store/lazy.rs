@@ -9,7 +9,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use super::{Store, StoreError, SERVER_DEADLINE, STARTUP_DEADLINE};
+use super::{Store, StoreError, DEADLINE, STARTUP_DEADLINE};
 use crate::config::Database;
 
 /// How long a failed open is remembered before the next request tries again.
@@ -33,9 +33,9 @@ impl LazyStore {
         LazyStore { database, current: RwLock::new(None), opening: tokio::sync::Mutex::new(Opening::default()) }
     }
 
-    /// The store, opening it if needed within [`SERVER_DEADLINE`].
+    /// The store, opening it if needed within [`DEADLINE`].
     pub async fn get(&self) -> Result<Arc<Store>, StoreError> {
-        self.get_within(SERVER_DEADLINE).await
+        self.get_within(DEADLINE).await
     }
 
     /// Opens the store before the process serves, allowing it [`STARTUP_DEADLINE`].

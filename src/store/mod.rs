@@ -106,8 +106,9 @@ pub struct Stats {
     pub last_message_ts: Option<String>,
 }
 
-/// The bound on every call to a libSQL server, so a slow or unreachable one gets a 503 in bounded time.
-pub const SERVER_DEADLINE: Duration = Duration::from_secs(5);
+/// The bound on every read, whatever the back end, and on every call to a libSQL server: a slow read or an
+/// unreachable server gets a 503 in bounded time.
+pub const DEADLINE: Duration = Duration::from_secs(5);
 /// The bound on opening an embedded replica before the process serves anything. A new replica first copies
 /// the server's history, which can take longer than a request may wait; an open cut short by a deadline
 /// keeps what it synced, and the next attempt goes on from there.
@@ -127,16 +128,16 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database, applies migrations and starts the back end.
     pub async fn open(database: &Database) -> Result<Store, StoreError> {
-        Store::open_with(database, true, SERVER_DEADLINE).await
+        Store::open_with(database, true, DEADLINE).await
     }
 
     /// [`Store::open`], or with `create` false only a file that exists. A replica's open (its first sync)
-    /// gets `deadline`; a server's, [`SERVER_DEADLINE`].
+    /// gets `deadline`; a server's, [`DEADLINE`].
     async fn open_with(database: &Database, create: bool, deadline: Duration) -> Result<Store, StoreError> {
         let backend = match database {
             Database::Local(path) => Backend::File(file::File::open(path, create).await?),
             #[cfg(feature = "remote")]
-            Database::Remote(server) => Backend::Server(within(SERVER_DEADLINE, server::Server::open(server)).await?),
+            Database::Remote(server) => Backend::Server(within(DEADLINE, server::Server::open(server)).await?),
             #[cfg(feature = "remote")]
             Database::Replica(replica) => Backend::Replica(within(deadline, replica::Replica::open(replica)).await?),
             #[cfg(not(feature = "remote"))]
@@ -157,12 +158,15 @@ impl Store {
     /// Stores every message whose id is not already stored (nor earlier in `messages`), all in one commit,
     /// and returns each one's outcome in order. Returns only after the commit is durable.
     pub async fn insert_all(&self, messages: Vec<Message>) -> Result<Vec<Inserted>, StoreError> {
-        self.bounded(self.backend.insert_all(messages)).await
+        match self.backend.write_deadline() {
+            Some(deadline) => within(deadline, self.backend.insert_all(messages)).await,
+            None => self.backend.insert_all(messages).await,
+        }
     }
 
     /// One page of messages matching `params`, chronological then by id, and the count of all matches.
     pub async fn list(&self, params: &ListParams) -> Result<Page, StoreError> {
-        self.bounded(async {
+        within(DEADLINE, async {
             if let Some(q) = params.q.as_deref() {
                 self.learn_frequencies(q).await?;
             }
@@ -189,7 +193,8 @@ impl Store {
 
     /// One listing, given what is `known` of its filters, and the count it took if it counted.
     async fn list_with(&self, params: &ListParams, known: Option<&Known>) -> Result<(Page, Option<Count>), StoreError> {
-        read::page(self.backend.list(&read::list(params, known, &self.frequencies)).await?)
+        let listing = read::list(params, known, &self.frequencies, self.backend.tables());
+        read::page(self.backend.list(&listing).await?)
     }
 
     /// Finds and remembers every match of a search asked again, where reading its pages from them is worth
@@ -227,7 +232,7 @@ impl Store {
 
     /// Everything `/stats` says, from the aggregates the insert trigger keeps (no scan of messages).
     pub async fn stats(&self) -> Result<Stats, StoreError> {
-        self.bounded(async { read::stats_of(self.backend.fetch(&read::stats()).await?) }).await
+        within(DEADLINE, async { read::stats_of(self.backend.fetch(&read::stats(self.backend.tables())).await?) }).await
     }
 
     /// Succeeds when the back end commits a write to the database it opened, and the database has the
@@ -239,14 +244,6 @@ impl Store {
     /// Whether the back end still serves; a file's stops for good only when its file was replaced.
     fn is_serving(&self) -> bool {
         self.backend.is_serving()
-    }
-
-    /// `work`, bounded by the back end's deadline if it has one.
-    async fn bounded<T>(&self, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-        match self.backend.deadline() {
-            Some(deadline) => within(deadline, work).await,
-            None => work.await,
-        }
     }
 }
 

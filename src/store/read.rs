@@ -17,6 +17,16 @@ pub struct Query {
     pub args: Vec<Value>,
 }
 
+/// The tables that hold a database's messages: `messages` alone (a local file, whose writer stores there
+/// directly, so its inbox stays empty and reads leave it out), or with the inbox a libSQL server's deliveries
+/// land in first ([`super::inbox`]): a server's database, and a replica's copy of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tables {
+    Messages,
+    #[cfg(feature = "remote")]
+    WithInbox,
+}
+
 /// A listing's filters as SQL.
 struct ListQuery {
     /// ` WHERE …` with the conditions that decide which rows match, or empty.
@@ -49,6 +59,7 @@ const SENDER_ROWS: &str = "(SELECT count FROM sender_counts WHERE from_msisdn = 
 /// What the other listings carry in those four columns.
 const NOT_COUNTED: &str = "NULL, NULL, NULL, NULL";
 /// What a listing reads of each row, in `messages` and in `inbox` alike: the message, and its order.
+#[cfg(feature = "remote")]
 const LISTED: &str = "message_id, from_msisdn, to_msisdn, ts, text, ts_key";
 
 impl ListQuery {
@@ -82,30 +93,40 @@ impl ListQuery {
     /// The statements of a listing: its page, chronological then by id, each row led by the total, and the
     /// total alone, for a page past the end. Both read `inbox` as well, whose rows are past every watermark
     /// ([`super::inbox`]): they are never candidates of the index, and every count adds its matches there.
-    fn into_queries(mut self, params: &ListParams, known: Option<Count>) -> Listing {
+    fn into_queries(mut self, params: &ListParams, known: Option<Count>, tables: Tables) -> Listing {
         let total = match (counted(params), &params.from, known) {
-            (false, None, _) => Total::Aggregate("(SELECT messages FROM totals) + (SELECT count(*) FROM inbox)"),
+            (false, None, _) => Total::Aggregate("(SELECT messages FROM totals)"),
             // `from` is the only filter, so it is ?1.
-            (false, Some(_), _) => Total::Aggregate(
-                "coalesce((SELECT count FROM sender_counts WHERE from_msisdn = ?1), 0) \
-                 + (SELECT count(*) FROM inbox WHERE from_msisdn = ?1)",
-            ),
+            (false, Some(_), _) => {
+                Total::Aggregate("coalesce((SELECT count FROM sender_counts WHERE from_msisdn = ?1), 0)")
+            }
             (true, _, Some(count)) => Total::Known(count),
             _ if self.candidates.is_empty() => Total::Scanned,
             _ => Total::Counted,
         };
         let (filter, candidates) = (&self.filter, &self.candidates);
-        let in_inbox = format!("(SELECT count(*) FROM inbox{filter})");
+        // The inbox's matches, added to every total; and, for a counted total, told apart from the rest.
+        let (plus_inbox, arriving) = match tables {
+            Tables::Messages => (String::new(), "0".to_owned()),
+            #[cfg(feature = "remote")]
+            Tables::WithInbox => {
+                let arriving = format!("(SELECT count(*) FROM inbox{filter})");
+                (format!(" + {arriving}"), arriving)
+            }
+        };
         let scope = if params.from.is_some() { SENDER_ROWS } else { "NULL" };
-        let counted_through = format!("{WATERMARK}, {in_inbox}, {scope}");
+        let counted_through = format!("{WATERMARK}, {arriving}, {scope}");
         let (in_page, past_end) = match total {
-            Total::Aggregate(total) => (format!("{total}, {NOT_COUNTED}"), format!("{total}, {NOT_COUNTED}")),
+            Total::Aggregate(total) => {
+                let total = format!("{total}{plus_inbox}, {NOT_COUNTED}");
+                (total.clone(), total)
+            }
             Total::Counted => (
                 format!("count(*) OVER (), {counted_through}"),
-                format!("(SELECT count(*) FROM messages{filter}{candidates}) + {in_inbox}, {counted_through}"),
+                format!("(SELECT count(*) FROM messages{filter}{candidates}){plus_inbox}, {counted_through}"),
             ),
             Total::Scanned => {
-                let total = format!("(SELECT count(*) FROM messages{filter}) + {in_inbox}, {counted_through}");
+                let total = format!("(SELECT count(*) FROM messages{filter}){plus_inbox}, {counted_through}");
                 (total.clone(), total)
             }
             // The rows past the watermark, found by rowid: few, where an index over the filters may hold many.
@@ -115,25 +136,39 @@ impl ListQuery {
                 let (matches, through) = (self.args.len() - 1, self.args.len());
                 let after = if filter.is_empty() { " WHERE" } else { " AND" };
                 let total = format!(
-                    "?{matches} + (SELECT count(*) FROM messages NOT INDEXED{filter}{after} rowid > ?{through}) \
-                     + {in_inbox}, {counted_through}"
+                    "?{matches} + (SELECT count(*) FROM messages NOT INDEXED{filter}{after} rowid > ?{through})\
+                     {plus_inbox}, {counted_through}"
                 );
                 (total.clone(), total)
             }
         };
         let (limit, offset) = (self.args.len() + 1, self.args.len() + 2);
-        let order = format!("ORDER BY ts_key, message_id LIMIT ?{limit} OFFSET ?{offset}");
-        let rows =
-            format!("SELECT {LISTED} FROM messages{filter}{candidates} UNION ALL SELECT {LISTED} FROM inbox{filter}");
-        // Without candidates, the page's rows come first walking the time index, merged in order with the
-        // inbox's (the rows of a subquery keep its order). Asking the index yields candidates in rowid order,
-        // so they are all sorted instead: ordered outside the subquery, SQLite does not walk the time index
-        // and test each row against them, which reads every row for a rare term.
-        let rows = match candidates.is_empty() {
-            true => format!("({rows} {order})"),
-            false => format!("({rows}) {order}"),
+        let page = format!("LIMIT ?{limit} OFFSET ?{offset}");
+        let columns = rows::MESSAGE_COLUMNS;
+        // Without candidates, the page's rows come first walking the time index. Asking the index yields
+        // candidates in rowid order, so they are all sorted instead: `+` (or, with the inbox, ordering outside
+        // the subquery) keeps SQLite from walking the time index and testing each row against them, which
+        // reads every row for a rare term.
+        let page = match (tables, candidates.is_empty()) {
+            (Tables::Messages, true) => {
+                format!("SELECT {in_page}, {columns} FROM messages{filter} ORDER BY ts_key, message_id {page}")
+            }
+            (Tables::Messages, false) => format!(
+                "SELECT {in_page}, {columns} FROM messages{filter}{candidates} ORDER BY +ts_key, +message_id {page}"
+            ),
+            // The inbox's rows merged in order with the rest (the rows of a subquery keep its order).
+            #[cfg(feature = "remote")]
+            (Tables::WithInbox, in_order) => {
+                let rows = format!(
+                    "SELECT {LISTED} FROM messages{filter}{candidates} UNION ALL SELECT {LISTED} FROM inbox{filter}"
+                );
+                let order = format!("ORDER BY ts_key, message_id {page}");
+                match in_order {
+                    true => format!("SELECT {in_page}, {columns} FROM ({rows} {order})"),
+                    false => format!("SELECT {in_page}, {columns} FROM ({rows}) {order}"),
+                }
+            }
         };
-        let page = format!("SELECT {in_page}, {} FROM {rows}", rows::MESSAGE_COLUMNS);
         let only_total = format!("SELECT {past_end}, NULL, NULL, NULL, NULL, NULL");
         let total = Query { sql: only_total, args: self.args.clone() };
         let mut args = self.args;
@@ -182,8 +217,8 @@ pub fn counted(params: &ListParams) -> bool {
 
 /// The statements that list the page `params` asks for; `known`, what earlier listings learned of the same
 /// filters, and `frequencies`, what is known of the index, choose how a search finds it.
-pub fn list(params: &ListParams, known: Option<&Known>, frequencies: &TrigramFrequencies) -> Listing {
-    ListQuery::new(params, known, frequencies).into_queries(params, known.map(|known| known.count))
+pub fn list(params: &ListParams, known: Option<&Known>, frequencies: &TrigramFrequencies, tables: Tables) -> Listing {
+    ListQuery::new(params, known, frequencies).into_queries(params, known.map(|known| known.count), tables)
 }
 
 /// The statement that finds every match of a listing's filters, in its order, for [`matches_of`]: each
@@ -227,43 +262,55 @@ pub fn page(mut rows: Table) -> Result<(Page, Option<Count>), StoreError> {
 }
 
 /// The statement that reads how many indexed rows hold each of `trigrams`, and how many rows there are, for
-/// [`TrigramFrequencies::learn`].
+/// [`TrigramFrequencies::learn`]: one statement whatever their number (a JSON array), so a connection
+/// prepares it once.
 pub fn trigram_frequencies(trigrams: &[String]) -> Query {
-    let placeholders = vec!["?"; trigrams.len()].join(", ");
     Query {
-        sql: format!(
-            "SELECT CAST(term AS BLOB), doc, (SELECT messages FROM totals) FROM messages_text_vocab \
-             WHERE term IN ({placeholders})"
-        ),
-        args: trigrams.iter().map(|t| Value::from(t.clone())).collect(),
+        sql: "SELECT CAST(term AS BLOB), doc, (SELECT messages FROM totals) FROM messages_text_vocab \
+             WHERE term IN (SELECT value FROM json_each(?1))"
+            .to_owned(),
+        args: vec![Value::from(serde_json::to_string(trigrams).expect("strings are JSON"))],
     }
 }
 
 /// The statement that reads everything `/stats` says, from the aggregates the insert trigger keeps (no scan
-/// of messages) and the few rows of `inbox` ([`super::inbox`]), which they do not count yet: totals, the top
-/// ten senders as a JSON array, the first and last timestamps.
-///
-/// A sender among the top ten is in the inbox, or among the top ten of those who are not, and so among the
-/// top `10 + (senders in the inbox)` of the aggregates.
-pub fn stats() -> Query {
-    let sql = "WITH arriving AS (SELECT from_msisdn, count(*) AS count FROM inbox GROUP BY from_msisdn), \
-         contenders AS (SELECT from_msisdn FROM (SELECT from_msisdn FROM sender_counts \
-            ORDER BY count DESC, from_msisdn LIMIT 10 + (SELECT count(*) FROM arriving)) \
-            UNION SELECT from_msisdn FROM arriving), \
-         top AS (SELECT from_msisdn, coalesce((SELECT count FROM sender_counts AS s WHERE s.from_msisdn = c.from_msisdn), 0) \
-            + coalesce((SELECT count FROM arriving AS a WHERE a.from_msisdn = c.from_msisdn), 0) AS count \
-            FROM contenders AS c ORDER BY count DESC, from_msisdn LIMIT 10) \
-         SELECT messages + (SELECT count(*) FROM inbox), \
-         senders + (SELECT count(*) FROM arriving AS a \
-            WHERE NOT EXISTS (SELECT 1 FROM sender_counts AS s WHERE s.from_msisdn = a.from_msisdn)), \
-         CAST((SELECT json_group_array(json_array(from_msisdn, count)) FROM top) AS BLOB), \
-         (SELECT CAST(ts AS BLOB) FROM (SELECT ts, ts_key, message_id FROM \
-            (SELECT ts, ts_key, message_id FROM messages ORDER BY ts_key, message_id LIMIT 1) \
-            UNION ALL SELECT ts, ts_key, message_id FROM inbox ORDER BY ts_key, message_id LIMIT 1)), \
-         (SELECT CAST(ts AS BLOB) FROM (SELECT ts, ts_key, message_id FROM \
-            (SELECT ts, ts_key, message_id FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1) \
-            UNION ALL SELECT ts, ts_key, message_id FROM inbox ORDER BY ts_key DESC, message_id DESC LIMIT 1)) \
-         FROM totals";
+/// of messages): totals, the top ten senders as a JSON array, the first and last timestamps. With the inbox,
+/// its few rows are added, which the aggregates do not count yet: a sender among the top ten is in the
+/// inbox, or among the top ten of those who are not, and so among the top `10 + (senders in the inbox)` of
+/// the aggregates.
+pub fn stats(tables: Tables) -> Query {
+    let sql = match tables {
+        Tables::Messages => {
+            "SELECT messages, senders, \
+             CAST((SELECT json_group_array(json_array(from_msisdn, count)) FROM (SELECT from_msisdn, count \
+                FROM sender_counts ORDER BY count DESC, from_msisdn ASC LIMIT 10)) AS BLOB), \
+             (SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key, message_id LIMIT 1), \
+             (SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1) \
+             FROM totals"
+        }
+        #[cfg(feature = "remote")]
+        Tables::WithInbox => {
+            "WITH arriving AS (SELECT from_msisdn, count(*) AS count FROM inbox GROUP BY from_msisdn), \
+             contenders AS (SELECT from_msisdn FROM (SELECT from_msisdn FROM sender_counts \
+                ORDER BY count DESC, from_msisdn LIMIT 10 + (SELECT count(*) FROM arriving)) \
+                UNION SELECT from_msisdn FROM arriving), \
+             top AS (SELECT from_msisdn, \
+                coalesce((SELECT count FROM sender_counts AS s WHERE s.from_msisdn = c.from_msisdn), 0) \
+                + coalesce((SELECT count FROM arriving AS a WHERE a.from_msisdn = c.from_msisdn), 0) AS count \
+                FROM contenders AS c ORDER BY count DESC, from_msisdn LIMIT 10) \
+             SELECT messages + (SELECT count(*) FROM inbox), \
+             senders + (SELECT count(*) FROM arriving AS a \
+                WHERE NOT EXISTS (SELECT 1 FROM sender_counts AS s WHERE s.from_msisdn = a.from_msisdn)), \
+             CAST((SELECT json_group_array(json_array(from_msisdn, count)) FROM top) AS BLOB), \
+             (SELECT CAST(ts AS BLOB) FROM (SELECT ts, ts_key, message_id FROM \
+                (SELECT ts, ts_key, message_id FROM messages ORDER BY ts_key, message_id LIMIT 1) \
+                UNION ALL SELECT ts, ts_key, message_id FROM inbox ORDER BY ts_key, message_id LIMIT 1)), \
+             (SELECT CAST(ts AS BLOB) FROM (SELECT ts, ts_key, message_id FROM \
+                (SELECT ts, ts_key, message_id FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1) \
+                UNION ALL SELECT ts, ts_key, message_id FROM inbox ORDER BY ts_key DESC, message_id DESC LIMIT 1)) \
+             FROM totals"
+        }
+    };
     Query { sql: sql.to_owned(), args: Vec::new() }
 }
 
@@ -365,15 +412,18 @@ mod tests {
         let frequencies = TrigramFrequencies::default();
         for query in LISTINGS.iter().chain(&["limit=100&offset=120", "q=kaka&since=2025-01-15T10:20:00Z"]) {
             let params = ListParams::parse(Some(query)).unwrap();
-            let (expected, _) = both_ways(&stored, &list(&params, None, &frequencies)).await;
-            let (found, counted) = both_ways(&arriving, &list(&params, None, &frequencies)).await;
+            let (expected, _) = both_ways(&stored, &list(&params, None, &frequencies, Tables::Messages)).await;
+            let (found, counted) = both_ways(&arriving, &list(&params, None, &frequencies, Tables::WithInbox)).await;
             assert_eq!(found, expected, "{query}");
             assert!(counted.is_none_or(|count| count.through == 150), "{query}: counted through the stored rows");
         }
         // A count remembered through a watermark holds while more rows arrive and after they move.
         for query in LISTINGS {
             let params = ListParams::parse(Some(query)).unwrap();
-            let Some(count) = both_ways(&arriving, &list(&params, None, &frequencies)).await.1 else { continue };
+            let Some(count) = both_ways(&arriving, &list(&params, None, &frequencies, Tables::WithInbox)).await.1
+            else {
+                continue;
+            };
             let known = Known { count, matches: None };
             for (arrived, step) in [(200..210, "arrive"), (210..220, "move")] {
                 arrive(&arriving, arrived).await;
@@ -387,14 +437,17 @@ mod tests {
                         .await
                         .unwrap();
                 }
-                let (again, _) = both_ways(&arriving, &list(&params, Some(&known), &frequencies)).await;
-                let (fresh, _) = both_ways(&arriving, &list(&params, None, &frequencies)).await;
+                let (again, _) =
+                    both_ways(&arriving, &list(&params, Some(&known), &frequencies, Tables::WithInbox)).await;
+                let (fresh, _) = both_ways(&arriving, &list(&params, None, &frequencies, Tables::WithInbox)).await;
                 assert_eq!(again, fresh, "{query}: after the rows {step}");
             }
             arriving.execute_batch("DELETE FROM inbox; DELETE FROM messages WHERE rowid > 150;").await.unwrap();
             arrive(&arriving, 150..200).await;
         }
-        assert_eq!(stats_of(run(&arriving, &stats()).await).unwrap(), stats_of(run(&stored, &stats()).await).unwrap());
+        let (arrived, stored) =
+            (run(&arriving, &stats(Tables::WithInbox)).await, run(&stored, &stats(Tables::Messages)).await);
+        assert_eq!(stats_of(arrived).unwrap(), stats_of(stored).unwrap());
     }
 
     #[tokio::test]
@@ -421,10 +474,10 @@ mod tests {
             .await
             .unwrap();
         }
-        let expected = stats_of(run(&stored, &stats()).await).unwrap();
+        let expected = stats_of(run(&stored, &stats(Tables::Messages)).await).unwrap();
         assert!(expected.messages_per_sender.iter().any(|s| s.from == "+119"), "{expected:?}");
         assert_eq!(expected.first_message_ts.as_deref(), Some("t0"));
-        assert_eq!(stats_of(run(&arriving, &stats()).await).unwrap(), expected);
+        assert_eq!(stats_of(run(&arriving, &stats(Tables::WithInbox)).await).unwrap(), expected);
     }
 
     #[tokio::test]
@@ -432,20 +485,21 @@ mod tests {
         let conn = database().await;
         add(&conn, 0..200).await;
         let frequencies = TrigramFrequencies::default();
-        for query in LISTINGS {
+        for (query, tables) in LISTINGS.iter().flat_map(|q| [(q, Tables::Messages), (q, Tables::WithInbox)]) {
+            let list = |params: &ListParams, known: Option<&Known>| list(params, known, &frequencies, tables);
             let params = ListParams::parse(Some(query)).unwrap();
-            let (first, counted) = both_ways(&conn, &list(&params, None, &frequencies)).await;
+            let (first, counted) = both_ways(&conn, &list(&params, None)).await;
             let matches = matches_of(run(&conn, &matches(&params, &frequencies)).await).unwrap().map(Arc::new);
             add(&conn, 1000..1010).await;
             let known = counted.map(|count| Known { count, matches: None });
-            let (again, _) = both_ways(&conn, &list(&params, known.as_ref(), &frequencies)).await;
-            let (fresh, _) = both_ways(&conn, &list(&params, None, &frequencies)).await;
+            let (again, _) = both_ways(&conn, &list(&params, known.as_ref())).await;
+            let (fresh, _) = both_ways(&conn, &list(&params, None)).await;
             assert_eq!(again, fresh, "{query}: a total known through a watermark, and rows after it");
             assert!(counted.is_none() || first.total <= again.total, "{query}");
             if let (Some(count), Some(matches), Some(_)) = (counted, matches, &params.q) {
                 assert_eq!(matches.rowids.len() as u64, count.matches, "{query}");
                 let known = Known { count, matches: Some(matches) };
-                let (remembered, _) = both_ways(&conn, &list(&params, Some(&known), &frequencies)).await;
+                let (remembered, _) = both_ways(&conn, &list(&params, Some(&known))).await;
                 assert_eq!(remembered, fresh, "{query}: matches remembered through a watermark, and rows after it");
             }
             conn.execute("DELETE FROM messages WHERE message_id >= 'm1000'", ()).await.unwrap();

@@ -35,6 +35,7 @@ impl File {
         let writer_conn = db.connect()?;
         configure(&writer_conn, false).await?;
         schema::migrate(&writer_conn).await?;
+        take_in_the_inbox(&writer_conn).await?;
         // Taken after opening: the file the connections now hold.
         let file = FileIdentity::of(path)?;
         let writer = Writer::start(Session::new(writer_conn), file)?;
@@ -65,6 +66,35 @@ impl File {
     /// False once the writer stopped for good (its file was replaced).
     pub fn is_serving(&self) -> bool {
         self.writer.is_serving()
+    }
+}
+
+/// Moves any rows of the inbox into `messages`: a file's reads leave the inbox out, since its writer never
+/// stores there, but a libSQL server's database (or a replica's copy) opened as a file may hold some. Rows
+/// moved are past the text index's watermark, where the indexer finds them.
+async fn take_in_the_inbox(conn: &Connection) -> Result<(), StoreError> {
+    let mut rows = conn.query("SELECT count(*) FROM inbox", ()).await?;
+    let waiting = rows.next().await?.map_or(Ok(0), |row| row.get::<i64>(0))?;
+    drop(rows);
+    if waiting == 0 {
+        return Ok(());
+    }
+    conn.execute("BEGIN IMMEDIATE", ()).await?;
+    let moved = conn
+        .execute_batch(
+            "INSERT OR IGNORE INTO messages \
+                (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type) \
+             SELECT message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type \
+                FROM inbox ORDER BY rowid; \
+             DELETE FROM inbox;",
+        )
+        .await;
+    match moved {
+        Ok(_) => conn.execute("COMMIT", ()).await.map(|_| ()).map_err(StoreError::from),
+        Err(e) => {
+            let _ = conn.execute("ROLLBACK", ()).await;
+            Err(e.into())
+        }
     }
 }
 

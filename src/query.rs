@@ -4,6 +4,9 @@ use crate::message::{FieldError, Timestamp};
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
+/// The longest search term, in characters (Unicode scalar values): longer than any word or phrase a person
+/// looks for, and short enough that no term costs a search much more than another does.
+pub const MAX_Q_CHARS: usize = 256;
 
 /// Validated filters and page of a message listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +67,15 @@ impl ListParams {
             },
         };
         let from = from.filter(|s| !s.is_empty()).map(unmangle_plus);
-        let q = q.filter(|s| !s.is_empty()).map(|raw| fold_case(&raw));
+        let q = q.filter(|s| !s.is_empty());
+        if q.as_ref().is_some_and(|q| q.chars().count() > MAX_Q_CHARS) {
+            errors.push(FieldError::new(
+                ["query", "q"],
+                "string_too_long",
+                format!("String should have at most {MAX_Q_CHARS} characters"),
+            ));
+        }
+        let q = q.map(|raw| fold_case(&raw));
 
         match (limit, offset, since) {
             (Some(limit), Some(offset), Some(since)) if errors.is_empty() => {
@@ -154,6 +165,16 @@ mod tests {
         assert_eq!(failing("since=2025-01-15T09:30:00+00:00"), [("query.since".to_owned(), "value_error")]);
         assert_eq!(parse("q=HeLLo%25_").unwrap().q.as_deref(), Some("hello%_"));
         assert_eq!(parse("q=").unwrap().q, None);
+    }
+
+    #[test]
+    fn q_is_at_most_256_characters_counted_before_folding() {
+        // Four bytes each, percent-encoded: the bound is on characters, not bytes.
+        let at_most = "%F0%9F%98%80".repeat(MAX_Q_CHARS);
+        assert_eq!(parse(&format!("q={at_most}")).unwrap().q.unwrap().chars().count(), MAX_Q_CHARS);
+        assert_eq!(failing(&format!("q={at_most}x")), [("query.q".to_owned(), "string_too_long")]);
+        // U+0130 lowercases to two characters: the client's term is what is bounded.
+        assert!(parse(&format!("q={}", "%C4%B0".repeat(MAX_Q_CHARS))).is_ok());
     }
 
     #[test]

@@ -31,9 +31,9 @@ use super::StoreError;
 const CANDIDATE_COST: u64 = 8;
 /// Trigrams asked for at most: the rarest ones. More would read longer lists than they save in candidates.
 const TRIGRAMS_ASKED: usize = 3;
-/// Trigram frequencies remembered at most; past this, new ones are not learned (and their terms ask the
-/// index for every trigram, as before anything was learned).
-const FREQUENCIES_KEPT: usize = 100_000;
+/// Trigram frequencies remembered at most (about 1.5 MB); past this, those not used for longest are
+/// forgotten, so any term's may be learned, and no term grows memory.
+const FREQUENCIES_KEPT: usize = 20_000;
 /// Listings a search's matches are expected to serve before they are found again: finding them costs about
 /// what counting them did, so it is done when that many pages read from them save at least as much.
 const PAGES_TO_REPAY: u64 = 32;
@@ -196,24 +196,55 @@ fn quoted(trigram: &str) -> String {
 /// matches.
 #[derive(Default)]
 pub struct TrigramFrequencies {
-    rows: Mutex<HashMap<String, u64>>,
+    rows: Mutex<Generations>,
     /// The table's rows when a frequency was last learned (0 before).
     table_rows: AtomicU64,
+}
+
+/// Frequencies in two generations: one learned or used goes into the current one, and when that holds half
+/// of [`FREQUENCIES_KEPT`] it becomes the previous one, and the previous one is forgotten. So those in use
+/// stay, and the rest go in bulk, without a clock per entry.
+#[derive(Default)]
+struct Generations {
+    current: HashMap<String, u64>,
+    previous: HashMap<String, u64>,
+}
+
+impl Generations {
+    fn get(&mut self, trigram: &str) -> Option<u64> {
+        if let Some(rows) = self.current.get(trigram) {
+            return Some(*rows);
+        }
+        let rows = self.previous.remove(trigram)?;
+        self.insert(trigram.to_owned(), rows);
+        Some(rows)
+    }
+
+    fn insert(&mut self, trigram: String, rows: u64) {
+        if self.current.len() >= FREQUENCIES_KEPT / 2 {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(trigram, rows);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
 }
 
 impl TrigramFrequencies {
     /// The trigrams of `q` whose frequency is not known yet.
     pub fn unknown(&self, q: &str) -> Vec<String> {
-        let known = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        trigrams(q).into_iter().filter(|t| !known.contains_key(t)).collect()
+        let mut known = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        trigrams(q).into_iter().filter(|t| known.get(t).is_none()).collect()
     }
 
     /// `trigrams` with their frequencies, the rarest first, and only the [`TRIGRAMS_ASKED`] rarest when
     /// every one is known (otherwise all, each with what is known of it).
     fn rarest(&self, trigrams: &[String]) -> Vec<(String, Option<u64>)> {
-        let known = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        let mut trigrams: Vec<(String, Option<u64>)> =
-            trigrams.iter().map(|t| (t.clone(), known.get(t).copied())).collect();
+        let mut known = self.rows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut trigrams: Vec<(String, Option<u64>)> = trigrams.iter().map(|t| (t.clone(), known.get(t))).collect();
         if trigrams.iter().all(|(_, rows)| rows.is_some()) {
             trigrams.sort_by_key(|(_, rows)| *rows);
             trigrams.truncate(TRIGRAMS_ASKED);
@@ -236,8 +267,8 @@ impl TrigramFrequencies {
             self.table_rows.store(rows::count(row, 2)?, Ordering::Relaxed);
         }
         let mut known = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() + learned.len() <= FREQUENCIES_KEPT {
-            known.extend(learned);
+        for (trigram, rows) in learned {
+            known.insert(trigram, rows);
         }
         Ok(())
     }
@@ -254,7 +285,9 @@ mod tests {
     /// Frequencies for every trigram of `terms`, each `rows`.
     fn frequencies(learned: &[(&str, u64)]) -> TrigramFrequencies {
         let frequencies = TrigramFrequencies::default();
-        frequencies.rows.lock().unwrap().extend(learned.iter().map(|(t, rows)| (t.to_string(), *rows)));
+        let mut rows = frequencies.rows.lock().unwrap();
+        learned.iter().for_each(|(t, n)| rows.insert(t.to_string(), *n));
+        drop(rows);
         frequencies
     }
 
@@ -375,6 +408,27 @@ mod tests {
             Some(r#""""a""" AND """b""" AND "a""b" AND "b""a""#)
         );
         assert_eq!(asked("n\0b", None, 50, &nothing).as_deref(), Some("\"n b\""));
+    }
+
+    #[test]
+    fn past_the_budget_the_frequencies_used_least_recently_are_forgotten_and_learning_goes_on() {
+        let frequencies = TrigramFrequencies::default();
+        let learn = |trigrams: Vec<String>| {
+            let rows = Table::from_values(3, Vec::new());
+            frequencies.learn(&trigrams, rows).unwrap();
+        };
+        let many = |from: usize, n: usize| (from..from + n).map(|k| format!("{k:03x}")).collect::<Vec<_>>();
+        let popular = many(0, 10);
+        learn(popular.clone());
+        // Four budgets' worth of trigrams, a search's worth at a time, while a popular search is asked too.
+        for search in 0..4 * FREQUENCIES_KEPT / 200 {
+            learn(many(10 + search * 200, 200));
+            assert!(popular.iter().all(|t| frequencies.unknown(t).is_empty()), "search {search}");
+            assert!(frequencies.rows.lock().unwrap().len() <= FREQUENCIES_KEPT);
+        }
+        assert_eq!(frequencies.unknown("zz0"), vec!["zz0".to_owned()], "forgotten, or never learned");
+        learn(vec!["zz0".to_owned()]);
+        assert!(frequencies.unknown("zz0").is_empty(), "learning never stops");
     }
 
     #[test]

@@ -15,25 +15,33 @@ use libsql::{Connection, Rows, Statement};
 
 pub struct Session {
     pub conn: Connection,
-    statements: Mutex<HashMap<String, Arc<Statement>>>,
+    statements: Mutex<Statements>,
+}
+
+/// Statements a connection keeps prepared at most. The service runs a few dozen distinct ones; past this,
+/// the one used least recently is finalized, so no sequence of requests grows a connection's memory.
+const STATEMENTS_KEPT: usize = 64;
+
+/// Prepared statements by their SQL, each with when it was last used.
+#[derive(Default)]
+struct Statements {
+    by_sql: HashMap<String, (Arc<Statement>, u64)>,
+    clock: u64,
 }
 
 impl Session {
     pub fn new(conn: Connection) -> Session {
-        Session { conn, statements: Mutex::new(HashMap::new()) }
+        Session { conn, statements: Mutex::new(Statements::default()) }
     }
 
     /// The prepared statement for `sql`, reset so it can be bound afresh.
     async fn statement(&self, sql: &str) -> Result<Arc<Statement>, libsql::Error> {
-        let cached = self.statements.lock().unwrap_or_else(|p| p.into_inner()).get(sql).cloned();
+        let cached = self.statements.lock().unwrap_or_else(|p| p.into_inner()).get(sql);
         let statement = match cached {
             Some(statement) => statement,
             None => {
                 let statement = Arc::new(self.conn.prepare(sql).await?);
-                self.statements
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(sql.to_owned(), Arc::clone(&statement));
+                self.statements.lock().unwrap_or_else(|p| p.into_inner()).insert(sql, Arc::clone(&statement));
                 statement
             }
         };
@@ -48,7 +56,7 @@ impl Session {
     /// Ends the current transaction (`COMMIT` or `ROLLBACK`). Every statement is reset first: one read only
     /// partly (a `RETURNING` row, a `LIMIT 1`) is still active and would make `COMMIT` fail.
     pub async fn end_transaction(&self, sql: &str) -> Result<(), libsql::Error> {
-        for statement in self.statements.lock().unwrap_or_else(|p| p.into_inner()).values() {
+        for (statement, _) in self.statements.lock().unwrap_or_else(|p| p.into_inner()).by_sql.values() {
             statement.reset();
         }
         self.run(sql, ()).await
@@ -81,5 +89,44 @@ impl Session {
     /// Every row of a query, each as its column values.
     pub async fn fetch(&self, sql: &str, params: impl IntoParams) -> Result<super::rows::Table, libsql::Error> {
         super::rows::collect(self.query(sql, params).await?).await
+    }
+}
+
+impl Statements {
+    fn get(&mut self, sql: &str) -> Option<Arc<Statement>> {
+        self.clock += 1;
+        let (statement, used) = self.by_sql.get_mut(sql)?;
+        *used = self.clock;
+        Some(Arc::clone(statement))
+    }
+
+    fn insert(&mut self, sql: &str, statement: Arc<Statement>) {
+        if self.by_sql.len() >= STATEMENTS_KEPT {
+            let oldest = self.by_sql.iter().min_by_key(|(_, (_, used))| *used).map(|(sql, _)| sql.clone());
+            if let Some(oldest) = oldest {
+                self.by_sql.remove(&oldest);
+            }
+        }
+        self.clock += 1;
+        self.by_sql.insert(sql.to_owned(), (statement, self.clock));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_keeps_its_statements_used_most_recently_and_no_more() {
+        let conn = libsql::Builder::new_local(":memory:").build().await.unwrap().connect().unwrap();
+        let session = Session::new(conn);
+        for n in 0..3 * STATEMENTS_KEPT {
+            session.fetch("SELECT 1", ()).await.unwrap();
+            session.fetch(&format!("SELECT {n}"), ()).await.unwrap();
+        }
+        let statements = session.statements.lock().unwrap();
+        assert_eq!(statements.by_sql.len(), STATEMENTS_KEPT);
+        assert!(statements.by_sql.contains_key("SELECT 1"), "used all along");
+        assert!(!statements.by_sql.contains_key("SELECT 5"), "used long ago");
     }
 }

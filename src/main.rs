@@ -7,8 +7,21 @@ use webhook_ingest::app::App;
 use webhook_ingest::config::Config;
 use webhook_ingest::telemetry;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // One worker more than there are cores: local reads take at most one fewer turn at once than there are
+    // workers (so one is always free for everything else, see `store::pool::Turns`), and can still use
+    // every core.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(cores + 1).enable_all().build() {
+        Ok(runtime) => runtime.block_on(start()),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start() -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {

@@ -318,3 +318,106 @@ async fn the_service_serves_its_openapi_document() {
         assert!(text.contains(path), "the document does not describe {path}");
     }
 }
+
+/// A term of `chars` characters from a block of 20,000 CJK ideographs, different for every `seed`: as long as
+/// `q` may be, and with as many trigrams never seen before.
+fn hostile_term(seed: u64, chars: usize) -> String {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..chars)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from_u32(0x4E00 + (x % 20_000) as u32).unwrap()
+        })
+        .collect()
+}
+
+/// Percent-encodes every byte of `s`.
+fn encoded(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// The latency at `quantile` of `samples`.
+fn quantile(samples: &mut [Duration], quantile: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * quantile) as usize]
+}
+
+#[tokio::test]
+async fn a_term_longer_than_256_characters_gets_422() {
+    let app = spawn_app().await;
+    let (status, answer) = app.get(&format!("/messages?q={}", encoded(&hostile_term(1, 257)))).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["detail"][0]["loc"], json!(["query", "q"]));
+    assert_eq!(answer["detail"][0]["type"], "string_too_long");
+    assert_eq!(app.get(&format!("/messages?q={}", encoded(&hostile_term(1, 256)))).await.0, 200);
+}
+
+/// Four clients search, for ten seconds each time, terms made of trigrams never asked before. Terms of every
+/// length up to the bound of `q` (as many trigrams not seen before are looked up at once): what the service
+/// learns of trigrams and keeps prepared stays within its bounds, so memory stays flat. Terms as long as
+/// `q` may be (the slowest searches): reads run off the workers that answer everything else, so the
+/// liveness probe is never held behind them (it is answered faster than a search, which it would not be if
+/// it waited for one).
+#[tokio::test]
+async fn hostile_searches_grow_no_memory_and_hold_up_no_other_request() {
+    let app = spawn_app().await;
+    for hundred in 0..10 {
+        let deliveries = (hundred * 100..hundred * 100 + 100).map(|n| {
+            let text = hostile_term(1_000_000 + n, 40);
+            let app = &app;
+            async move { app.deliver(&message(&format!("m{n}"), "+1", "2025-01-15T10:00:00Z", Some(&text))).await.0 }
+        });
+        assert!(futures::future::join_all(deliveries).await.iter().all(|status| *status == 200));
+    }
+    let every_length = |seed: u64| hostile_term(seed, 3 + (seed % 254) as usize);
+    for seed in 0..200 {
+        search(&app, &every_length(seed)).await;
+    }
+    let before = app.rss_kib();
+    let (searches, _) = attack(&app, every_length).await;
+    let grown = app.rss_kib().saturating_sub(before);
+    eprintln!("{} searches of every length: RSS {before} KiB, grown by {grown} KiB", searches.len());
+    assert!(grown < 8 * 1024, "RSS grew by {grown} KiB under hostile searches");
+
+    let (mut searches, mut live) = attack(&app, |seed| hostile_term(seed, 256)).await;
+    let (search_p50, live_p99) = (quantile(&mut searches, 0.5), quantile(&mut live, 0.99));
+    eprintln!("{} searches of 256 characters, p50 {search_p50:?}; liveness p99 {live_p99:?}", searches.len());
+    assert!(live_p99 < search_p50, "liveness p99 {live_p99:?} against searches' p50 {search_p50:?}");
+}
+
+/// Searches `term` and returns how long it took.
+async fn search(app: &TestApp, term: &str) -> Duration {
+    let started = Instant::now();
+    let (status, answer) = app.get(&format!("/messages?q={}", encoded(term))).await;
+    assert_eq!(status, 200, "{answer}");
+    started.elapsed()
+}
+
+/// Four clients search a new `term(seed)` at a time for ten seconds while another asks `/health/live` every
+/// 20 ms; the latencies of both.
+async fn attack(app: &TestApp, term: impl Fn(u64) -> String + Copy) -> (Vec<Duration>, Vec<Duration>) {
+    static SEEDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000);
+    let until = Instant::now() + Duration::from_secs(10);
+    let attackers = (0..4).map(|_| async move {
+        let mut latencies = Vec::new();
+        while Instant::now() < until {
+            let seed = SEEDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            latencies.push(search(app, &term(seed)).await);
+        }
+        latencies
+    });
+    let prober = async {
+        let mut latencies = Vec::new();
+        while Instant::now() < until {
+            let started = Instant::now();
+            assert_eq!(app.get("/health/live").await.0, 200);
+            latencies.push(started.elapsed());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        latencies
+    };
+    let (searches, live) = tokio::join!(futures::future::join_all(attackers), prober);
+    (searches.into_iter().flatten().collect(), live)
+}

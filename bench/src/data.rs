@@ -113,6 +113,19 @@ impl Terms {
     }
 }
 
+/// Request `n`'s term of an abuse run, percent-encoded: CJK ideographs never seen together, of every length
+/// from 3 to the 256 characters `q` may have, so each search looks up as many trigrams not seen before.
+pub fn hostile_term(n: u64) -> String {
+    let mut x = mix(n.wrapping_add(0xABCD)) | 1;
+    let term: String = (0..3 + n % 254)
+        .map(|_| {
+            x = mix(x);
+            char::from_u32(0x4E00 + (x % 20_000) as u32).expect("a CJK ideograph")
+        })
+        .collect();
+    term.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
 /// A term for request `n` of a run that must never repeat one: a different tail word each time (ranks
 /// from 1,000 up, each in a handful of messages at most), then made-up strings no message holds.
 pub fn unique_term(n: u64) -> String {

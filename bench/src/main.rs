@@ -111,7 +111,8 @@ fn main() -> ExitCode {
     }
 
     let time = Duration::from_secs(o.seconds);
-    let errors = runtime.block_on(scenarios::run(&server.addr, o.connections, time, o.messages));
+    let errors = runtime.block_on(scenarios::run(&server.addr, o.connections, time, o.messages))
+        + runtime.block_on(scenarios::abuse(&server, time));
     let db_bytes: u64 = ["", "-wal"]
         .iter()
         .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db.display())).ok())

@@ -4,7 +4,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::client::{all_ok, drive, get, post, Load, Outcome, Until};
-use crate::data::{message, sender, timestamp, unique_term, Terms, SENDERS};
+use crate::data::{hostile_term, message, sender, timestamp, unique_term, Terms, SENDERS};
+use crate::server::Server;
 
 /// Runs every scenario for `time` and prints a row each; returns how many requests failed.
 pub async fn run(addr: &str, connections: usize, time: Duration, preloaded: u64) -> u64 {
@@ -54,6 +55,22 @@ fn scenarios(preloaded: u64) -> Vec<(String, Load)> {
         ("ingest unique signed messages".into(), all_ok(move |n| post(&message(&format!("new-{n}"), preloaded + n)))),
         ("ingest duplicates".into(), cycle(duplicates)),
     ]
+}
+
+/// Four clients search hostile terms (every length up to the bound, trigrams never seen before) for `time`
+/// while one asks `/health/live`; prints both rows and the server's memory before and after. Returns how
+/// many requests failed.
+pub async fn abuse(server: &Server, time: Duration) -> u64 {
+    let before = server.rss_kib();
+    let hostile = all_ok(|n| get(&format!("/messages?q={}", hostile_term(n))));
+    let (searches, live) = tokio::join!(
+        drive(&server.addr, 4, Until::Elapsed(time), hostile),
+        drive(&server.addr, 1, Until::Elapsed(time), all_ok(|_| get("/health/live"))),
+    );
+    row("abuse: hostile q, 4 clients", &searches);
+    row("abuse: GET /health/live meanwhile", &live);
+    println!("abuse: RSS {:.1} MB before, {:.1} MB after", before as f64 / 1024.0, server.rss_kib() as f64 / 1024.0);
+    searches.errors + live.errors
 }
 
 fn row(name: &str, o: &Outcome) {

@@ -3,6 +3,7 @@
 //! instance's own writes (read your writes) and every sync interval (everyone else's). A new replica first
 //! copies the server's whole history, so this is for long-lived instances, not for Lambda.
 
+use super::pool::Turns;
 use super::read::Query;
 use super::rows::{self, Table};
 use super::server::Server;
@@ -14,6 +15,7 @@ pub struct Replica {
     server: Server,
     /// The local copy.
     copy: libsql::Database,
+    turns: Turns,
 }
 
 impl Replica {
@@ -29,7 +31,7 @@ impl Replica {
             .map_err(failed)?;
         let server_side = Server::open(server).await?;
         db.sync().await.map_err(failed)?;
-        Ok(Replica { server: server_side, copy: db })
+        Ok(Replica { server: server_side, copy: db, turns: Turns::new() })
     }
 
     /// Stores `messages` on the server, then brings the local copy up to date so the next read sees them.
@@ -48,9 +50,11 @@ impl Replica {
     }
 
     /// Prepared afresh on each call: a statement of a replica's connection that is run again returns its
-    /// first run's rows.
+    /// first run's rows. In its turn, as every read of a local file.
     pub async fn fetch(&self, query: &Query) -> Result<Table, StoreError> {
-        let rows = self.copy.connect()?.query(&query.sql, query.args.clone()).await?;
-        Ok(rows::collect(rows).await?)
+        let turn = self.turns.turn().await?;
+        let conn = self.copy.connect()?;
+        let read = async { Ok(rows::collect(conn.query(&query.sql, query.args.clone()).await?).await?) };
+        turn.read(&conn, read).await
     }
 }

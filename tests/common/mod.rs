@@ -374,6 +374,14 @@ impl TestApp {
         self.child.lock().unwrap().try_wait().ok().flatten()
     }
 
+    /// The process's resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.lock().unwrap().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap_or_default();
+        rss.trim().trim_end_matches("kB").trim().parse().unwrap_or(0)
+    }
+
     /// Sends `signal` (e.g. "TERM") without waiting.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.lock().unwrap().id().to_string();

@@ -27,40 +27,59 @@ use super::Inserted;
 use crate::message::Message;
 use crate::query::fold_case;
 
-/// Adds each message (a JSON array of [`row`]s in ?1, stored at ?2) whose id is stored in neither table.
+/// Adds the message in ?1 to ?10 (the columns of [`row`], in order) unless its id is stored in either table.
 /// The check and the insert are one statement under the server's write lock, and the primary keys decide:
-/// inbox's against a concurrent delivery of the same id, messages' when the rows move. Returns the ids it
-/// added.
-const DELIVERY: &str = "INSERT INTO inbox \
+/// inbox's against a concurrent delivery of the same id, messages' when the rows move. Returns the id it
+/// added, if it did.
+const ONE: &str = "INSERT INTO inbox \
+     (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type, text_indexed) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE message_id = ?1) \
+     ON CONFLICT (message_id) DO NOTHING RETURNING CAST(message_id AS BLOB)";
+
+/// [`ONE`] for each message of a JSON array of [`row`]s in ?1, stored at ?2, in order: one statement whatever
+/// their number (a WhatsApp delivery may hold many).
+const MANY: &str = "INSERT INTO inbox \
      (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type, text_indexed) \
      SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3, m.value ->> 4, ?2, m.value ->> 5, \
      m.value ->> 6, m.value ->> 7, m.value ->> 8 FROM json_each(?1) AS m \
      WHERE NOT EXISTS (SELECT 1 FROM messages WHERE message_id = m.value ->> 0) \
      ON CONFLICT (message_id) DO NOTHING RETURNING CAST(message_id AS BLOB)";
 
-/// The statement that stores `messages`, stored at `created_at`: one statement, whatever their number.
+/// The statement that stores `messages`, stored at `created_at`: one statement, whatever their number. One
+/// message (every `POST /webhook`) takes plain arguments, which a server prepares and runs for less than a
+/// JSON array.
 pub fn delivery(created_at: &str, messages: &[Message]) -> Query {
-    let rows: Vec<serde_json::Value> = messages.iter().map(row).collect();
+    if let [message] = messages {
+        let mut args: Vec<Value> = row(message).into_iter().map(value).collect();
+        args.insert(5, Value::Text(created_at.to_owned()));
+        return Query { sql: ONE.to_owned(), args };
+    }
+    let rows: Vec<serde_json::Value> = messages.iter().map(|m| serde_json::Value::from(row(m).to_vec())).collect();
     let json = serde_json::Value::Array(rows).to_string();
-    Query { sql: DELIVERY.to_owned(), args: vec![Value::Text(json), Value::Text(created_at.to_owned())] }
+    Query { sql: MANY.to_owned(), args: vec![Value::Text(json), Value::Text(created_at.to_owned())] }
 }
 
-/// One message as [`DELIVERY`] reads it. The text the index takes is sent only when it differs from the
-/// folded text (a NUL in it, which the index cannot read), so the trigger cannot make it itself.
-fn row(message: &Message) -> serde_json::Value {
+/// One message's columns as the statements take them, but for when it is stored. The text the index takes
+/// is given only when it differs from the folded text (a NUL in it, which the index cannot read), so the
+/// trigger cannot make it itself.
+fn row(message: &Message) -> [Option<String>; 9] {
     let folded = message.text.as_deref().map(fold_case);
     let indexed = folded.as_deref().map(search_index::indexable).filter(|indexed| Some(indexed) != folded.as_ref());
-    serde_json::json!([
-        message.message_id,
-        message.from.as_str(),
-        message.to.as_str(),
-        message.ts.as_str(),
-        message.text,
-        message.ts.sort_key(),
+    [
+        Some(message.message_id.clone()),
+        Some(message.from.as_str().to_owned()),
+        Some(message.to.as_str().to_owned()),
+        Some(message.ts.as_str().to_owned()),
+        message.text.clone(),
+        Some(message.ts.sort_key().to_owned()),
         folded,
-        message.message_type,
+        message.message_type.clone(),
         indexed,
-    ])
+    ]
+}
+
+fn value(column: Option<String>) -> Value {
+    column.map_or(Value::Null, Value::Text)
 }
 
 /// Each message's outcome, from the ids [`delivery`] returned: created for the first of an id it added,
@@ -147,8 +166,11 @@ mod tests {
         let texts: Vec<String> = (0..ROWS + 10).map(|n| format!("Row {n} kaka")).collect();
         let mut messages: Vec<Message> =
             texts.iter().enumerate().map(|(n, text)| message(&format!("m{n:04}"), text)).collect();
+        messages[0] = message("m0000", "alpha\0omega");
         messages[7] = message("m0007", "gamma\0delta");
-        for chunk in messages[..ROWS as usize - 1].chunks(100) {
+        // The first alone (one message's statement), the rest a hundred at a time (many messages').
+        deliver(&conn, &messages[..1]).await;
+        for chunk in messages[1..ROWS as usize - 1].chunks(100) {
             deliver(&conn, chunk).await;
         }
         assert_eq!(number(&conn, "SELECT count(*) FROM inbox").await, ROWS - 1);
@@ -165,8 +187,9 @@ mod tests {
         assert_eq!(number(&conn, "SELECT messages FROM totals").await, ROWS);
         assert_eq!(number(&conn, "SELECT count FROM sender_counts").await, ROWS);
         let found = "SELECT count(*) FROM messages_text WHERE messages_text MATCH 'kak'";
-        assert_eq!(number(&conn, found).await, ROWS - 1);
+        assert_eq!(number(&conn, found).await, ROWS - 2);
         assert_eq!(number(&conn, "SELECT rowid FROM messages_text WHERE messages_text MATCH 'elt'").await, 8);
+        assert_eq!(number(&conn, "SELECT rowid FROM messages_text WHERE messages_text MATCH 'meg'").await, 1);
         // A redelivery of a moved row is a duplicate.
         assert_eq!(deliver(&conn, &[message("m0003", "other")]).await, [Inserted::Duplicate]);
     }

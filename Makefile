@@ -73,14 +73,16 @@ lint: ## Formatting and clippy, for the Lambda build and the local one
 	$(CARGO) clippy -p webhook-bench -- -D warnings
 
 unit: ## Unit, integration, Lambda-event and corpus-replay tests (`cargo test --features local NAME` for one)
-	@if [ -z "$${LIBSQL_TEST_URL:-}" ]; then echo "unit: LIBSQL_TEST_URL is not set: every test stores in local files, and the tests that need a real libSQL server are skipped (make remote-test)"; fi
+	@if [ -z "$${LIBSQL_TEST_URL:-}" ]; then echo "unit: LIBSQL_TEST_URL is not set: every test stores in local files, and the tests that need a real libSQL server are reported ignored (make server-test SQLD=path/to/sqld runs them)"; fi
 	$(CARGO) test --features local
+	@if [ "$$(id -u)" = 0 ]; then $(CARGO) test --features local --test faults -- --ignored a_full_disk; \
+	else echo "unit: not root: the full-disk test, which mounts a tmpfs, was not run (it is reported ignored)"; fi
 
 remote-test: ## The integration suite and the graders on the libSQL server in LIBSQL_TEST_URL, directly and through replicas
 	@[ -n "$${LIBSQL_TEST_URL:-}" ] || { echo "remote-test: set LIBSQL_TEST_URL to a libSQL server, e.g. http://127.0.0.1:8080" >&2; exit 2; }
 	for mode in remote replica; do \
 		echo "remote-test: LIBSQL_TEST_MODE=$$mode"; \
-		LIBSQL_TEST_MODE=$$mode $(CARGO) test --features local -- --nocapture; \
+		LIBSQL_TEST_MODE=$$mode $(CARGO) test --features local -- --include-ignored --skip a_full_disk --nocapture; \
 		LIBSQL_TEST_MODE=$$mode $(MAKE) graders; \
 	done
 

@@ -34,26 +34,12 @@ pub fn live() -> Response<Body> {
 }
 
 /// Ready only when a delivery could be accepted: a secret to verify it and a database that answers.
-pub async fn ready(app: &App) -> Response<Body> {
-    #[derive(Serialize)]
-    struct NotReady<'a> {
-        status: &'static str,
-        reason: &'a str,
+pub async fn ready(app: &App) -> Result<Response<Body>, ApiError> {
+    if app.verifier.is_empty() {
+        return Err(ApiError::NotReady { reason: "webhook secret not configured", cause: None });
     }
-    let reason = if app.verifier.is_empty() {
-        Some("webhook secret not configured".to_owned())
-    } else {
-        match app.store().await {
-            Ok(store) => store.check().await.err().map(|e| format!("database unavailable: {e}")),
-            Err(e) => Some(format!("database unavailable: {e}")),
-        }
-    };
-    match reason {
-        None => json_response(StatusCode::OK, r#"{"status":"ready"}"#.to_owned()),
-        Some(reason) => {
-            json_response(StatusCode::SERVICE_UNAVAILABLE, json(&NotReady { status: "not_ready", reason: &reason }))
-        }
-    }
+    app.store().await.map_err(ApiError::not_ready)?.check().await.map_err(ApiError::not_ready)?;
+    Ok(json_response(StatusCode::OK, r#"{"status":"ready"}"#.to_owned()))
 }
 
 pub fn metrics(app: &App) -> Response<Body> {

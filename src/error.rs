@@ -32,6 +32,8 @@ pub enum ApiError {
     StoreUnavailable(StoreError),
     /// Any other database fault.
     Store(StoreError),
+    /// `/health/ready` is not: a fixed reason per kind of failure, anyone may read; the cause, for the log.
+    NotReady { reason: &'static str, cause: Option<String> },
 }
 
 impl From<StoreError> for ApiError {
@@ -48,6 +50,21 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
+    /// Not ready because the store failed as `e`. The reason names the kind of failure only: readiness is
+    /// open to anyone, and the error's text may hold a file path, a server's host or its reply.
+    pub fn not_ready(e: StoreError) -> ApiError {
+        let reason = match &e {
+            StoreError::Open(_) | StoreError::WriterStopped => "database unavailable",
+            StoreError::Displaced(_) => "database file missing or replaced",
+            StoreError::TimedOut(_) => "database did not answer in time",
+            StoreError::Write(_) => "database write failed",
+            #[cfg(feature = "remote")]
+            StoreError::Server(server) if server.is_unavailable() => "database unavailable",
+            _ => "database error",
+        };
+        ApiError::NotReady { reason, cause: Some(e.to_string()) }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -55,7 +72,9 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::NotConfigured(_) | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotConfigured(_) | ApiError::StoreUnavailable(_) | ApiError::NotReady { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::VerificationFailed => StatusCode::FORBIDDEN,
             ApiError::InvalidSignature | ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -77,7 +96,8 @@ impl ApiError {
             | ApiError::MethodNotAllowed(_)
             | ApiError::Unauthorized
             | ApiError::HeadersTooLarge
-            | ApiError::VerificationFailed => None,
+            | ApiError::VerificationFailed
+            | ApiError::NotReady { .. } => None,
         }
     }
 
@@ -85,6 +105,7 @@ impl ApiError {
     pub fn cause(&self) -> Option<String> {
         match self {
             ApiError::StoreUnavailable(e) | ApiError::Store(e) => Some(e.to_string()),
+            ApiError::NotReady { cause, .. } => cause.clone(),
             _ => None,
         }
     }
@@ -93,6 +114,11 @@ impl ApiError {
         #[derive(Serialize)]
         struct Detail<T> {
             detail: T,
+        }
+        #[derive(Serialize)]
+        struct NotReady {
+            status: &'static str,
+            reason: &'static str,
         }
         let status = self.status();
         let body = match &self {
@@ -108,6 +134,7 @@ impl ApiError {
             ApiError::HeadersTooLarge => json(&Detail { detail: "request headers too large" }),
             ApiError::Validation(errors) => json(&Detail { detail: errors }),
             ApiError::StoreUnavailable(_) | ApiError::Store(_) => json(&Detail { detail: "internal error" }),
+            ApiError::NotReady { reason, .. } => json(&NotReady { status: "not_ready", reason }),
         };
         let mut response = json_response(status, body);
         match self {

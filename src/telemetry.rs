@@ -219,7 +219,7 @@ pub struct Tally {
     pub created: u64,
     pub duplicate: u64,
     pub skipped: u64,
-    /// Why each skipped message was skipped.
+    /// Why the first few skipped messages were skipped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skips: Vec<Skipped>,
 }

@@ -53,13 +53,24 @@ check("DATABASE_URL passed through, default sqlite:////data/app.db",
       env.get("DATABASE_URL") == "${DATABASE_URL:-sqlite:////data/app.db}")
 check("LOG_LEVEL passed through", str(env.get("LOG_LEVEL", "")).startswith("${LOG_LEVEL"))
 check("LIBSQL_AUTH_TOKEN passed through", env.get("LIBSQL_AUTH_TOKEN") == "${LIBSQL_AUTH_TOKEN:-}")
-for var in ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN"):
+# Every variable the README's configuration table lists reaches the container, unset when unset in the
+# shell; but LISTEN_ADDR, which the image fixes at 0.0.0.0:8000 (the port compose publishes).
+readme = (ROOT / "README.md").read_text()
+table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+listed = re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.MULTILINE)
+check("the README's configuration table lists the variables", len(listed) >= 10 and "READ_API_TOKEN" in listed)
+for var in listed:
+    if var in ("LISTEN_ADDR", "DATABASE_URL", "LOG_LEVEL"):
+        continue
     check(f"{var} passed through", env.get(var) == "${%s:-}" % var)
+check("LISTEN_ADDR fixed by the image, not passed through", "LISTEN_ADDR" not in env)
 libsql = compose.get("services", {}).get("libsql", {})
 check("profile libsql: a libSQL server, off unless asked for", libsql.get("profiles") == ["libsql"])
 image = str(libsql.get("image", ""))
 check("libSQL server image pinned to a release", image.startswith("ghcr.io/tursodatabase/libsql-server:v"))
 check("libSQL server data on a named volume", "libsql:/var/lib/sqld" in libsql.get("volumes", []))
+check("libSQL server checkpoints on a timer (frame-count checkpoints can stall it; README)",
+      str(libsql.get("environment", {}).get("SQLD_CHECKPOINT_INTERVAL_S", "")).isdigit())
 grace = str(api.get("stop_grace_period", "0s"))
 check("stop grace period covers the 30 s drain", grace.endswith("s") and int(grace[:-1]) > 30)
 

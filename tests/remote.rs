@@ -2,8 +2,10 @@
 //! so those tests always run: `/webhook` gets a 5xx JSON answer within a bounded time, `/health/ready` is
 //! 503 with a reason, and the token never reaches the logs. With a real server in `LIBSQL_TEST_URL`, the
 //! tests after them cut it off and restore it behind a proxy, and run several service processes on it at
-//! once (directly, or with `LIBSQL_TEST_MODE=replica` each through its own embedded replica); without one
-//! they say they are skipped.
+//! once (directly, or with `LIBSQL_TEST_MODE=replica` each through its own embedded replica). Those need
+//! one, so they are `#[ignore]`d: a run without a server reports them ignored, and `make remote-test` runs
+//! them with `--include-ignored` (and they fail, not pass, if no server is set then). Tests of what only
+//! direct mode or only a replica does choose theirs, whatever the mode.
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{body, eventually, message, test_server, Setup, TestApp};
+use common::{body, eventually, message, required_server, Setup, Target, TestApp};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -35,7 +37,7 @@ async fn assert_delivery_fails(app: &TestApp, id: &str) {
 
 async fn assert_not_ready(app: &TestApp) {
     let started = Instant::now();
-    common::assert_not_ready(app, "database").await;
+    common::assert_not_ready(app, &["database unavailable", "database did not answer in time"]).await;
     assert!(started.elapsed() < DEADLINE + PROBE_TIMEOUT * 2, "readiness took {:?}", started.elapsed());
 }
 
@@ -244,20 +246,6 @@ async fn forward(client: TcpStream, upstream: String, state: Arc<ProxyState>) {
     }
 }
 
-/// The test server, for a test of what only direct mode does; none, saying why, when the suite has no server
-/// or runs through replicas (`in_replica_mode` says what that test would not hold there).
-fn direct_server(test: &str, in_replica_mode: &str) -> Option<String> {
-    let Some(server) = test_server() else {
-        eprintln!("SKIPPED {test}: LIBSQL_TEST_URL is not set (no libSQL server)");
-        return None;
-    };
-    if std::env::var("LIBSQL_TEST_MODE").as_deref() == Ok("replica") {
-        eprintln!("SKIPPED {test}: {in_replica_mode}");
-        return None;
-    }
-    Some(server)
-}
-
 /// `http://host:port` of the test server, for the proxy to forward to.
 fn host_and_port(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
@@ -270,11 +258,9 @@ fn host_and_port(url: &str) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs a libSQL server: LIBSQL_TEST_URL (make server-test SQLD=path)"]
 async fn losing_the_server_fails_deliveries_and_readiness_until_it_is_back() {
-    let Some(server) = test_server() else {
-        eprintln!("SKIPPED losing_the_server…: LIBSQL_TEST_URL is not set (no libSQL server to cut off)");
-        return;
-    };
+    let server = required_server();
     // The app reaches the server only through the proxy; the harness reads the server directly.
     let proxy = Proxy::start(&server).await;
     let app = TestApp::start(Setup::new().server_via(&proxy.url)).await;
@@ -293,11 +279,9 @@ async fn losing_the_server_fails_deliveries_and_readiness_until_it_is_back() {
 }
 
 #[tokio::test]
+#[ignore = "needs a libSQL server: LIBSQL_TEST_URL (make server-test SQLD=path)"]
 async fn several_instances_on_one_server_store_each_message_once() {
-    if test_server().is_none() {
-        eprintln!("SKIPPED several_instances…: LIBSQL_TEST_URL is not set (no libSQL server to share)");
-        return;
-    }
+    required_server();
     let first = TestApp::start(Setup::new()).await;
     let mut apps = vec![first];
     for _ in 0..2 {
@@ -322,12 +306,11 @@ async fn several_instances_on_one_server_store_each_message_once() {
 }
 
 #[tokio::test]
+#[ignore = "needs a libSQL server: LIBSQL_TEST_URL (make server-test SQLD=path)"]
 async fn a_replica_reads_its_own_writes_at_once_and_others_after_a_sync() {
-    if test_server().is_none() || std::env::var("LIBSQL_TEST_MODE").as_deref() != Ok("replica") {
-        eprintln!("SKIPPED a_replica_reads…: needs LIBSQL_TEST_URL and LIBSQL_TEST_MODE=replica");
-        return;
-    }
-    let writer = TestApp::start(Setup::new().env("LIBSQL_SYNC_INTERVAL", "0.2")).await;
+    // Replicas whatever the suite's mode.
+    let replica = Target::Replica(required_server());
+    let writer = TestApp::start(Setup::new().on(replica).env("LIBSQL_SYNC_INTERVAL", "0.2")).await;
     let reader = TestApp::start(Setup::new().same_store_as(&writer).env("LIBSQL_SYNC_INTERVAL", "0.2")).await;
     for n in 0..5 {
         let id = format!("ryw-{n}");
@@ -344,14 +327,13 @@ async fn a_replica_reads_its_own_writes_at_once_and_others_after_a_sync() {
 }
 
 #[tokio::test]
+#[ignore = "needs a libSQL server: LIBSQL_TEST_URL (make server-test SQLD=path)"]
 async fn every_request_is_one_round_trip_to_the_server() {
-    let Some(server) = direct_server("every_request_is_one_round_trip…", "replicas read locally and sync after writes")
-    else {
-        return;
-    };
+    // Directly whatever the suite's mode: replicas read locally and sync after writes.
+    let server = required_server();
     // A first instance migrates the empty database; the one counted starts on a current schema, as a Lambda
     // cold start does.
-    let first = TestApp::start(Setup::new()).await;
+    let first = TestApp::start(Setup::new().on(Target::Server(server.clone()))).await;
     assert_eq!(first.deliver(&body("before")).await.0, 200);
     let proxy = Proxy::start(&server).await;
     let app = TestApp::start(Setup::new().same_store_as(&first).server_via(&proxy.url)).await;
@@ -385,13 +367,11 @@ async fn every_request_is_one_round_trip_to_the_server() {
 /// However many deliveries arrive at once, one instance sends at most two at a time: the server commits one
 /// at a time anyway, and every writer waiting there lengthens its queue.
 #[tokio::test]
+#[ignore = "needs a libSQL server: LIBSQL_TEST_URL (make server-test SQLD=path)"]
 async fn an_instance_sends_at_most_two_deliveries_at_a_time() {
-    let Some(server) =
-        direct_server("an_instance_sends_at_most_two…", "a replica writes through the same code, tested directly")
-    else {
-        return;
-    };
-    let first = TestApp::start(Setup::new()).await;
+    // Directly whatever the suite's mode: a replica writes through the same code.
+    let server = required_server();
+    let first = TestApp::start(Setup::new().on(Target::Server(server.clone()))).await;
     let proxy = Proxy::start(&server).await;
     let app = TestApp::start(Setup::new().same_store_as(&first).server_via(&proxy.url)).await;
     let bodies: Vec<String> = (0..64)
@@ -404,11 +384,9 @@ async fn an_instance_sends_at_most_two_deliveries_at_a_time() {
 }
 
 #[tokio::test]
+#[ignore = "needs a libSQL server: LIBSQL_TEST_URL (make server-test SQLD=path)"]
 async fn instances_starting_at_once_on_an_empty_server_all_become_ready() {
-    let Some(server) = test_server() else {
-        eprintln!("SKIPPED instances_starting_at_once…: LIBSQL_TEST_URL is not set (no libSQL server)");
-        return;
-    };
+    let server = required_server();
     // The first empties the database and keeps the others' turn; the rest start on it as it is, all at once.
     let mut first = Setup::new();
     first.target = Some(common::Target::Server(server.clone()));
@@ -434,15 +412,15 @@ async fn instances_starting_at_once_on_an_empty_server_all_become_ready() {
 }
 
 #[tokio::test]
+#[ignore = "needs a libSQL server: LIBSQL_TEST_URL (make server-test SQLD=path)"]
 async fn a_start_on_an_empty_server_creates_the_schema_in_two_round_trips() {
-    let Some(server) = direct_server("a_start_on_an_empty_server…", "a replica's first sync is libsql's own") else {
-        return;
-    };
+    // Directly whatever the suite's mode: a replica's first sync is libsql's own.
+    let server = required_server();
     // The first empties the database and keeps the others' turn.
-    let holder = TestApp::start(Setup::new()).await;
+    let holder = TestApp::start(Setup::new().on(Target::Server(server.clone()))).await;
     common::empty_server_database(&server).await;
     let proxy = Proxy::start(&server).await;
-    let mut setup = Setup::new().server_via(&proxy.url);
+    let mut setup = Setup::new().on(Target::Server(server.clone())).server_via(&proxy.url);
     setup.shared = true;
     let app = TestApp::start(setup).await;
     assert_eq!(proxy.take_requests(), 2, "the schema's state, then the schema in one transaction");
@@ -451,11 +429,9 @@ async fn a_start_on_an_empty_server_creates_the_schema_in_two_round_trips() {
 }
 
 #[tokio::test]
+#[ignore = "needs a libSQL server: LIBSQL_TEST_URL (make server-test SQLD=path)"]
 async fn on_a_server_deliveries_are_found_at_once_and_indexed_with_no_background_work() {
-    let Some(server) = test_server() else {
-        eprintln!("SKIPPED on_a_server_deliveries_are_found…: LIBSQL_TEST_URL is not set (no libSQL server)");
-        return;
-    };
+    let server = required_server();
     let app = TestApp::start(Setup::new()).await;
     // As on a frozen Lambda instance: nothing runs between requests. Each delivery is found by the next
     // search, from the inbox; the one that fills it moves every row into the index.
@@ -514,12 +490,12 @@ async fn on_a_server_deliveries_are_found_at_once_and_indexed_with_no_background
 }
 
 #[tokio::test]
+#[ignore = "needs a libSQL server: LIBSQL_TEST_URL (make server-test SQLD=path)"]
 async fn transient_server_failures_are_retried_within_the_deadline() {
-    let Some(server) = direct_server("transient_server_failures…", "a replica's own sync does not retry") else {
-        return;
-    };
+    // Directly whatever the suite's mode: a replica's own sync does not retry.
+    let server = required_server();
     let proxy = Proxy::start(&server).await;
-    let app = TestApp::start(Setup::new().server_via(&proxy.url)).await;
+    let app = TestApp::start(Setup::new().on(Target::Server(server.clone())).server_via(&proxy.url)).await;
     for (n, injected) in [1, 2, 3].into_iter().enumerate() {
         proxy.fail_next(injected);
         let id = format!("retried-{n}");

@@ -193,8 +193,11 @@ async fn without_a_secret_nothing_is_accepted() {
     assert_eq!(app.post_webhook(BODY.as_bytes(), None).await.0, 503);
     assert_eq!(app.stored_count().await, 0);
     let (status, ready) = app.get("/health/ready").await;
-    assert_eq!((status, ready["status"].as_str()), (503, Some("not_ready")));
-    assert!(ready["reason"].as_str().unwrap().contains("secret"), "{ready}");
+    assert_eq!((status, ready), (503, json!({"status": "not_ready", "reason": "webhook secret not configured"})));
+    // The size check comes first (SPEC §2, step 1 before step 2): too large is 413 even without a secret.
+    let oversized = vec![b'x'; 262_145];
+    assert_eq!(app.post_webhook(&oversized, None).await, (413, json!({"detail": "payload too large"})));
+    assert_eq!(app.stored_count().await, 0);
 }
 
 #[tokio::test]

@@ -219,6 +219,22 @@ async fn unmappable_messages_are_skipped_and_logged_and_the_rest_stored() {
     assert_eq!(app.stored_count().await, 1);
 }
 
+/// Thousands of junk messages in one signed delivery: every one counted, the first ten's reasons listed, and
+/// the log line stays short.
+#[tokio::test]
+async fn a_delivery_of_thousands_of_junk_messages_logs_one_short_line() {
+    let app = spawn_app().await;
+    let junk: Vec<serde_json::Value> = (0..20_000).map(|_| json!({})).collect();
+    let body = whatsapp_delivery(json!(junk));
+    assert!(body.len() < 262_144, "within the body limit: {} bytes", body.len());
+    assert_eq!(app.deliver_whatsapp(&body).await, (200, counts(0, 0, 20_000)));
+    let line = app.wait_for_log(|l| l["path"] == "/webhook/whatsapp").await;
+    assert_eq!(line["skipped"], 20_000);
+    assert_eq!(line["skips"].as_array().map(Vec::len), Some(10), "{line}");
+    assert!(line.to_string().len() < 2_000, "{} bytes", line.to_string().len());
+}
+
+
 #[tokio::test]
 async fn signatures_are_checked_over_the_raw_bytes_with_the_sha256_prefix() {
     let app = spawn_app().await;

@@ -99,6 +99,13 @@ pub fn test_server() -> Option<String> {
     std::env::var("LIBSQL_TEST_URL").ok().filter(|url| !url.is_empty())
 }
 
+/// The libSQL server of a test that needs one: such a test is `#[ignore]`d, so that a run without a server
+/// reports it as not run, and `make remote-test` runs it with `--include-ignored`; run so without a server,
+/// it fails rather than pass without testing anything.
+pub fn required_server() -> String {
+    test_server().expect("this test needs a libSQL server: set LIBSQL_TEST_URL (make server-test SQLD=path/to/sqld)")
+}
+
 /// Apps on the test server take turns, since each empties its database.
 static SERVER_TURN: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> = std::sync::LazyLock::new(Default::default);
 
@@ -151,6 +158,12 @@ impl Setup {
 
     pub fn without(mut self, key: &str) -> Setup {
         self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    /// Stores on `target` whatever the suite's mode (a test of what only direct mode, or only a replica, does).
+    pub fn on(mut self, target: Target) -> Setup {
+        self.target = Some(target);
         self
     }
 
@@ -538,10 +551,18 @@ pub fn body(id: &str) -> String {
 }
 
 /// Asserts `/health/ready` is 503 with a reason containing `reason`.
-pub async fn assert_not_ready(app: &TestApp, reason: &str) {
-    let (status, ready) = app.get("/health/ready").await;
+/// Asserts `/health/ready` is 503 with exactly one of `reasons` (fixed texts: the detail goes to the log
+/// only), and that its access-log line carries the detail.
+pub async fn assert_not_ready(app: &TestApp, reasons: &[&str]) {
+    let response = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let status = response.status().as_u16();
+    let ready: Value = response.json().await.unwrap();
     assert_eq!((status, ready["status"].as_str()), (503, Some("not_ready")), "{ready}");
-    assert!(ready["reason"].as_str().is_some_and(|r| r.contains(reason)), "{ready}");
+    assert!(ready["reason"].as_str().is_some_and(|r| reasons.contains(&r)), "{ready}");
+    assert_eq!(ready.as_object().map(|o| o.len()), Some(2), "{ready}");
+    let line = app.request_log(&request_id).await;
+    assert!(line["error"].as_str().is_some_and(|e| !e.is_empty()), "the cause is not logged: {line}");
 }
 
 /// `X-Hub-Signature-256` of `body` under `secret`: `sha256=` and the hex HMAC.

@@ -142,3 +142,35 @@ pub fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pragma(conn: &Connection, name: &str) -> String {
+        let mut rows = conn.query(&format!("PRAGMA {name}"), ()).await.unwrap();
+        let value = rows.next().await.unwrap().unwrap().get_value(0).unwrap();
+        match value {
+            libsql::Value::Integer(n) => n.to_string(),
+            libsql::Value::Text(s) => s,
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// What makes a commit durable before it is acknowledged: the write-ahead log, synced in full at every
+    /// commit (`synchronous=FULL` is 2), and a wait for another process's lock rather than a failure.
+    #[tokio::test]
+    async fn the_writer_commits_through_a_wal_synced_in_full_and_readers_only_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_database(&dir.path().join("app.db"), true).await.unwrap();
+        let writer = db.connect().unwrap();
+        configure(&writer, false).await.unwrap();
+        assert_eq!(pragma(&writer, "journal_mode").await, "wal");
+        assert_eq!(pragma(&writer, "synchronous").await, "2");
+        assert_eq!(pragma(&writer, "query_only").await, "0");
+        assert_eq!(pragma(&writer, "busy_timeout").await, BUSY_TIMEOUT.as_millis().to_string());
+        let reader = db.connect().unwrap();
+        configure(&reader, true).await.unwrap();
+        assert_eq!(pragma(&reader, "query_only").await, "1");
+    }
+}

@@ -22,9 +22,9 @@ use crate::query::ListParams;
 
 /// Filter combinations remembered at most; past this the least recently used is forgotten.
 const CAPACITY: usize = 1024;
-/// Longer search terms are not remembered, so a client cannot fill memory with long ones; terms that long
-/// are rare, and their candidates few.
-const LONGEST_TERM: usize = 256;
+/// Filters longer than this in all (the search term and the sender, in bytes) are not remembered, so a client
+/// cannot fill memory with long ones; searches that long are rare, and their candidates few.
+const LONGEST_FILTERS: usize = 256;
 /// Rowids of matches remembered at most for one listing's filters (512 KiB): more common terms find their
 /// pages by reading rows in order, after a few rows each.
 pub const MOST_MATCHES: u64 = 65_536;
@@ -117,7 +117,7 @@ impl SearchCounts {
 
     /// Remembers `count` for `filters`, unless a later one is remembered already or the term is too long.
     pub fn remember(&self, filters: Filters, count: Count) {
-        if filters.q.as_ref().is_some_and(|q| q.len() > LONGEST_TERM) {
+        if filters.q.as_ref().map_or(0, String::len) + filters.from.as_ref().map_or(0, String::len) > LONGEST_FILTERS {
             return;
         }
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
@@ -258,13 +258,18 @@ mod tests {
     }
 
     #[test]
-    fn a_long_term_is_not_remembered() {
+    fn long_filters_are_not_remembered() {
         let counts = SearchCounts::default();
-        let long = "x".repeat(LONGEST_TERM + 1);
+        let long = "x".repeat(LONGEST_FILTERS + 1);
         counts.remember(filters(&long), count(10, 4));
         assert_eq!(counted(&counts, &long), None);
         counts.remember(filters(&long[1..]), count(10, 4));
         assert_eq!(counted(&counts, &long[1..]), Some(count(10, 4)));
+        // A long sender counts too: `from` with `since` is a counted listing, and any string is a `from`.
+        let sender =
+            Filters { from: Some(format!("+{}", "1".repeat(LONGEST_FILTERS))), since: Some("t".into()), q: None };
+        counts.remember(sender.clone(), count(10, 4));
+        assert!(counts.get(&sender).is_none());
     }
 
     #[test]

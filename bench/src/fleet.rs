@@ -424,11 +424,17 @@ impl Sqld {
     /// each once; whether a write still commits; and what the server wrote and holds.
     async fn check(&self, table: &str, tally: &Tally, probe: Probe, used: Usage) -> Check {
         let mut server = Hrana::new(&self.addr);
-        let from = match table {
-            "messages" => "(SELECT message_id FROM messages UNION ALL SELECT message_id FROM inbox)",
-            _ => "plain",
+        // The service's messages are in `messages` and, on a schema that has it, the inbox.
+        let with_inbox = "SELECT message_id FROM messages UNION ALL SELECT message_id FROM inbox";
+        let rows = match table {
+            "messages" => match server.execute_with_retries(with_inbox, vec![]).await {
+                Err(e) if e.message.contains("no such table: inbox") => {
+                    server.execute_with_retries("SELECT message_id FROM messages", vec![]).await
+                }
+                rows => rows,
+            },
+            _ => server.execute_with_retries("SELECT message_id FROM plain", vec![]).await,
         };
-        let rows = server.execute_with_retries(&format!("SELECT message_id FROM {from}"), vec![]).await;
         let ids: Vec<String> = rows
             .unwrap_or_default()
             .iter()

@@ -33,7 +33,10 @@ pub enum ApiError {
     /// Any other database fault.
     Store(StoreError),
     /// `/health/ready` is not: a fixed reason per kind of failure, anyone may read; the cause, for the log.
-    NotReady { reason: &'static str, cause: Option<String> },
+    NotReady {
+        reason: &'static str,
+        cause: Option<String>,
+    },
 }
 
 impl From<StoreError> for ApiError {

@@ -234,7 +234,6 @@ async fn a_delivery_of_thousands_of_junk_messages_logs_one_short_line() {
     assert!(line.to_string().len() < 2_000, "{} bytes", line.to_string().len());
 }
 
-
 #[tokio::test]
 async fn signatures_are_checked_over_the_raw_bytes_with_the_sha256_prefix() {
     let app = spawn_app().await;

@@ -8,15 +8,16 @@
 //! direct mode or only a replica does choose theirs, whatever the mode.
 
 mod common;
+#[path = "common/proxy.rs"]
+mod proxy;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{body, eventually, message, required_server, Setup, Target, TestApp};
+use proxy::{host_and_port, Proxy};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use webhook_ingest::store::{DEADLINE, PROBE_TIMEOUT};
 
 const TOKEN: &str = "token-that-must-never-be-logged-5b9e";
@@ -123,138 +124,12 @@ async fn a_server_answering_errors_gets_5xx() {
     assert_token_not_logged(&app);
 }
 
-/// A proxy in front of the test server. It counts the HTTP requests (round trips) it forwards; it can fail the
-/// next few requests (with HTTP 503, or every other one by dropping the connection), as a server restarting
-/// or overloaded would; and closed, it drops every connection within 20 ms and refuses new ones.
-struct Proxy {
-    url: String,
-    state: Arc<ProxyState>,
-}
-
-#[derive(Default)]
-struct ProxyState {
-    closed: AtomicBool,
-    requests: AtomicUsize,
-    failures: AtomicUsize,
-    /// Deliveries sent and not yet answered, and the most seen at once.
-    writes_open: AtomicUsize,
-    writes_most: AtomicUsize,
-}
-
-/// What a delivery's statement starts with.
+/// What a delivery's statement starts with: the proxy watches those in flight.
 const DELIVERY: &[u8] = b"INSERT INTO inbox";
 
-/// What ends an HTTP/1.1 request line; JSON bodies escape their line breaks, so it occurs nowhere else in what
-/// a client sends.
-const REQUEST_LINE_END: &[u8] = b" HTTP/1.1\r\n";
-
-impl Proxy {
-    async fn start(server_url: &str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(ProxyState::default());
-        let (upstream, shared) = (host_and_port(server_url), Arc::clone(&state));
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                if !shared.closed.load(Ordering::SeqCst) {
-                    tokio::spawn(forward(client, upstream.clone(), Arc::clone(&shared)));
-                }
-            }
-        });
-        Proxy { url, state }
-    }
-
-    fn set_open(&self, open: bool) {
-        self.state.closed.store(!open, Ordering::SeqCst);
-    }
-
-    /// Round trips forwarded since the last call.
-    fn take_requests(&self) -> usize {
-        self.state.requests.swap(0, Ordering::SeqCst)
-    }
-
-    fn fail_next(&self, requests: usize) {
-        self.state.failures.store(requests, Ordering::SeqCst);
-    }
-
-    fn failures_left(&self) -> usize {
-        self.state.failures.load(Ordering::SeqCst)
-    }
-
-    /// The most deliveries that were sent and not yet answered at once.
-    fn most_writes_at_once(&self) -> usize {
-        self.state.writes_most.load(Ordering::SeqCst)
-    }
-}
-
-async fn forward(client: TcpStream, upstream: String, state: Arc<ProxyState>) {
-    let Ok(server) = TcpStream::connect(&upstream).await else { return };
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut server_read, mut server_write) = server.into_split();
-    let writing = AtomicBool::new(false);
-    // Ends with Some(answer 503 or not) when a request was failed.
-    let upward = async {
-        let (mut buffer, mut tail) = ([0u8; 16384], Vec::new());
-        loop {
-            let n = match client_read.read(&mut buffer).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => n,
-            };
-            // Keeps a tail shorter than the patterns, for one cut across two reads.
-            tail.extend_from_slice(&buffer[..n]);
-            let found = tail.windows(REQUEST_LINE_END.len()).filter(|w| *w == REQUEST_LINE_END).count();
-            if tail.windows(DELIVERY.len()).any(|w| w == DELIVERY) && !writing.swap(true, Ordering::SeqCst) {
-                let open = state.writes_open.fetch_add(1, Ordering::SeqCst) + 1;
-                state.writes_most.fetch_max(open, Ordering::SeqCst);
-            }
-            tail.drain(..tail.len().saturating_sub(DELIVERY.len() - 1));
-            let failures = &state.failures;
-            if found > 0 && failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1)).is_ok() {
-                return Some(failures.load(Ordering::SeqCst) % 2 == 0);
-            }
-            state.requests.fetch_add(found, Ordering::SeqCst);
-            if server_write.write_all(&buffer[..n]).await.is_err() {
-                return None;
-            }
-        }
-    };
-    // A response's first bytes close the write transaction its request opened.
-    let downward = async {
-        let mut buffer = [0u8; 16384];
-        loop {
-            let n = match server_read.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            if writing.swap(false, Ordering::SeqCst) {
-                state.writes_open.fetch_sub(1, Ordering::SeqCst);
-            }
-            if client_write.write_all(&buffer[..n]).await.is_err() {
-                return;
-            }
-        }
-    };
-    let cut = async {
-        while !state.closed.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let failed = tokio::select! { failed = upward => failed, _ = downward => None, _ = cut => None };
-    if failed == Some(true) {
-        let refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-        let _ = client_write.write_all(refusal.as_bytes()).await;
-    }
-}
-
-/// `http://host:port` of the test server, for the proxy to forward to.
-fn host_and_port(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let host = rest.split('/').next().unwrap();
-    if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:80")
-    }
+/// A proxy in front of the test server, watching deliveries.
+fn proxy_to(server: &str) -> Proxy {
+    Proxy::start(&host_and_port(server), DELIVERY)
 }
 
 #[tokio::test]
@@ -262,8 +137,8 @@ fn host_and_port(url: &str) -> String {
 async fn losing_the_server_fails_deliveries_and_readiness_until_it_is_back() {
     let server = required_server();
     // The app reaches the server only through the proxy; the harness reads the server directly.
-    let proxy = Proxy::start(&server).await;
-    let app = TestApp::start(Setup::new().server_via(&proxy.url)).await;
+    let proxy = proxy_to(&server);
+    let app = TestApp::start(Setup::new().server_via(&proxy.url())).await;
     assert_eq!(app.deliver(&body("before")).await.0, 200);
 
     proxy.set_open(false);
@@ -335,8 +210,8 @@ async fn every_request_is_one_round_trip_to_the_server() {
     // cold start does.
     let first = TestApp::start(Setup::new().on(Target::Server(server.clone()))).await;
     assert_eq!(first.deliver(&body("before")).await.0, 200);
-    let proxy = Proxy::start(&server).await;
-    let app = TestApp::start(Setup::new().same_store_as(&first).server_via(&proxy.url)).await;
+    let proxy = proxy_to(&server);
+    let app = TestApp::start(Setup::new().same_store_as(&first).server_via(&proxy.url())).await;
     assert_eq!(proxy.take_requests(), 1, "cold start with a current schema");
 
     let post = |id: &'static str, text: &'static str| {
@@ -372,15 +247,15 @@ async fn an_instance_sends_at_most_two_deliveries_at_a_time() {
     // Directly whatever the suite's mode: a replica writes through the same code.
     let server = required_server();
     let first = TestApp::start(Setup::new().on(Target::Server(server.clone()))).await;
-    let proxy = Proxy::start(&server).await;
-    let app = TestApp::start(Setup::new().same_store_as(&first).server_via(&proxy.url)).await;
+    let proxy = proxy_to(&server);
+    let app = TestApp::start(Setup::new().same_store_as(&first).server_via(&proxy.url())).await;
     let bodies: Vec<String> = (0..64)
         .map(|n| message(&format!("burst-{n}"), "+15550001", "2025-01-15T10:00:00Z", Some("one of a burst")))
         .collect();
     let answers = futures::future::join_all(bodies.iter().map(|body| app.deliver(body))).await;
     assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
     assert_eq!(app.stored_count().await, 64);
-    assert!((1..=2).contains(&proxy.most_writes_at_once()), "{} at once", proxy.most_writes_at_once());
+    assert!((1..=2).contains(&proxy.most_watched_at_once()), "{} at once", proxy.most_watched_at_once());
 }
 
 #[tokio::test]
@@ -419,8 +294,8 @@ async fn a_start_on_an_empty_server_creates_the_schema_in_two_round_trips() {
     // The first empties the database and keeps the others' turn.
     let holder = TestApp::start(Setup::new().on(Target::Server(server.clone()))).await;
     common::empty_server_database(&server).await;
-    let proxy = Proxy::start(&server).await;
-    let mut setup = Setup::new().on(Target::Server(server.clone())).server_via(&proxy.url);
+    let proxy = proxy_to(&server);
+    let mut setup = Setup::new().on(Target::Server(server.clone())).server_via(&proxy.url());
     setup.shared = true;
     let app = TestApp::start(setup).await;
     assert_eq!(proxy.take_requests(), 2, "the schema's state, then the schema in one transaction");
@@ -494,8 +369,8 @@ async fn on_a_server_deliveries_are_found_at_once_and_indexed_with_no_background
 async fn transient_server_failures_are_retried_within_the_deadline() {
     // Directly whatever the suite's mode: a replica's own sync does not retry.
     let server = required_server();
-    let proxy = Proxy::start(&server).await;
-    let app = TestApp::start(Setup::new().on(Target::Server(server.clone())).server_via(&proxy.url)).await;
+    let proxy = proxy_to(&server);
+    let app = TestApp::start(Setup::new().on(Target::Server(server.clone())).server_via(&proxy.url())).await;
     for (n, injected) in [1, 2, 3].into_iter().enumerate() {
         proxy.fail_next(injected);
         let id = format!("retried-{n}");

@@ -17,6 +17,8 @@
 mod client;
 mod data;
 mod fleet;
+#[path = "../../tests/common/proxy.rs"]
+mod proxy;
 mod remote;
 mod scenarios;
 mod server;

@@ -6,7 +6,9 @@
 # Its curl lines are the graders' own, unchanged (localhost:8000, the unencoded `from=+9198…`); each
 # output is then checked. Where the graders use Docker, this runs the binary the image runs instead:
 # `make up; sleep 10` starts it and waits until it answers, `docker compose logs api` reads its stdout,
-# and `make down` is SIGTERM (which must exit 0).
+# and `make down` is SIGTERM (which must exit 0). The binary listens on a port the operating system picks,
+# and a curl configuration of this run's own sends localhost:8000 there, so nothing else on port 8000
+# (a `make run`, another test run) can answer in its place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/webhook-ingest}
@@ -40,14 +42,21 @@ if [ -n "${LIBSQL_TEST_URL:-}" ]; then
     echo "graders: against the libSQL server at $LIBSQL_TEST_URL"
   fi
 fi
-if curl -s -o /dev/null --max-time 2 http://localhost:8000/health/live; then
-  echo "graders: something already listens on localhost:8000 (a 'make run'?); stop it first" >&2
-  exit 2
-fi
-LISTEN_ADDR=127.0.0.1:8000 "$BIN" >"$LOG" 2>"$work/stderr" &
+LISTEN_ADDR=127.0.0.1:0 "$BIN" >"$LOG" 2>"$work/stderr" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do curl -s -o /dev/null http://localhost:8000/health/live && break; sleep 0.1; done
+# The port it listens on, from its "listening" log line, once it is there.
+port=
+for _ in $(seq 300); do
+  port=$(jq -r 'select(.msg == "listening") | .addr | split(":") | last' "$LOG" 2>/dev/null | head -n 1)
+  [ -z "$port" ] || break
+  kill -0 "$pid" 2>/dev/null || fail "the service exited before it listened"
+  sleep 0.1
+done
+[ -n "$port" ] || fail "the service never listened"
+# Every curl below reads this file, and sends what is addressed to localhost:8000 to that port instead.
+export CURL_HOME=$work
+echo "connect-to = localhost:8000:127.0.0.1:$port" >"$CURL_HOME/.curlrc"
 
 check "live"  curl -sf http://localhost:8000/health/live -o /dev/null
 check "ready" curl -sf http://localhost:8000/health/ready -o /dev/null

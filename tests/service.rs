@@ -176,10 +176,7 @@ async fn every_stdout_line_is_json_and_each_request_logs_one_line() {
 
 #[tokio::test]
 async fn log_level_filters_lines() {
-    // The "listening" line is INFO, so the port is chosen up front.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let app =
-        TestApp::start(Setup::new().env("LOG_LEVEL", "ERROR").env("LISTEN_ADDR", &format!("127.0.0.1:{port}"))).await;
+    let app = TestApp::start(Setup::new().env("LOG_LEVEL", "ERROR")).await;
     app.get("/health/live").await;
     app.post_webhook(b"{}", Some("00")).await;
     let _ = app.wait_for_log(|l| l["result"] == "invalid_signature").await;
@@ -197,8 +194,12 @@ async fn malformed_configuration_stops_startup_naming_the_variable() {
         let env = vec![("WEBHOOK_SECRET".to_owned(), "s3cr3t-value".to_owned()), (var.to_owned(), value.to_owned())];
         let (mut child, stdout, stderr) = run_binary(&env);
         let status = child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
         assert!(!status.success(), "{var}");
+        // The reader thread collects what the process printed before it exited.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while stdout.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let lines = stdout.lock().unwrap().clone();
         let line: Value = serde_json::from_str(lines.first().unwrap_or_else(|| panic!("{var}: no output"))).unwrap();
         assert_eq!((line["level"].as_str(), line["variable"].as_str()), (Some("ERROR"), Some(var)), "{line}");
@@ -428,10 +429,9 @@ async fn the_healthcheck_subcommand_reports_through_its_exit_code() {
 async fn the_container_configuration_binds_all_interfaces_and_uses_data_app_db() {
     // What local/Dockerfile sets; /data is replaced by a temporary directory.
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let app = TestApp::start(
         Setup::new()
-            .env("LISTEN_ADDR", &format!("0.0.0.0:{port}"))
+            .env("LISTEN_ADDR", "0.0.0.0:0")
             .env("DATABASE_URL", &format!("sqlite:///{}/data/app.db", dir.path().display())),
     )
     .await;

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::client::{post, Connection};
 use crate::data::{message, mix, sender, text, timestamp};
-use crate::server::{cpu_time, Server};
+use crate::server::{cpu_time, wait_for_port, Server};
 
 /// How long one request goes on retrying what a retry can fix (the server busy checkpointing), and how, as
 /// the service does: the plain inserts get the same.
@@ -375,27 +375,22 @@ struct Sqld {
 impl Sqld {
     fn start(binary: &Path, args: &[String]) -> Sqld {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
+        let started = Instant::now();
         // The server gets a core of its own, as a shared server has its own machine.
         let process = Command::new("taskset")
             .args(["-c", "0"])
             .arg(binary)
             .arg("--db-path")
             .arg(dir.path().join("data.sqld"))
-            .args(["--http-listen-addr", &addr, "--no-welcome"])
+            .args(["--http-listen-addr", "127.0.0.1:0", "--no-welcome"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
-        let sqld = Sqld { process, addr, dir };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(&sqld.addr).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "sqld did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        sqld
+        // On a port the operating system picks, read once it listens.
+        let addr = format!("127.0.0.1:{}", wait_for_port(process.id(), started));
+        Sqld { process, addr, dir }
     }
 
     fn url(&self) -> String {

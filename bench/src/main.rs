@@ -17,6 +17,8 @@
 mod client;
 mod data;
 mod fleet;
+#[path = "../../tests/common/listening.rs"]
+mod listening;
 #[path = "../../tests/common/proxy.rs"]
 mod proxy;
 mod remote;

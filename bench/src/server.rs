@@ -16,22 +16,23 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `binary` on `cpu` with its database at `database_url`, and waits until it is ready: the port is
-    /// bound and the database migrated.
+    /// Starts `binary` on `cpu` with its database at `database_url`, and waits until it is ready: it listens
+    /// (on a port the operating system picks) and the database is migrated.
     pub fn start(binary: &Path, cpu: &str, database_url: &str) -> Server {
-        let port = free_port();
         let started = Instant::now();
         let process = Command::new("taskset")
             .args(["-c", cpu])
             .arg(binary)
             .env("WEBHOOK_SECRET", SECRET)
             .env("DATABASE_URL", database_url)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("LISTEN_ADDR", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the server (build it: cargo build --release --features local)");
-        let mut server = Server { process, addr: format!("127.0.0.1:{port}"), ready_after: Duration::ZERO };
+        let mut server = Server { process, addr: String::new(), ready_after: Duration::ZERO };
+        // taskset runs the binary in its own place, so the process is the server's.
+        server.addr = format!("127.0.0.1:{}", wait_for_port(server.process.id(), started));
         while !server.is_ready() {
             assert!(started.elapsed() < Duration::from_secs(30), "the server did not become ready");
             std::thread::sleep(Duration::from_micros(200));
@@ -93,6 +94,13 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The port process `pid` listens on, once it does (at most 30 s after `started`).
+pub fn wait_for_port(pid: u32, started: Instant) -> u16 {
+    loop {
+        if let Some(port) = crate::listening::listening_port(pid) {
+            return port;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "process {pid} never listened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

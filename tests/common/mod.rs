@@ -7,6 +7,8 @@
 //! emptied before each such app starts, and apps of one test binary take turns on it.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+mod listening;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -266,28 +268,20 @@ impl TestApp {
             _db: db,
             _turn: turn,
         };
-        let fixed =
-            env.iter().rev().find(|(k, _)| k == "LISTEN_ADDR").map(|(_, v)| v.clone()).filter(|a| !a.ends_with(":0"));
-        app.addr = match fixed {
-            Some(addr) => {
-                app.wait_until_accepting(&addr).await;
-                format!("http://{addr}")
-            }
-            None => {
-                let listening = app.wait_for_log(|line| line["msg"] == "listening").await;
-                format!("http://{}", listening["addr"].as_str().unwrap())
-            }
-        };
-        app
-    }
-
-    async fn wait_until_accepting(&self, addr: &str) {
+        // Every app listens on a port the operating system picks (LISTEN_ADDR ends in :0), read from /proc
+        // once it listens, whatever its log level: no port is chosen ahead, so none can be taken meanwhile.
+        let pid = app.child.lock().unwrap().id();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(self.exit_status().is_none(), "the server exited: {:?}", self.logs());
-            assert!(Instant::now() < deadline, "nothing listens on {addr}");
+        let port = loop {
+            if let Some(port) = listening::listening_port(pid) {
+                break port;
+            }
+            assert!(app.exit_status().is_none(), "the server exited: {:?} {:?}", app.logs(), app.stderr());
+            assert!(Instant::now() < deadline, "the server never listened: {:?}", app.logs());
             tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        };
+        app.addr = format!("http://127.0.0.1:{port}");
+        app
     }
 
     pub fn url(&self, path: &str) -> String {

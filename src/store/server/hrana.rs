@@ -111,9 +111,19 @@ impl Hrana {
 
     /// Runs one statement in a stream of its own (autocommit), retrying transient failures.
     pub async fn execute(&self, statement: &Statement) -> Result<Outcome, HranaError> {
-        let request = serde_json::json!({"type": "execute", "stmt": encode(statement)});
-        let response = self.call(request).await?;
-        decode_result(response.get("result").ok_or_else(|| missing("result"))?)
+        self.pipeline(std::slice::from_ref(statement)).await?.pop().ok_or_else(|| missing("result"))?
+    }
+
+    /// Runs `statements` one after another in one round trip, each in autocommit, and returns each one's
+    /// outcome: one failing does not stop the next. Retried while the round trip, or the last statement (the
+    /// one the caller waits on), fails in a way a retry can fix.
+    pub async fn pipeline(&self, statements: &[Statement]) -> Result<Vec<Result<Outcome, HranaError>>, HranaError> {
+        let requests = statements.iter().map(|s| serde_json::json!({"type": "execute", "stmt": encode(s)})).collect();
+        let responses = self.call(requests).await?;
+        Ok(responses
+            .into_iter()
+            .map(|response| decode_result(response?.get("result").ok_or_else(|| missing("result"))?))
+            .collect())
     }
 
     /// Runs `statements` in order inside one `BEGIN IMMEDIATE` transaction: all commit or none does. Returns
@@ -133,7 +143,7 @@ impl Hrana {
             "condition": {"type": "not", "cond": {"type": "ok", "step": last + 1}}
         }));
         let request = serde_json::json!({"type": "batch", "batch": {"steps": steps}});
-        let response = self.call(request).await?;
+        let response = self.call(vec![request]).await?.pop().ok_or_else(|| missing("result"))??;
         let result = response.get("result").ok_or_else(|| missing("result"))?;
         let errors = result.get("step_errors").and_then(serde_json::Value::as_array);
         if let Some(error) = errors.and_then(|errors| errors.iter().find(|e| !e.is_null())) {
@@ -148,28 +158,39 @@ impl Hrana {
         results[1..=last].iter().map(decode_result).collect()
     }
 
-    /// Sends `request` with the stream's close, retrying while the failure is transient; returns its response.
-    async fn call(&self, request: serde_json::Value) -> Result<serde_json::Value, HranaError> {
+    /// Sends `requests` with the stream's close in one round trip, retrying while the round trip, or the last
+    /// request, fails in a way a retry can fix; returns each request's response, or its error.
+    async fn call(
+        &self,
+        mut requests: Vec<serde_json::Value>,
+    ) -> Result<Vec<Result<serde_json::Value, HranaError>>, HranaError> {
+        let count = requests.len();
+        requests.push(serde_json::json!({"type": "close"}));
         let body = Bytes::from(
-            serde_json::to_vec(&serde_json::json!({"baton": null, "requests": [request, {"type": "close"}]}))
+            serde_json::to_vec(&serde_json::json!({"baton": null, "requests": requests}))
                 .map_err(|e| HranaError::Protocol(e.to_string()))?,
         );
         let started = Instant::now();
         let (mut backoff, mut attempt) = (FIRST_BACKOFF, 1);
         loop {
-            match self.send(body.clone()).await {
-                Err(e) if e.is_transient() && started.elapsed() + backoff < RETRY_FOR => {
+            let responses = self.send(body.clone(), count).await;
+            let transient = match &responses {
+                Ok(responses) => responses.last().and_then(|last| last.as_ref().err()).filter(|e| e.is_transient()),
+                Err(e) => Some(e).filter(|e| e.is_transient()),
+            };
+            match transient {
+                Some(e) if started.elapsed() + backoff < RETRY_FOR => {
                     tracing::warn!(error = %e, attempt, "libSQL server call failed; retrying");
                     tokio::time::sleep(jittered(backoff)).await;
                     (backoff, attempt) = ((backoff * 2).min(LONGEST_BACKOFF), attempt + 1);
                 }
-                result => return result,
+                _ => return responses,
             }
         }
     }
 
-    /// One HTTP round trip; the first result of the pipeline, or its error.
-    async fn send(&self, body: Bytes) -> Result<serde_json::Value, HranaError> {
+    /// One HTTP round trip; the first `count` results of the pipeline, each a response or its error.
+    async fn send(&self, body: Bytes, count: usize) -> Result<Vec<Result<serde_json::Value, HranaError>>, HranaError> {
         let mut request = Request::post(&self.pipeline).header("content-type", "application/json");
         if let Some(authorization) = &self.authorization {
             request = request.header("authorization", authorization);
@@ -184,14 +205,11 @@ impl Hrana {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
             return Err(HranaError::Status(status.as_u16(), text));
         }
-        let mut answer: PipelineAnswer =
-            serde_json::from_slice(&bytes).map_err(|e| HranaError::Protocol(e.to_string()))?;
-        let mut first = answer.results.get_mut(0).map(serde_json::Value::take).ok_or_else(|| missing("results"))?;
-        match first.get("type").and_then(serde_json::Value::as_str) {
-            Some("ok") => first.get_mut("response").map(serde_json::Value::take).ok_or_else(|| missing("response")),
-            Some("error") => Err(statement_error(first.get("error").unwrap_or(&serde_json::Value::Null))),
-            _ => Err(missing("result type")),
+        let answer: PipelineAnswer = serde_json::from_slice(&bytes).map_err(|e| HranaError::Protocol(e.to_string()))?;
+        if answer.results.len() < count {
+            return Err(missing("results"));
         }
+        Ok(answer.results.into_iter().take(count).map(result).collect())
     }
 }
 
@@ -199,6 +217,15 @@ impl Hrana {
 fn jittered(backoff: Duration) -> Duration {
     let noise = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     backoff / 2 + backoff.mul_f64(f64::from(noise % 1024) / 2048.0)
+}
+
+/// One request's result in a pipeline's answer: its response, or its error.
+fn result(mut result: serde_json::Value) -> Result<serde_json::Value, HranaError> {
+    match result.get("type").and_then(serde_json::Value::as_str) {
+        Some("ok") => result.get_mut("response").map(serde_json::Value::take).ok_or_else(|| missing("response")),
+        Some("error") => Err(statement_error(result.get("error").unwrap_or(&serde_json::Value::Null))),
+        _ => Err(missing("result type")),
+    }
 }
 
 #[derive(Deserialize)]

@@ -282,7 +282,7 @@ async fn instances_starting_at_once_on_an_empty_server_all_become_ready() {
     assert!(failed.is_empty(), "{failed:?}");
     let conn = common::connect(&common::Target::Server(server)).await;
     let mut rows = conn.query("PRAGMA user_version", ()).await.unwrap();
-    assert_eq!(rows.next().await.unwrap().unwrap().get::<u32>(0).unwrap(), 9);
+    assert_eq!(rows.next().await.unwrap().unwrap().get::<u32>(0).unwrap(), 10);
     assert_eq!(apps[0].get("/stats").await.1["total_messages"], 64);
 }
 
@@ -362,6 +362,31 @@ async fn on_a_server_deliveries_are_found_at_once_and_indexed_with_no_background
         app.get("/messages?q=legacy").await.1["total"] == 2 && app.get("/messages?q=theta").await.1["total"] == 1
     };
     eventually("the older rows are not found", Duration::from_secs(10), Duration::from_millis(50), found).await;
+}
+
+/// What one instance counted, the next finds: the first search of a new instance (a Lambda cold start) of a
+/// term another instance counted counts only the rows past that count, as a warm instance would.
+#[tokio::test]
+#[ignore = "needs a libSQL server: LIBSQL_TEST_URL (make server-test SQLD=path)"]
+async fn a_new_instance_finds_the_totals_others_counted() {
+    // Directly whatever the suite's mode: a replica counts on its own copy.
+    let server = required_server();
+    let first = TestApp::start(Setup::new().on(Target::Server(server.clone()))).await;
+    for n in 0..30 {
+        let text = if n % 2 == 0 { "a shared word" } else { "something else" };
+        assert_eq!(first.deliver(&message(&format!("s{n}"), "+1", "2025-01-15T10:00:00Z", Some(text))).await.0, 200);
+    }
+    assert_eq!(first.get("/messages?q=shared").await.1["total"], 15, "counted from scratch");
+    // The count goes to the server with this instance's next call.
+    assert_eq!(first.get("/stats").await.0, 200);
+    assert_eq!(first.deliver(&message("s30", "+1", "2025-01-15T10:00:00Z", Some("shared again"))).await.0, 200);
+
+    // A new instance, through a proxy that watches for a total counted past a known one (by rowid).
+    let proxy = Proxy::start(&host_and_port(&server), b"NOT INDEXED");
+    let second = TestApp::start(Setup::new().same_store_as(&first).server_via(&proxy.url())).await;
+    assert_eq!(second.get("/messages?q=shared").await.1["total"], 16);
+    assert_eq!(proxy.most_watched_at_once(), 1, "the new instance counted from scratch");
+    assert_eq!(second.get("/messages?q=else").await.1["total"], 15, "a term no one counted is counted here");
 }
 
 #[tokio::test]

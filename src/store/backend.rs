@@ -8,6 +8,9 @@ use super::file::File;
 use super::read::{Listing, Query, Tables};
 use super::rows::Table;
 #[cfg(feature = "remote")]
+use super::search_counts;
+use super::search_counts::{Count, Filters};
+#[cfg(feature = "remote")]
 use super::DEADLINE;
 #[cfg(feature = "remote")]
 use super::{replica::Replica, server::Server};
@@ -88,6 +91,19 @@ impl Backend {
             #[cfg(feature = "remote")]
             Backend::Server(_) | Backend::Replica(_) => Tables::WithInbox,
         }
+    }
+
+    /// Shares a count with the other instances of a fleet, where they share a server: it goes there with
+    /// this instance's next call ([`super::search_counts`]). A file has no other instances.
+    pub fn share(&self, filters: &Filters, count: &Count) {
+        #[cfg(feature = "remote")]
+        if let Backend::Server(server) = self {
+            if let Some(statements) = search_counts::sharing(filters, count) {
+                server.share(statements);
+            }
+        }
+        #[cfg(not(feature = "remote"))]
+        let _ = (filters, count);
     }
 
     /// Whether reads run on a local file (a file's, or a replica's copy): a statement there costs no round

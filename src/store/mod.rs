@@ -134,19 +134,31 @@ impl Store {
     /// [`Store::open`], or with `create` false only a file that exists. A replica's open (its first sync)
     /// gets `deadline`; a server's, [`DEADLINE`].
     async fn open_with(database: &Database, create: bool, deadline: Duration) -> Result<Store, StoreError> {
-        let backend = match database {
-            Database::Local(path) => Backend::File(file::File::open(path, create).await?),
+        let store = match database {
+            Database::Local(path) => Store::with(Backend::File(file::File::open(path, create).await?)),
             #[cfg(feature = "remote")]
-            Database::Remote(server) => Backend::Server(within(DEADLINE, server::Server::open(server)).await?),
+            Database::Remote(server) => {
+                // The totals the other instances shared, read in the same round trip.
+                let (server, shared) = within(DEADLINE, server::Server::open(server)).await?;
+                let store = Store::with(Backend::Server(server));
+                store.counts.take_shared(shared)?;
+                store
+            }
             #[cfg(feature = "remote")]
-            Database::Replica(replica) => Backend::Replica(within(deadline, replica::Replica::open(replica)).await?),
+            Database::Replica(replica) => {
+                Store::with(Backend::Replica(within(deadline, replica::Replica::open(replica)).await?))
+            }
             #[cfg(not(feature = "remote"))]
             Database::Remote(_) | Database::Replica(_) => {
                 let _ = deadline;
                 return Err(StoreError::Open("this build has no libSQL server support".into()));
             }
         };
-        Ok(Store { backend, counts: SearchCounts::default(), frequencies: TrigramFrequencies::default() })
+        Ok(store)
+    }
+
+    fn with(backend: Backend) -> Store {
+        Store { backend, counts: SearchCounts::default(), frequencies: TrigramFrequencies::default() }
     }
 
     /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
@@ -176,14 +188,20 @@ impl Store {
                 self.remember_matches_if_worth(params, filters, known).await?;
             }
             let (mut page, mut counted) = self.list_with(params, known.as_ref()).await?;
+            let mut shared_through = known.as_ref().map(|known| known.count.through);
             if let (Some(known), Some(now)) = (known, counted) {
                 if known.count.removed != now.removed {
                     // Rows were deleted since that count was taken, so it no longer holds: count from scratch.
                     self.counts.forget_all();
                     (page, counted) = self.list_with(params, None).await?;
+                    shared_through = None;
                 }
             }
             if let Some((filters, counted)) = filters.zip(counted) {
+                // A count taken from scratch, or far past the one known, is worth the other instances'.
+                if shared_through.is_none_or(|through| counted.through - through >= search_counts::SHARE_AGAIN_AFTER) {
+                    self.backend.share(&filters, &counted);
+                }
                 self.counts.remember(filters, counted);
             }
             Ok(page)

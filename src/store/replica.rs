@@ -29,7 +29,7 @@ impl Replica {
             .build()
             .await
             .map_err(failed)?;
-        let server_side = Server::open(server).await?;
+        let (server_side, _) = Server::open(server).await?;
         db.sync().await.map_err(failed)?;
         Ok(Replica { server: server_side, copy: db, turns: Turns::new() })
     }

@@ -12,7 +12,7 @@ use crate::message::Timestamp;
 use crate::query::fold_case;
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 9;
+pub const LATEST: u32 = 10;
 
 /// One version's change: its statements in order, then, where rows exist already, what only code can
 /// fill in (version 2's sort keys).
@@ -35,6 +35,7 @@ const MIGRATIONS: [Migration; LATEST as usize] = [
     Migration { statements: V7_TRIGRAM_FREQUENCIES, fill: None },
     Migration { statements: V8_FOLDED_TEXT_IN_THE_ORDERINGS, fill: None },
     Migration { statements: V9_INBOX, fill: None },
+    Migration { statements: V10_SHARED_TOTALS, fill: None },
 ];
 
 pub async fn migrate(conn: &Connection) -> Result<(), StoreError> {
@@ -234,6 +235,22 @@ const V9_INBOX: &[&str] = &[
      END",
 ];
 
+/// Totals of counted listings, kept where every instance of a fleet on one server finds them
+/// ([`super::search_counts`]): a new instance reads the newest when it starts instead of counting anew, and
+/// an instance adds those it counted with its next call. `shared` numbers them in the order they were shared,
+/// and the oldest go first.
+const V10_SHARED_TOTALS: &[&str] = &[
+    "CREATE TABLE search_totals (
+        filters TEXT PRIMARY KEY,
+        through INTEGER NOT NULL,
+        matches INTEGER NOT NULL,
+        removed INTEGER NOT NULL,
+        scope   INTEGER,
+        shared  INTEGER NOT NULL
+     ) WITHOUT ROWID",
+    "CREATE INDEX search_totals_by_age ON search_totals (shared)",
+];
+
 /// Rows written by another implementation may hold timestamps with offsets; those are converted to UTC
 /// so they still sort chronologically. Text that is no timestamp at all keeps itself as its key.
 fn legacy_sort_key(ts: &str) -> String {
@@ -254,7 +271,7 @@ pub const CURRENT_SCHEMA: &str = "(SELECT user_version FROM pragma_user_version)
      (SELECT indexed_through FROM text_index_state), (SELECT checked_at FROM write_probe), \
      (SELECT coalesce(max(rowid), 0) FROM messages), (SELECT message_type IS NULL FROM messages LIMIT 1), \
      (SELECT removed FROM totals), (SELECT count(*) FROM messages_text_vocab WHERE term = ''), \
-     (SELECT count(*) FROM inbox)";
+     (SELECT count(*) FROM inbox), (SELECT count(*) FROM search_totals)";
 
 /// Fails unless `row`, selected with [`CURRENT_SCHEMA`], shows the current version.
 pub fn check(row: &[Value]) -> Result<(), StoreError> {

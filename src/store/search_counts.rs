@@ -10,14 +10,27 @@
 //! every match through a watermark are remembered too ([`Matches`]), in the listing's order, so a page is
 //! those rows looked up by rowid, plus the rows past that watermark tested as they come.
 //!
-//! The counts live in this process: nothing to keep consistent between instances, since rows any instance
-//! adds land past every watermark. They also tell the planner ([`super::search_plan`]) how common a term
-//! is, before it chooses how to find a page.
+//! The counts live in this process, and on a libSQL server also in the table `search_totals`, where every
+//! instance of a fleet finds them: an instance adds the counts it took from scratch (or that moved far past
+//! the one it had) with its next call, and a new instance reads the newest when it starts, so its first
+//! search of a term another instance counted costs what a warm one's does (on Lambda, where instances come
+//! and go, most are new). Nothing needs keeping consistent between instances: rows any of them adds land past
+//! every watermark, and a count is only ever replaced by one through a later one. The counts also tell the
+//! planner ([`super::search_plan`]) how common a term is, before it chooses how to find a page.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+#[cfg(feature = "remote")]
+use libsql::Value;
+
+#[cfg(feature = "remote")]
+use super::read::Query;
+#[cfg(feature = "remote")]
+use super::rows::{self, Table};
+#[cfg(feature = "remote")]
+use super::StoreError;
 use crate::query::ListParams;
 
 /// Filter combinations remembered at most; past this the least recently used is forgotten.
@@ -30,6 +43,14 @@ const LONGEST_FILTERS: usize = 256;
 pub const MOST_MATCHES: u64 = 65_536;
 /// Rowids of matches remembered at most in all (8 MiB); past this, those used least recently are forgotten.
 const MATCHES_KEPT: usize = 1 << 20;
+/// Shared totals an instance reads when it starts, the newest; and kept on the server at most.
+#[cfg(feature = "remote")]
+const SHARED_READ: usize = 256;
+#[cfg(feature = "remote")]
+const SHARED_KEPT: usize = 1024;
+/// A count is shared again once its watermark has moved this many rows past the one shared, so that the
+/// rows a new instance counts past it stay few.
+pub const SHARE_AGAIN_AFTER: i64 = 10_000;
 
 /// Matches of one listing's filters among the rows at or below a watermark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +100,68 @@ impl Filters {
             q: params.q.clone(),
         }
     }
+
+    /// The filters as a shared total's key: a JSON array of the sender, the chronological key and the term.
+    #[cfg(feature = "remote")]
+    fn key(&self) -> String {
+        serde_json::json!([self.from, self.since, self.q]).to_string()
+    }
+
+    #[cfg(feature = "remote")]
+    fn from_key(key: &str) -> Option<Filters> {
+        let (from, since, q) = serde_json::from_str(key).ok()?;
+        Some(Filters { from, since, q })
+    }
+
+    /// Whether they are short enough to remember ([`LONGEST_FILTERS`]).
+    fn rememberable(&self) -> bool {
+        self.q.as_ref().map_or(0, String::len) + self.from.as_ref().map_or(0, String::len) <= LONGEST_FILTERS
+    }
+}
+
+/// The statement that reads the newest shared totals, for [`SearchCounts::take_shared`]; it fails on a
+/// database without them (an older schema), which is read as none.
+#[cfg(feature = "remote")]
+pub fn shared_totals() -> Query {
+    Query {
+        sql: format!(
+            "SELECT CAST(filters AS BLOB), through, matches, removed, scope FROM search_totals \
+             ORDER BY shared DESC LIMIT {SHARED_READ}"
+        ),
+        args: Vec::new(),
+    }
+}
+
+/// The statements that share `count` of `filters` on the server (unless one through a later watermark is
+/// there), and keep the newest [`SHARED_KEPT`]: what a call sends before its own.
+#[cfg(feature = "remote")]
+pub fn sharing(filters: &Filters, count: &Count) -> Option<[Query; 2]> {
+    if !filters.rememberable() {
+        return None;
+    }
+    let int = |n: u64| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+    let share = Query {
+        sql: "INSERT INTO search_totals (filters, through, matches, removed, scope, shared) \
+              VALUES (?1, ?2, ?3, ?4, ?5, (SELECT coalesce(max(shared), 0) + 1 FROM search_totals)) \
+              ON CONFLICT (filters) DO UPDATE SET through = excluded.through, matches = excluded.matches, \
+              removed = excluded.removed, scope = excluded.scope, shared = excluded.shared \
+              WHERE excluded.through > through OR excluded.removed != removed"
+            .to_owned(),
+        args: vec![
+            Value::Text(filters.key()),
+            Value::Integer(count.through),
+            int(count.matches),
+            int(count.removed),
+            count.scope.map_or(Value::Null, int),
+        ],
+    };
+    let keep = Query {
+        sql: format!(
+            "DELETE FROM search_totals WHERE shared <= (SELECT max(shared) FROM search_totals) - {SHARED_KEPT}"
+        ),
+        args: Vec::new(),
+    };
+    Some([share, keep])
 }
 
 /// The counts and matches taken so far, shared by every request to one store.
@@ -115,9 +198,9 @@ impl SearchCounts {
         Some(known)
     }
 
-    /// Remembers `count` for `filters`, unless a later one is remembered already or the term is too long.
+    /// Remembers `count` for `filters`, unless a later one is remembered already or the filters are too long.
     pub fn remember(&self, filters: Filters, count: Count) {
-        if filters.q.as_ref().map_or(0, String::len) + filters.from.as_ref().map_or(0, String::len) > LONGEST_FILTERS {
+        if !filters.rememberable() {
             return;
         }
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
@@ -169,6 +252,24 @@ impl SearchCounts {
         let entry = entries.by_filters.get_mut(filters)?;
         entry.known.matches = Some(Arc::clone(&matches));
         Some(matches)
+    }
+
+    /// Remembers the shared totals in the rows of [`shared_totals`] (those whose filters it cannot read, or
+    /// which a later count here replaced, are left).
+    #[cfg(feature = "remote")]
+    pub fn take_shared(&self, mut rows: Table) -> Result<(), StoreError> {
+        for row in rows.rows_mut() {
+            let Some(filters) = Filters::from_key(&rows::text(row, 0)?) else { continue };
+            let scope = if rows::is_null(row, 4)? { None } else { Some(rows::count(row, 4)?) };
+            let count = Count {
+                through: rows::integer(row, 1)?,
+                matches: rows::count(row, 2)?,
+                removed: rows::count(row, 3)?,
+                scope,
+            };
+            self.remember(filters, count);
+        }
+        Ok(())
     }
 
     /// Forgets every count and match: rows were deleted since they were taken.
@@ -318,6 +419,49 @@ mod tests {
         // Replacing one's matches frees what they held first.
         counts.remember_matches(&filters(&terms[1]), matches(11, 0, 5));
         assert_eq!(counts.entries.lock().unwrap().rowids, MATCHES_KEPT - each + 5);
+    }
+
+    /// What instances share on a server, another reads when it starts: the newest, each replaced only by a
+    /// count through a later watermark, and no more than the server keeps.
+    #[cfg(feature = "remote")]
+    #[tokio::test]
+    async fn totals_shared_by_one_instance_are_known_to_the_next() {
+        let conn = libsql::Builder::new_local(":memory:").build().await.unwrap().connect().unwrap();
+        crate::store::schema::migrate(&conn).await.unwrap();
+        let share = |filters: Filters, count: Count| {
+            let conn = &conn;
+            async move {
+                for query in sharing(&filters, &count).unwrap() {
+                    conn.execute(&query.sql, query.args).await.unwrap();
+                }
+            }
+        };
+        let sender =
+            Filters { from: Some("+1555".into()), since: Some("2025-01-15T10:00:00.000000000".into()), q: None };
+        share(filters("kaka"), count(100, 40)).await;
+        share(filters("kaka"), count(90, 35)).await;
+        share(sender.clone(), Count { scope: Some(12), ..count(100, 7) }).await;
+        let read = |conn: &libsql::Connection| {
+            let conn = conn.clone();
+            async move {
+                let query = shared_totals();
+                rows::collect(conn.query(&query.sql, query.args).await.unwrap()).await.unwrap()
+            }
+        };
+        let next = SearchCounts::default();
+        next.take_shared(read(&conn).await).unwrap();
+        assert_eq!(counted(&next, "kaka"), Some(count(100, 40)), "an earlier count replaces no later one");
+        assert_eq!(next.get(&sender).map(|k| k.count), Some(Count { scope: Some(12), ..count(100, 7) }));
+        assert!(sharing(&filters(&"x".repeat(LONGEST_FILTERS + 1)), &count(1, 1)).is_none(), "too long to share");
+        for n in 0..SHARED_KEPT + 10 {
+            share(filters(&format!("term {n}")), count(100, 1)).await;
+        }
+        let mut kept = conn.query("SELECT count(*) FROM search_totals", ()).await.unwrap();
+        assert_eq!(kept.next().await.unwrap().unwrap().get::<i64>(0).unwrap(), SHARED_KEPT as i64);
+        let newest = SearchCounts::default();
+        newest.take_shared(read(&conn).await).unwrap();
+        assert_eq!(newest.entries.lock().unwrap().by_filters.len(), SHARED_READ);
+        assert!(counted(&newest, &format!("term {}", SHARED_KEPT + 9)).is_some(), "the newest are read");
     }
 
     #[test]

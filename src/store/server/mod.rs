@@ -11,7 +11,7 @@
 mod hrana;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libsql::Value;
@@ -21,7 +21,7 @@ use super::read::Query;
 use super::rows::Table;
 use super::search_index::{self, INDEX_CHUNK};
 use super::write::{now, WRITE_PROBE};
-use super::{inbox, schema, Inserted, StoreError};
+use super::{inbox, schema, search_counts, Inserted, StoreError};
 use crate::config;
 use crate::message::Message;
 use hrana::{Hrana, Statement};
@@ -42,6 +42,9 @@ const SERVER_WRITES_IN_FLIGHT: usize = 2;
 const SCHEMA_STATE: &str =
     "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_schema)";
 
+/// Statements of counts to share that wait for the next call, at most.
+const STATEMENTS_TO_SHARE: usize = 16;
+
 /// How long a migration waits for another instance's before trying again.
 const MIGRATION_RETRY: Duration = Duration::from_millis(200);
 
@@ -52,11 +55,14 @@ pub struct Server {
     writes_in_flight: Semaphore,
     /// Whether rows written into `messages` some other way than through the inbox are being indexed.
     catching_up: Arc<AtomicBool>,
+    /// What goes to the server before the next call: counts taken here, for the other instances.
+    to_share: Mutex<Vec<Statement>>,
 }
 
 impl Server {
-    /// Connects to the server and makes sure its schema is current: one round trip when it is.
-    pub async fn open(config: &config::Server) -> Result<Server, StoreError> {
+    /// Connects to the server and makes sure its schema is current: one round trip when it is, which also
+    /// reads the search totals other instances shared (none on a schema without them).
+    pub async fn open(config: &config::Server) -> Result<(Server, Table), StoreError> {
         let hrana = Arc::new(Hrana::new(&config.url, &config.auth_token)?);
         let server = Server {
             hrana,
@@ -64,14 +70,29 @@ impl Server {
             in_flight: Semaphore::new(SERVER_CALLS_IN_FLIGHT),
             writes_in_flight: Semaphore::new(SERVER_WRITES_IN_FLIGHT),
             catching_up: Arc::new(AtomicBool::new(false)),
+            to_share: Mutex::new(Vec::new()),
         };
-        let state = server.execute(&Statement::new(SCHEMA_STATE, Vec::new())).await?;
+        let shared_totals = search_counts::shared_totals();
+        let start = [Statement::new(SCHEMA_STATE, Vec::new()), Statement::new(shared_totals.sql, shared_totals.args)];
+        let mut answers = server.hrana.pipeline(&start).await?.into_iter();
+        let state = answers.next().ok_or(StoreError::Unexpected("no schema state"))??;
+        let shared =
+            answers.next().and_then(Result::ok).map_or(Table::from_rows(Vec::new()), |o| Table::from_rows(o.rows));
         match state.rows.first().map(Vec::as_slice) {
             Some([Value::Integer(version), _]) if *version == i64::from(schema::LATEST) => {}
             Some([Value::Integer(0), Value::Integer(0)]) => server.create_schema().await?,
             _ => server.migrate().await?,
         }
-        Ok(server)
+        Ok((server, shared))
+    }
+
+    /// Sends `statements` (a count to share, see [`search_counts::sharing`]) before this instance's next call,
+    /// in its round trip. A few at most wait: more are dropped, as a count not shared is only taken again.
+    pub fn share(&self, statements: [Query; 2]) {
+        let mut waiting = self.to_share.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting.len() < STATEMENTS_TO_SHARE {
+            waiting.extend(statements.into_iter().map(|query| Statement::new(query.sql, query.args)));
+        }
     }
 
     /// Creates the current schema on an empty database in one round trip. If another instance starting at
@@ -136,9 +157,20 @@ impl Server {
         Ok(Table::from_rows(self.execute(&statement).await?.rows))
     }
 
+    /// Runs `statement`, after whatever counts wait to be shared, in one round trip.
     async fn execute(&self, statement: &Statement) -> Result<hrana::Outcome, StoreError> {
+        let mut statements = std::mem::take(&mut *self.to_share.lock().unwrap_or_else(|p| p.into_inner()));
         let _turn = self.in_flight.acquire().await;
-        Ok(self.hrana.execute(statement).await?)
+        if statements.is_empty() {
+            return Ok(self.hrana.execute(statement).await?);
+        }
+        statements.push(Statement::new(statement.sql.clone(), statement.args.clone()));
+        let mut outcomes = self.hrana.pipeline(&statements).await?;
+        let outcome = outcomes.pop().ok_or(StoreError::Unexpected("no outcome"))?;
+        for failed in outcomes.iter().filter_map(|outcome| outcome.as_ref().err()) {
+            tracing::warn!(error = %failed, "sharing a search total failed");
+        }
+        Ok(outcome?)
     }
 
     /// Indexes the rows past the watermark in the background, one task at a time.

@@ -17,6 +17,7 @@
 mod client;
 mod data;
 mod fleet;
+mod hrana;
 #[path = "../../tests/common/listening.rs"]
 mod listening;
 #[path = "../../tests/common/proxy.rs"]

@@ -41,7 +41,8 @@ impl<'de> Deserialize<'de> for Event {
     /// happens to parse first: an ALB event also parses as a REST event, but wants an ALB response.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let value = Value::deserialize(deserializer)?;
+        let mut value = Value::deserialize(deserializer)?;
+        drop_empty_query_lists(&mut value);
         let event = if value.pointer("/requestContext/elb").is_some() {
             serde_json::from_value(value).map(|e| Event::Alb(Box::new(e)))
         } else if value.get("version").and_then(Value::as_str) == Some("2.0") {
@@ -52,6 +53,16 @@ impl<'de> Deserialize<'de> for Event {
             return Err(D::Error::custom("not an API Gateway, ALB or Function URL HTTP event"));
         };
         event.map_err(D::Error::custom)
+    }
+}
+
+/// query_map's iterator indexes the first value of every key, so a key with an empty list of values
+/// would panic; such a key carries no parameter and is dropped.
+fn drop_empty_query_lists(event: &mut Value) {
+    for field in ["queryStringParameters", "multiValueQueryStringParameters"] {
+        if let Some(Value::Object(params)) = event.get_mut(field) {
+            params.retain(|_, values| !matches!(values, Value::Array(list) if list.is_empty()));
+        }
     }
 }
 

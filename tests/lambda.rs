@@ -283,6 +283,29 @@ async fn hostile_paths_hosts_and_queries_are_answered_not_fatal() {
     assert_eq!(call(&f.app, http_v2("$default", "GET", "/health/live", "", json!({}), None, false)).await.0, 200);
 }
 
+#[tokio::test]
+async fn query_parameters_arrive_as_sent_whatever_their_lists() {
+    let f = app().await;
+    let delivery = rest_v1("POST", "/webhook", None, signed_headers(BODY.as_bytes()), Some(BODY), false);
+    assert_eq!(call(&f.app, delivery).await.0, 200);
+    // A comma is part of the value: were it split, the last `from` would be the stored sender.
+    let comma = json!({"from": "+1,+919876543210"});
+    let mut rest_single = rest_v1("GET", "/messages", Some(comma.clone()), json!({}), None, false);
+    rest_single["multiValueQueryStringParameters"] = Value::Null;
+    for event in [rest_single, alb("GET", "/messages", comma, json!({}), None, false)] {
+        let (status, listing) = call(&f.app, event).await;
+        assert_eq!((status, total(&listing)), (200, 0), "{listing}");
+    }
+    // A key with no values carries no parameter; the others still apply.
+    let mut rest_empty = rest_v1("GET", "/messages", None, json!({}), None, false);
+    rest_empty["multiValueQueryStringParameters"] = json!({"q": [], "from": ["+919876543210"]});
+    let alb_empty = alb("GET", "/messages", json!({"q": [], "from": ["+919876543210"]}), json!({}), None, false);
+    for event in [rest_empty, alb_empty] {
+        let (status, listing) = call(&f.app, event).await;
+        assert_eq!((status, total(&listing)), (200, 1), "{listing}");
+    }
+}
+
 #[test]
 fn events_that_are_not_http_fail_to_deserialise_instead_of_crashing() {
     for event in [json!({}), json!({"Records": [{"eventSource": "aws:sqs", "body": "x"}]}), json!([1, 2]), json!("x")] {

@@ -174,21 +174,29 @@ async fn sigterm_under_load_finishes_in_flight_requests_and_exits_0() {
     let app = TestApp::start(Setup::new().local_file()).await;
 
     // Requests certainly in flight when the signal arrives: their headers are read, their bodies not yet sent.
+    // Each asks to be told when the server wants its body (100 Continue), which says it read the head.
     let mut pending = Vec::new();
     for i in 0..4 {
         let id = format!("in-flight-{i}");
         let body = message(&id, "+1", "2025-01-15T10:00:00Z", Some(&text_of(&id)));
         let mut stream = tokio::net::TcpStream::connect(app.addr.trim_start_matches("http://")).await.unwrap();
         let head = format!(
-            "POST /webhook HTTP/1.1\r\nHost: t\r\nX-Signature: {}\r\nContent-Length: {}\r\n\r\n",
+            "POST /webhook HTTP/1.1\r\nHost: t\r\nX-Signature: {}\r\nContent-Length: {}\r\n\
+             Expect: 100-continue\r\n\r\n",
             sign(SECRET, body.as_bytes()),
             body.len()
         );
         stream.write_all(head.as_bytes()).await.unwrap();
+        let mut interim = Vec::new();
+        while !interim.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut byte)).await;
+            assert!(read.is_ok_and(|r| r.is_ok()), "{id}: no 100 Continue: {:?}", String::from_utf8_lossy(&interim));
+            interim.push(byte[0]);
+        }
+        assert!(interim.starts_with(b"HTTP/1.1 100"), "{id}: {:?}", String::from_utf8_lossy(&interim));
         pending.push((id, body, stream));
     }
-    // Let the server read those headers before the signal.
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
     let load = ingest(&app, 16, 0);
     let terminate = async {

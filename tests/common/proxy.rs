@@ -26,6 +26,8 @@ pub struct Proxy {
 #[derive(Default)]
 struct State {
     closed: AtomicBool,
+    /// Connections it carries now.
+    connections: AtomicUsize,
     requests: AtomicU64,
     failures: AtomicUsize,
     delay_ms: AtomicU64,
@@ -86,6 +88,11 @@ impl Proxy {
         self.state.closed.store(!open, Ordering::SeqCst);
     }
 
+    /// The connections it carries now.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
     /// The most requests holding the watched pattern that were sent and not yet answered at once.
     pub fn most_watched_at_once(&self) -> usize {
         self.state.watched_most.load(Ordering::SeqCst)
@@ -107,6 +114,8 @@ fn request_length(bytes: &[u8]) -> Option<usize> {
 
 async fn forward(client: TcpStream, upstream: String, state: Arc<State>) {
     let Ok(server) = TcpStream::connect(&upstream).await else { return };
+    state.connections.fetch_add(1, Ordering::SeqCst);
+    let _carried = Carried(&state);
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
@@ -169,6 +178,15 @@ async fn forward(client: TcpStream, upstream: String, state: Arc<State>) {
     if failed == Some(true) {
         let refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
         let _ = client_write.write_all(refusal.as_bytes()).await;
+    }
+}
+
+/// Counts a connection off when it ends, however it ends.
+struct Carried<'a>(&'a State);
+
+impl Drop for Carried<'_> {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -6,9 +6,10 @@
 //! idempotency is the primary key's (`INSERT … ON CONFLICT DO NOTHING`, [`write`]), never a read-then-write,
 //! and a delivery is answered only after its commit is durable.
 //!
-//! Every back end runs the one-statement queries of [`read`], keeps the schema of [`schema`], and feeds the
-//! trigram index of [`search_index`]. [`LazyStore`] opens a store on first need and again after its file was
-//! replaced.
+//! Every back end runs the one-statement queries of [`read`] and keeps the schema of [`schema`]. Rows reach
+//! the trigram index of [`search_index`] from the file's writer between batches, and on a server through the
+//! inbox's trigger as they move into `messages`. [`LazyStore`] opens a store on first need and again after
+//! its file was replaced.
 
 mod backend;
 mod file;

@@ -1,5 +1,5 @@
-//! Connections to a local file (the file's, or an embedded replica's) with their prepared statements, opened
-//! on demand and reused; and the turns reads take, so that a long one holds up nothing else.
+//! The local file's read connections with their prepared statements, opened on demand and reused; and the
+//! turns local reads take (the file's and an embedded replica's), so that a long one holds up nothing else.
 
 use std::future::Future;
 use std::pin::Pin;

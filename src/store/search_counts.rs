@@ -1,4 +1,5 @@
-//! Exact totals for counted listings (any `q`, or `from` with `since`) without counting every match again.
+//! Exact totals for counted listings (any `q` or `since`, with or without `from`) without counting every match
+//! again.
 //!
 //! Messages are append-only and the first write wins: a stored row never changes. So the number of rows at
 //! or below a rowid that match a listing's filters never changes either, and a count taken once stays exact

@@ -13,7 +13,8 @@
 //! (the file's writer thread asks it between batches) says so; rows that exist when a file opens are indexed
 //! the same way. On a libSQL server rows enter it with the inbox's rows when they move into `messages`, in
 //! the statement of the delivery that fills the inbox (the schema's trigger, see `super::inbox`), and rows
-//! written into `messages` some other way are caught up by `super::server`, in [`INDEX_CHUNK`]s too.
+//! written into `messages` some other way are caught up by `super::server`, in [`INDEX_CHUNK`]s too. Both
+//! take rows in with the one statement set below ([`PENDING_ROWS`], [`INDEX_ROW`], [`ADVANCE_WATERMARK`]).
 
 use libsql::Value;
 
@@ -60,44 +61,51 @@ impl Indexer {
     }
 }
 
+/// The rows past the watermark, oldest first, at most `?1` of them: each with the watermark, its rowid and
+/// its folded text (as a blob, so text with a NUL arrives whole).
+pub const PENDING_ROWS: &str = "SELECT (SELECT indexed_through FROM text_index_state), rowid, \
+     CAST(text_folded AS BLOB) FROM messages \
+     WHERE rowid > (SELECT indexed_through FROM text_index_state) ORDER BY rowid LIMIT ?1";
+
+/// Indexes row `?1` with text `?2` ([`indexable`]). `OR REPLACE`, because a row whose rowid was reused after
+/// a deletion may already be there.
+pub const INDEX_ROW: &str = "INSERT OR REPLACE INTO messages_text (rowid, text_folded) VALUES (?1, ?2)";
+
+/// Moves the watermark to `?1`, unless another writer moved it from `?2` meanwhile.
+pub const ADVANCE_WATERMARK: &str = "UPDATE text_index_state SET indexed_through = ?1 WHERE indexed_through = ?2";
+
 /// Folded text as the index holds it: NUL as a space, since FTS5 stops reading at NUL (and SQL's replace()
 /// cannot replace it, so this is done here rather than in a statement).
 pub fn indexable(folded: &str) -> String {
     folded.replace('\0', " ")
 }
 
+/// A [`PENDING_ROWS`] row's text as [`INDEX_ROW`] takes it; none for a row without text.
+pub fn indexable_text(folded: &Value) -> Option<String> {
+    match folded {
+        Value::Blob(bytes) => Some(indexable(&String::from_utf8_lossy(bytes))),
+        _ => None,
+    }
+}
+
 /// Adds the next rows past the watermark to the index and moves the watermark, in one transaction; returns
-/// how many rows it took. `OR REPLACE`, because a row whose rowid was reused after a deletion may already be
-/// there.
+/// how many rows it took.
 async fn index_pending_text(conn: &Session) -> Result<usize, libsql::Error> {
     conn.write_transaction(|| async {
-        let mut rows = conn
-            .query(
-                "SELECT rowid, CAST(text_folded AS BLOB) FROM messages \
-                 WHERE rowid > (SELECT indexed_through FROM text_index_state) ORDER BY rowid LIMIT ?",
-                [INDEX_CHUNK as i64],
-            )
-            .await?;
-        let mut pending = Vec::with_capacity(INDEX_CHUNK);
+        let mut rows = conn.query(PENDING_ROWS, [INDEX_CHUNK as i64]).await?;
+        let (mut watermark, mut pending) = (0, Vec::with_capacity(INDEX_CHUNK));
         while let Some(row) = rows.next().await? {
-            let text = match row.get_value(1)? {
-                Value::Blob(bytes) => Some(indexable(&String::from_utf8_lossy(&bytes))),
-                _ => None,
-            };
-            pending.push((row.get::<i64>(0)?, text));
+            watermark = row.get::<i64>(0)?;
+            pending.push((row.get::<i64>(1)?, indexable_text(&row.get_value(2)?)));
         }
         drop(rows);
         for (rowid, text) in &pending {
             if let Some(text) = text {
-                conn.run(
-                    "INSERT OR REPLACE INTO messages_text (rowid, text_folded) VALUES (?, ?)",
-                    (*rowid, text.as_str()),
-                )
-                .await?;
+                conn.run(INDEX_ROW, (*rowid, text.as_str())).await?;
             }
         }
         if let Some((last, _)) = pending.last() {
-            conn.run("UPDATE text_index_state SET indexed_through = ?", [*last]).await?;
+            conn.run(ADVANCE_WATERMARK, [*last, watermark]).await?;
         }
         Ok(pending.len())
     })

@@ -4,8 +4,8 @@
 //! runs, preparing costs more than running — an INSERT into a table with triggers even compiles the trigger
 //! programs each time — so each connection keeps every statement it has prepared, keyed by its SQL.
 //!
-//! Sessions serve the local file (and the migrations, whichever the database); a libSQL server is otherwise
-//! spoken to by `super::server` itself, one round trip per call.
+//! Sessions serve the local file: its writer and its readers. Migrations run on a plain connection, and a
+//! libSQL server is spoken to by `super::server` itself, one round trip per call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -209,29 +209,19 @@ impl Drop for Reset {
 /// rows it read.
 async fn index_chunk(hrana: &Hrana) -> Result<usize, HranaError> {
     let pending = hrana
-        .execute(&Statement::new(
-            "SELECT (SELECT indexed_through FROM text_index_state), rowid, CAST(text_folded AS BLOB) FROM messages \
-             WHERE rowid > (SELECT indexed_through FROM text_index_state) ORDER BY rowid LIMIT ?1",
-            vec![Value::Integer(INDEX_CHUNK as i64)],
-        ))
+        .execute(&Statement::new(search_index::PENDING_ROWS, vec![Value::Integer(INDEX_CHUNK as i64)]))
         .await?
         .rows;
     let (Some(first), Some(last)) = (pending.first(), pending.last()) else { return Ok(0) };
     let (watermark, last) = (first[0].clone(), last[1].clone());
     let mut statements: Vec<Statement> = pending
         .iter()
-        .filter_map(|row| match (&row[1], &row[2]) {
-            (rowid, Value::Blob(text)) => Some(Statement::new(
-                "INSERT OR REPLACE INTO messages_text (rowid, text_folded) VALUES (?1, ?2)",
-                vec![rowid.clone(), Value::Text(search_index::indexable(&String::from_utf8_lossy(text)))],
-            )),
-            _ => None,
+        .filter_map(|row| {
+            let text = search_index::indexable_text(&row[2])?;
+            Some(Statement::new(search_index::INDEX_ROW, vec![row[1].clone(), Value::Text(text)]))
         })
         .collect();
-    statements.push(Statement::new(
-        "UPDATE text_index_state SET indexed_through = ?1 WHERE indexed_through = ?2",
-        vec![last, watermark],
-    ));
+    statements.push(Statement::new(search_index::ADVANCE_WATERMARK, vec![last, watermark]));
     hrana.transaction(&statements).await?;
     Ok(pending.len())
 }

@@ -89,8 +89,8 @@ remote-test: ## The integration suite and the graders on the libSQL server in LI
 # A libSQL server binary (sqld) for server-test and bench-fleet: SQLD=path/to/sqld. None is installed here.
 SQLD ?=
 # How those start every sqld: sqld 0.24.32 and later can stop committing for good under concurrent writers
-# with its default frame-count checkpoints, and periodic ones avoid it (README: "sqld under concurrent
-# writers"). SQLD_ARGS= runs it as it comes.
+# with its default frame-count checkpoints, and periodic ones avoid it (docs/storage.md: "sqld under
+# concurrent writers"). SQLD_ARGS= runs it as it comes.
 SQLD_ARGS ?= --checkpoint-interval-s 10
 export SQLD_ARGS
 FLEET ?= 8x1,16x1,64x1,4x32

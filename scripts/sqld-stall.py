@@ -7,8 +7,8 @@ Against the libSQL server at URL (a scratch database: it creates and fills the t
 each send one plain autocommit INSERT at a time (Hrana over HTTP, one pipeline per statement, as any client
 that keeps no stream open does), for S seconds. Every second it prints the inserts committed. When none
 commits for 10 s while a read still answers, the server is stalled: it then burns CPU with every thread that
-waits to write, and only a restart brings it back. The README's section "sqld stalls under concurrent
-writers" says why, and what avoids it (`--checkpoint-interval-s`). Stdlib only. Exit status: 1 when it
+waits to write, and only a restart brings it back. The section "sqld under concurrent writers" of
+docs/storage.md says why, and what avoids it (`--checkpoint-interval-s`). Stdlib only. Exit status: 1 when it
 stalled, 0 when it did not within S seconds.
 """
 import argparse

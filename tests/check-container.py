@@ -69,7 +69,7 @@ check("profile libsql: a libSQL server, off unless asked for", libsql.get("profi
 image = str(libsql.get("image", ""))
 check("libSQL server image pinned to a release", image.startswith("ghcr.io/tursodatabase/libsql-server:v"))
 check("libSQL server data on a named volume", "libsql:/var/lib/sqld" in libsql.get("volumes", []))
-check("libSQL server checkpoints on a timer (frame-count checkpoints can stall it; README)",
+check("libSQL server checkpoints on a timer (frame-count checkpoints can stall it; docs/storage.md)",
       str(libsql.get("environment", {}).get("SQLD_CHECKPOINT_INTERVAL_S", "")).isdigit())
 grace = str(api.get("stop_grace_period", "0s"))
 check("stop grace period covers the 30 s drain", grace.endswith("s") and int(grace[:-1]) > 30)

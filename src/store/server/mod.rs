@@ -35,7 +35,7 @@ const SERVER_CALLS_IN_FLIGHT: usize = 16;
 
 /// Deliveries one instance has in flight to a libSQL server at once. The server commits one at a time
 /// whatever the number waiting, so more only wait there instead of here, and every writer waiting there
-/// lengthens its queue (and sqld's queue can break under many; see the README).
+/// lengthens its queue (and sqld's queue can break under many; see docs/storage.md).
 const SERVER_WRITES_IN_FLIGHT: usize = 2;
 
 /// The schema version, and how many tables, indexes and triggers there are: none on an empty database.

@@ -139,6 +139,11 @@ impl Timestamp {
     }
 }
 
+/// The case folding shared by stored text and search terms, so both sides compare alike.
+pub fn fold_case(s: &str) -> String {
+    s.to_lowercase()
+}
+
 /// A webhook message that passed every rule of SPEC §2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {

@@ -1,6 +1,6 @@
 //! Query parameters of `GET /messages` (SPEC §2).
 
-use crate::message::{FieldError, Timestamp};
+use crate::message::{fold_case, FieldError, Timestamp};
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
@@ -19,11 +19,6 @@ pub struct ListParams {
     pub since: Option<Timestamp>,
     /// Case-insensitive literal substring of `text`, already folded by [`fold_case`].
     pub q: Option<String>,
-}
-
-/// The case folding shared by stored text and search terms, so both sides compare alike.
-pub fn fold_case(s: &str) -> String {
-    s.to_lowercase()
 }
 
 impl ListParams {

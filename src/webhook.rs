@@ -9,7 +9,7 @@ use crate::message::Message;
 use crate::signature::Verifier;
 use crate::store::Inserted;
 use crate::telemetry::WebhookResult;
-use crate::transport::BodyFault;
+use crate::transport::intact_body;
 
 /// What a delivery came to, for the response, the access log and the metrics.
 pub struct Delivery {
@@ -41,7 +41,7 @@ impl Delivery {
 }
 
 pub async fn receive(app: &App, req: &Request) -> Delivery {
-    let body = match intact_body(app, req) {
+    let body = match intact_body(req, app.max_body_bytes) {
         Ok(body) => body,
         Err(error) => return Delivery::failed(error),
     };
@@ -58,22 +58,6 @@ pub async fn receive(app: &App, req: &Request) -> Delivery {
         Err(e) => Err(ApiError::from(e)),
     };
     Delivery { outcome, message_id }
-}
-
-/// Checks 0 and 1 of SPEC §2, for every signed route: the body arrived whole, and within the size limit.
-/// The local listener stops reading at the limit and marks the request; on Lambda the event arrives whole,
-/// so the length is checked here.
-pub fn intact_body<'r>(app: &App, req: &'r Request) -> Result<&'r [u8], ApiError> {
-    let body: &[u8] = req.body().as_ref();
-    let fault = req.extensions().get::<BodyFault>().copied();
-    if fault == Some(BodyFault::TooLarge) || body.len() > app.max_body_bytes {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    match fault {
-        Some(BodyFault::NotBase64) => Err(ApiError::BadRequest("body is not valid base64")),
-        Some(BodyFault::TimedOut) => Err(ApiError::BodyTimeout),
-        Some(BodyFault::TooLarge) | None => Ok(body),
-    }
 }
 
 /// Checks 2 to 4 of SPEC §2 on a body of acceptable size: a secret is configured, `signature` is the

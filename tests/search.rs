@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use common::{connect, eventually, Target, TempDb};
 use webhook_ingest::config::{Database, Server};
+use webhook_ingest::message::fold_case;
 use webhook_ingest::message::{Message, Timestamp};
-use webhook_ingest::query::{fold_case, ListParams};
+use webhook_ingest::query::ListParams;
 use webhook_ingest::store::Store;
 
 /// Characters chosen to collide: cases, accents, a NUL, quotes, wildcards, FTS operators, spaces.

@@ -24,8 +24,8 @@ use super::read::Query;
 use super::rows::{self, Table};
 use super::search_index;
 use super::Inserted;
+use crate::message::fold_case;
 use crate::message::Message;
-use crate::query::fold_case;
 
 /// Adds the message in ?1 to ?10 (the columns of [`row`], in order) unless its id is stored in either table.
 /// The check and the insert are one statement under the server's write lock, and the primary keys decide:

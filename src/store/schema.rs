@@ -8,8 +8,8 @@ use libsql::{Connection, Value};
 
 use super::pool::BoxFuture;
 use super::{rows, StoreError};
+use crate::message::fold_case;
 use crate::message::Timestamp;
-use crate::query::fold_case;
 
 /// The schema version this build writes and reads.
 pub const LATEST: u32 = 10;

@@ -3,8 +3,8 @@
 use libsql::Value;
 
 use super::session::Session;
+use crate::message::fold_case;
 use crate::message::Message;
-use crate::query::fold_case;
 
 /// `INSERT … ON CONFLICT (message_id) DO NOTHING`: idempotent through the primary key, whoever else writes
 /// the same id at the same moment. A row back means created, none means duplicate. (Read as a query: on a

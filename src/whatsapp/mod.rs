@@ -14,7 +14,7 @@ use crate::error::{json, json_response, ApiError};
 use crate::signature::Verifier;
 use crate::store::Inserted;
 use crate::telemetry::{Tally, WebhookResult};
-use crate::webhook::intact_body;
+use crate::transport::intact_body;
 use payload::Mapped;
 
 pub use handshake::handshake;
@@ -62,7 +62,7 @@ pub async fn receive(app: &App, req: &Request) -> Delivery {
 }
 
 async fn store(app: &App, req: &Request) -> Result<Tally, ApiError> {
-    let body = intact_body(app, req)?;
+    let body = intact_body(req, app.max_body_bytes)?;
     let signature = req.headers().get("x-hub-signature-256").map(|v| v.as_bytes()).unwrap_or_default();
     let Mapped { messages, skipped } = admit(&app.whatsapp, signature, body)?;
     let skips = skipped.iter().take(SKIPS_LOGGED).cloned().collect();

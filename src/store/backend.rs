@@ -5,16 +5,12 @@
 use std::time::Duration;
 
 use super::file::File;
-use super::read::{Listing, Query, Tables};
 use super::rows::Table;
 #[cfg(feature = "remote")]
-use super::search_counts;
-use super::search_counts::{Count, Filters};
-#[cfg(feature = "remote")]
-use super::DEADLINE;
+use super::types::DEADLINE;
+use super::types::{Inserted, Listing, Query, StoreError, Tables};
 #[cfg(feature = "remote")]
 use super::{replica::Replica, server::Server};
-use super::{Inserted, StoreError};
 use crate::message::Message;
 
 // One per store, which lives behind an Arc: the variants' sizes do not matter.
@@ -93,17 +89,26 @@ impl Backend {
         }
     }
 
-    /// Shares a count with the other instances of a fleet, where they share a server: it goes there with
-    /// this instance's next call ([`super::search_counts`]). A file has no other instances.
-    pub fn share(&self, filters: &Filters, count: &Count) {
+    /// Whether what one instance counts is worth sharing with others: where a fleet shares a server. (A file
+    /// has no other instances, and a replica reads a copy that may not hold the rows another counted.)
+    pub fn shares_counts(&self) -> bool {
+        match self {
+            Backend::File(_) => false,
+            #[cfg(feature = "remote")]
+            Backend::Server(_) => true,
+            #[cfg(feature = "remote")]
+            Backend::Replica(_) => false,
+        }
+    }
+
+    /// Sends `statements` (a count to share) to the server with this instance's next call.
+    pub fn share(&self, statements: [Query; 2]) {
         #[cfg(feature = "remote")]
         if let Backend::Server(server) = self {
-            if let Some(statements) = search_counts::sharing(filters, count) {
-                server.share(statements);
-            }
+            server.share(statements);
         }
         #[cfg(not(feature = "remote"))]
-        let _ = (filters, count);
+        let _ = statements;
     }
 
     /// Whether reads run on a local file (a file's, or a replica's copy): a statement there costs no round

@@ -15,15 +15,14 @@
 //!
 //! Rows in `inbox` are newer than every row of `messages`, and they get the next rowids when they move, in
 //! the order they arrived. So every watermark over `messages` (the text index's, a remembered count's) has
-//! every inbox row past it, and reads add them as rows past every watermark (see [`super::read`]). A local
+//! every inbox row past it, and reads add them as rows past every watermark (see [`super::search`] and [`super::read`]). A local
 //! file's writer commits many deliveries at once and writes `messages` directly, so its inbox stays empty.
 
 use libsql::Value;
 
-use super::read::Query;
 use super::rows::{self, Table};
 use super::search_index;
-use super::Inserted;
+use super::types::{Inserted, Query};
 use crate::message::fold_case;
 use crate::message::Message;
 

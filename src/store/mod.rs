@@ -6,124 +6,53 @@
 //! idempotency is the primary key's (`INSERT … ON CONFLICT DO NOTHING`, [`write`]), never a read-then-write,
 //! and a delivery is answered only after its commit is durable.
 //!
-//! Every back end runs the one-statement queries of [`read`] and keeps the schema of [`schema`]. Rows reach
-//! the trigram index of [`search_index`] from the file's writer between batches, and on a server through the
-//! inbox's trigger as they move into `messages`. [`LazyStore`] opens a store on first need and again after
-//! its file was replaced.
+//! A listing is answered by [`search`], the stats by [`read`]; every back end keeps the schema of
+//! [`schema`]. Rows reach the trigram index of [`search_index`] from the file's writer between batches, and
+//! on a server through the inbox's trigger as they move into `messages`. What the parts share (errors,
+//! answers, deadlines, statements) is in [`types`].
+//!
+//! [`LazyStore`] is a [`Store`] opened on first need, reopened when its file was replaced, and after a
+//! failure retried at most once per [`RETRY_AFTER`]. A database that cannot be opened at start (a missing
+//! volume, a server not up yet) therefore does not stop the process: requests answer 503 and
+//! `/health/ready` says why until it can be opened. Only the first open creates the file; once one was
+//! opened, a file that vanished is waited for, not recreated empty in its place.
 
 mod backend;
 mod file;
 #[cfg(feature = "remote")]
 mod inbox;
-mod lazy;
 mod pool;
 mod read;
 #[cfg(feature = "remote")]
 mod replica;
 mod rows;
 mod schema;
-mod search_counts;
+mod search;
 mod search_index;
-mod search_plan;
 #[cfg(feature = "remote")]
 mod server;
 mod session;
+mod types;
 mod write;
 
-use std::future::Future;
-use std::time::Duration;
-
-use serde::Serialize;
-use thiserror::Error;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::config::Database;
 use crate::message::Message;
 use crate::query::ListParams;
 use backend::Backend;
-use search_counts::{Count, Filters, Known, SearchCounts};
-use search_plan::TrigramFrequencies;
+use search::Search;
+use types::within;
 
-pub use lazy::LazyStore;
-
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Db(#[from] libsql::Error),
-    #[error("cannot open database: {0}")]
-    Open(String),
-    #[error("write failed: {0}")]
-    Write(String),
-    #[error("the database writer has stopped")]
-    WriterStopped,
-    /// The file the store opened is no longer at its path (deleted, moved away, or replaced).
-    #[error("{0}")]
-    Displaced(String),
-    #[error("the database did not answer within {0:?}")]
-    TimedOut(Duration),
-    #[error("unexpected database answer: {0}")]
-    Unexpected(&'static str),
-    #[cfg(feature = "remote")]
-    #[error(transparent)]
-    Server(#[from] server::HranaError),
-}
-
-/// What storing a delivery did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Inserted {
-    Created,
-    /// The `message_id` was already stored; nothing was written (first write wins).
-    Duplicate,
-}
-
-/// A stored message as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredMessage {
-    pub message_id: String,
-    pub from: String,
-    pub to: String,
-    pub ts: String,
-    pub text: Option<String>,
-}
-
-/// One page of a listing and the number of messages matching its filters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub data: Vec<StoredMessage>,
-    pub total: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SenderCount {
-    pub from: String,
-    pub count: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    pub total_messages: u64,
-    pub senders_count: u64,
-    pub messages_per_sender: Vec<SenderCount>,
-    pub first_message_ts: Option<String>,
-    pub last_message_ts: Option<String>,
-}
-
-/// The bound on every read, whatever the back end, and on every call to a libSQL server: a slow read or an
-/// unreachable server gets a 503 in bounded time.
-pub const DEADLINE: Duration = Duration::from_secs(5);
-/// The bound on opening an embedded replica before the process serves anything. A new replica first copies
-/// the server's history, which can take longer than a request may wait; an open cut short by a deadline
-/// keeps what it synced, and the next attempt goes on from there.
-pub const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
-/// How long `/health/ready` waits for the back end's probe (on a file it queues behind deliveries, and a
-/// lock held by another process makes it wait for the busy timeout).
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+pub use types::{
+    Inserted, Page, SenderCount, Stats, StoreError, StoredMessage, DEADLINE, PROBE_TIMEOUT, STARTUP_DEADLINE,
+};
 
 pub struct Store {
     backend: Backend,
-    /// Totals of counted listings taken so far, so later ones count only newer rows.
-    counts: SearchCounts,
-    /// How common each trigram searched for is, so a search asks the index for the rarest ones.
-    frequencies: TrigramFrequencies,
+    /// What its listings learn, for the next ones.
+    search: Search,
 }
 
 impl Store {
@@ -140,9 +69,10 @@ impl Store {
             #[cfg(feature = "remote")]
             Database::Remote(server) => {
                 // The totals the other instances shared, read in the same round trip.
-                let (server, shared) = within(DEADLINE, server::Server::open(server)).await?;
+                let shared_totals = Search::shared_totals();
+                let (server, shared) = within(DEADLINE, server::Server::open(server, Some(&shared_totals))).await?;
                 let store = Store::with(Backend::Server(server));
-                store.counts.take_shared(shared)?;
+                store.search.take_shared(shared)?;
                 store
             }
             #[cfg(feature = "remote")]
@@ -159,7 +89,7 @@ impl Store {
     }
 
     fn with(backend: Backend) -> Store {
-        Store { backend, counts: SearchCounts::default(), frequencies: TrigramFrequencies::default() }
+        Store { backend, search: Search::default() }
     }
 
     /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
@@ -179,74 +109,7 @@ impl Store {
 
     /// One page of messages matching `params`, chronological then by id, and the count of all matches.
     pub async fn list(&self, params: &ListParams) -> Result<Page, StoreError> {
-        within(DEADLINE, async {
-            if let Some(q) = params.q.as_deref() {
-                self.learn_frequencies(q).await?;
-            }
-            let filters = read::counted(params).then(|| Filters::of(params));
-            let mut known = filters.as_ref().and_then(|filters| self.counts.get(filters));
-            if let (Some(filters), Some(known)) = (&filters, &mut known) {
-                self.remember_matches_if_worth(params, filters, known).await?;
-            }
-            let (mut page, mut counted) = self.list_with(params, known.as_ref()).await?;
-            let mut shared_through = known.as_ref().map(|known| known.count.through);
-            if let (Some(known), Some(now)) = (known, counted) {
-                if known.count.removed != now.removed {
-                    // Rows were deleted since that count was taken, so it no longer holds: count from scratch.
-                    self.counts.forget_all();
-                    (page, counted) = self.list_with(params, None).await?;
-                    shared_through = None;
-                }
-            }
-            if let Some((filters, counted)) = filters.zip(counted) {
-                // A count taken from scratch, or far past the one known, is worth the other instances'.
-                if shared_through.is_none_or(|through| counted.through - through >= search_counts::SHARE_AGAIN_AFTER) {
-                    self.backend.share(&filters, &counted);
-                }
-                self.counts.remember(filters, counted);
-            }
-            Ok(page)
-        })
-        .await
-    }
-
-    /// One listing, given what is `known` of its filters, and the count it took if it counted.
-    async fn list_with(&self, params: &ListParams, known: Option<&Known>) -> Result<(Page, Option<Count>), StoreError> {
-        let listing = read::list(params, known, &self.frequencies, self.backend.tables());
-        read::page(self.backend.list(&listing).await?)
-    }
-
-    /// Finds and remembers every match of a search asked again, where reading its pages from them is worth
-    /// finding them ([`search_plan::worth_remembering`]) and a statement costs no round trip.
-    async fn remember_matches_if_worth(
-        &self,
-        params: &ListParams,
-        filters: &Filters,
-        known: &mut Known,
-    ) -> Result<(), StoreError> {
-        let Some(q) = params.q.as_deref() else { return Ok(()) };
-        let wanted = params.offset.saturating_add(u64::from(params.limit));
-        if !self.backend.reads_locally() || !search_plan::worth_remembering(q, known, wanted, &self.frequencies) {
-            return Ok(());
-        }
-        // Listings asking at once leave it to the first; the rest read as they would have.
-        let Some(_finding) = self.counts.start_finding(filters) else { return Ok(()) };
-        let matches = read::matches_of(self.backend.fetch(&read::matches(params, &self.frequencies)).await?)?;
-        if let Some(matches) = matches {
-            known.matches = self.counts.remember_matches(filters, matches).or(known.matches.take());
-        }
-        Ok(())
-    }
-
-    /// Learns how common the trigrams of `q` not seen before are, where a statement costs no round trip (on
-    /// a server the search asks the index for every trigram instead).
-    async fn learn_frequencies(&self, q: &str) -> Result<(), StoreError> {
-        let unknown = self.frequencies.unknown(q);
-        if unknown.is_empty() || !self.backend.reads_locally() {
-            return Ok(());
-        }
-        let rows = self.backend.fetch(&read::trigram_frequencies(&unknown)).await?;
-        self.frequencies.learn(&unknown, rows)
+        within(DEADLINE, self.search.list(&self.backend, params)).await
     }
 
     /// Everything `/stats` says, from the aggregates the insert trigger keeps (no scan of messages).
@@ -266,7 +129,71 @@ impl Store {
     }
 }
 
-/// `work`, or [`StoreError::TimedOut`] once `deadline` has passed.
-async fn within<T>(deadline: Duration, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-    tokio::time::timeout(deadline, work).await.map_err(|_| StoreError::TimedOut(deadline))?
+/// How long a failed open is remembered before the next request tries again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+pub struct LazyStore {
+    database: Database,
+    current: RwLock<Option<Arc<Store>>>,
+    /// Held while opening.
+    opening: tokio::sync::Mutex<Opening>,
+}
+
+#[derive(Default)]
+struct Opening {
+    last_failure: Option<(Instant, String)>,
+    opened_before: bool,
+}
+
+impl LazyStore {
+    pub fn new(database: Database) -> LazyStore {
+        LazyStore { database, current: RwLock::new(None), opening: tokio::sync::Mutex::new(Opening::default()) }
+    }
+
+    /// The store, opening it if needed within [`DEADLINE`].
+    pub async fn get(&self) -> Result<Arc<Store>, StoreError> {
+        self.get_within(DEADLINE).await
+    }
+
+    /// Opens the store before the process serves, allowing it [`STARTUP_DEADLINE`].
+    pub async fn open_at_start(&self) -> Result<Arc<Store>, StoreError> {
+        self.get_within(STARTUP_DEADLINE).await
+    }
+
+    async fn get_within(&self, deadline: Duration) -> Result<Arc<Store>, StoreError> {
+        if let Some(store) = self.serving() {
+            return Ok(store);
+        }
+        let mut opening = self.opening.lock().await;
+        // Another request may have opened it while this one waited.
+        if let Some(store) = self.serving() {
+            return Ok(store);
+        }
+        if let Some((at, reason)) = &opening.last_failure {
+            if at.elapsed() < RETRY_AFTER {
+                return Err(StoreError::Open(reason.clone()));
+            }
+        }
+        let result = self.reopen(!opening.opened_before, deadline).await;
+        match &result {
+            Ok(_) => *opening = Opening { last_failure: None, opened_before: true },
+            Err(e) => {
+                tracing::error!(error = %e, "database unavailable");
+                opening.last_failure = Some((Instant::now(), e.to_string()));
+            }
+        }
+        result
+    }
+
+    fn serving(&self) -> Option<Arc<Store>> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|s| s.is_serving()).cloned()
+    }
+
+    async fn reopen(&self, create: bool, deadline: Duration) -> Result<Arc<Store>, StoreError> {
+        // Boxed: opening is rare, and its future (every back end's open inline) is large enough to strain the
+        // stack of a runtime worker in an unoptimised build.
+        let store = Arc::new(Box::pin(Store::open_with(&self.database, create, deadline)).await?);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&store));
+        Ok(store)
+    }
 }

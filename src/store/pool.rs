@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use libsql::Connection;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::read::Query;
 use super::rows::Table;
 use super::session::Session;
-use super::{StoreError, DEADLINE};
+use super::types::{Query, StoreError, DEADLINE};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -3,11 +3,11 @@
 //! instance's own writes (read your writes) and every sync interval (everyone else's). A new replica first
 //! copies the server's whole history, so this is for long-lived instances, not for Lambda.
 
+use super::file;
 use super::pool::Turns;
-use super::read::Query;
 use super::rows::{self, Table};
 use super::server::Server;
-use super::{file, Inserted, StoreError};
+use super::types::{Inserted, Query, StoreError};
 use crate::config;
 use crate::message::Message;
 
@@ -29,7 +29,7 @@ impl Replica {
             .build()
             .await
             .map_err(failed)?;
-        let (server_side, _) = Server::open(server).await?;
+        let (server_side, _) = Server::open(server, None).await?;
         db.sync().await.map_err(failed)?;
         Ok(Replica { server: server_side, copy: db, turns: Turns::new() })
     }

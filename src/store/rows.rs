@@ -7,7 +7,7 @@
 
 use libsql::Value;
 
-use super::{StoreError, StoredMessage};
+use super::types::{StoreError, StoredMessage};
 
 /// The rows a statement returned, as their column values, in one vector (one allocation for a page rather
 /// than one per row).

@@ -7,7 +7,8 @@
 use libsql::{Connection, Value};
 
 use super::pool::BoxFuture;
-use super::{rows, StoreError};
+use super::rows;
+use super::types::StoreError;
 use crate::message::fold_case;
 use crate::message::Timestamp;
 
@@ -179,7 +180,7 @@ const V4_WRITE_PROBE: &[&str] = &[
 const V5_MESSAGE_TYPE: &[&str] = &["ALTER TABLE messages ADD COLUMN message_type TEXT"];
 
 /// Counts rows ever deleted (messages are append-only, but another program may delete some): a search total
-/// remembered at a watermark stays exact only while no row at or below it has gone ([`super::search_counts`]).
+/// remembered at a watermark stays exact only while no row at or below it has gone ([`super::search::counts`]).
 const V6_REMOVAL_COUNT: &[&str] = &[
     "ALTER TABLE totals ADD COLUMN removed INTEGER NOT NULL DEFAULT 0",
     "CREATE TRIGGER messages_removed_counted AFTER DELETE ON messages BEGIN
@@ -187,7 +188,7 @@ const V6_REMOVAL_COUNT: &[&str] = &[
      END",
 ];
 
-/// How many indexed rows hold each trigram, read by the search planner ([`super::search_plan`]) to ask the
+/// How many indexed rows hold each trigram, read by the search planner ([`super::search::plan`]) to ask the
 /// index for a term's rarest trigrams only. A view of the index itself: nothing to keep up to date.
 const V7_TRIGRAM_FREQUENCIES: &[&str] =
     &["CREATE VIRTUAL TABLE messages_text_vocab USING fts5vocab(messages_text, 'row')"];
@@ -236,7 +237,7 @@ const V9_INBOX: &[&str] = &[
 ];
 
 /// Totals of counted listings, kept where every instance of a fleet on one server finds them
-/// ([`super::search_counts`]): a new instance reads the newest when it starts instead of counting anew, and
+/// ([`super::search::counts`]): a new instance reads the newest when it starts instead of counting anew, and
 /// an instance adds those it counted with its next call. `shared` numbers them in the order they were shared,
 /// and the oldest go first.
 const V10_SHARED_TOTALS: &[&str] = &[

@@ -1,4 +1,4 @@
-//! The trigram index behind `q` (SPEC §2 search): how rows get into it, and when ([`super::search_plan`]
+//! The trigram index behind `q` (SPEC §2 search): how rows get into it, and when ([`super::search::plan`]
 //! says how a search asks it).
 //!
 //! `messages_text` (an FTS5 trigram table over the case-folded text) only proposes candidates; `instr` on

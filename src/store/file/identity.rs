@@ -12,7 +12,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::store::StoreError;
+use crate::store::types::StoreError;
 
 /// The database file as opened: its path, and the device and inode of it and of its WAL.
 pub struct FileIdentity {

@@ -11,10 +11,10 @@ use std::time::Duration;
 use libsql::Connection;
 
 use super::pool::{BoxFuture, Pool};
-use super::read::{Listing, Query};
 use super::rows::Table;
+use super::schema;
 use super::session::Session;
-use super::{schema, Inserted, StoreError};
+use super::types::{Inserted, Listing, Query, StoreError};
 use crate::message::Message;
 use identity::FileIdentity;
 use writer::Writer;

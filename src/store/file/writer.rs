@@ -11,8 +11,8 @@ use super::identity::FileIdentity;
 use crate::message::Message;
 use crate::store::search_index::Indexer;
 use crate::store::session::Session;
+use crate::store::types::{Inserted, StoreError};
 use crate::store::write::{insert_args, now, write_probe, INSERT_MESSAGE};
-use crate::store::{Inserted, StoreError};
 
 /// How many queued deliveries one transaction takes at most.
 const MAX_BATCH: usize = 256;

@@ -8,7 +8,7 @@
 //! task: a Lambda instance is frozen between invocations. Only rows written into `messages` some other way
 //! (another program, an older version) are indexed by a task, when readiness sees the watermark behind.
 
-mod hrana;
+pub mod hrana;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,16 +17,14 @@ use std::time::Duration;
 use libsql::Value;
 use tokio::sync::Semaphore;
 
-use super::read::Query;
 use super::rows::Table;
 use super::search_index::{self, INDEX_CHUNK};
+use super::types::{Inserted, Query, StoreError};
 use super::write::{now, WRITE_PROBE};
-use super::{inbox, schema, search_counts, Inserted, StoreError};
+use super::{inbox, schema};
 use crate::config;
 use crate::message::Message;
-use hrana::{Hrana, Statement};
-
-pub use hrana::HranaError;
+use hrana::{Hrana, HranaError, Statement};
 
 /// Calls one instance makes to a libSQL server at once. Each holds one of the server's connections (sqld has
 /// 128 by default, shared by every instance) while it runs; beyond this, more in flight only makes a
@@ -61,8 +59,9 @@ pub struct Server {
 
 impl Server {
     /// Connects to the server and makes sure its schema is current: one round trip when it is, which also
-    /// reads the search totals other instances shared (none on a schema without them).
-    pub async fn open(config: &config::Server) -> Result<(Server, Table), StoreError> {
+    /// runs `also` (the search totals other instances shared) and returns its rows (none when it failed, as
+    /// on a schema without them).
+    pub async fn open(config: &config::Server, also: Option<&Query>) -> Result<(Server, Table), StoreError> {
         let hrana = Arc::new(Hrana::new(&config.url, &config.auth_token)?);
         let server = Server {
             hrana,
@@ -72,21 +71,21 @@ impl Server {
             catching_up: Arc::new(AtomicBool::new(false)),
             to_share: Mutex::new(Vec::new()),
         };
-        let shared_totals = search_counts::shared_totals();
-        let start = [Statement::new(SCHEMA_STATE, Vec::new()), Statement::new(shared_totals.sql, shared_totals.args)];
+        let mut start = vec![Statement::new(SCHEMA_STATE, Vec::new())];
+        start.extend(also.map(|query| Statement::new(query.sql.clone(), query.args.clone())));
         let mut answers = server.hrana.pipeline(&start).await?.into_iter();
         let state = answers.next().ok_or(StoreError::Unexpected("no schema state"))??;
-        let shared =
+        let also_rows =
             answers.next().and_then(Result::ok).map_or(Table::from_rows(Vec::new()), |o| Table::from_rows(o.rows));
         match state.rows.first().map(Vec::as_slice) {
             Some([Value::Integer(version), _]) if *version == i64::from(schema::LATEST) => {}
             Some([Value::Integer(0), Value::Integer(0)]) => server.create_schema().await?,
             _ => server.migrate().await?,
         }
-        Ok((server, shared))
+        Ok((server, also_rows))
     }
 
-    /// Sends `statements` (a count to share, see [`search_counts::sharing`]) before this instance's next call,
+    /// Sends `statements` (a count to share with the fleet's other instances) before this instance's next call,
     /// in its round trip. A few at most wait: more are dropped, as a count not shared is only taken again.
     pub fn share(&self, statements: [Query; 2]) {
         let mut waiting = self.to_share.lock().unwrap_or_else(|p| p.into_inner());

@@ -17,22 +17,20 @@
 //! search of a term another instance counted costs what a warm one's does (on Lambda, where instances come
 //! and go, most are new). Nothing needs keeping consistent between instances: rows any of them adds land past
 //! every watermark, and a count is only ever replaced by one through a later one. The counts also tell the
-//! planner ([`super::search_plan`]) how common a term is, before it chooses how to find a page.
+//! planner ([`super::plan`]) how common a term is, before it chooses how to find a page.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-#[cfg(feature = "remote")]
 use libsql::Value;
 
-#[cfg(feature = "remote")]
-use super::read::Query;
-#[cfg(feature = "remote")]
-use super::rows::{self, Table};
-#[cfg(feature = "remote")]
-use super::StoreError;
 use crate::query::ListParams;
+#[cfg(feature = "remote")]
+use crate::store::rows::{self, Table};
+use crate::store::types::Query;
+#[cfg(feature = "remote")]
+use crate::store::types::StoreError;
 
 /// Filter combinations remembered at most; past this the least recently used is forgotten.
 const CAPACITY: usize = 1024;
@@ -47,7 +45,6 @@ const MATCHES_KEPT: usize = 1 << 20;
 /// Shared totals an instance reads when it starts, the newest; and kept on the server at most.
 #[cfg(feature = "remote")]
 const SHARED_READ: usize = 256;
-#[cfg(feature = "remote")]
 const SHARED_KEPT: usize = 1024;
 /// A count is shared again once its watermark has moved this many rows past the one shared, so that the
 /// rows a new instance counts past it stay few.
@@ -103,7 +100,6 @@ impl Filters {
     }
 
     /// The filters as a shared total's key: a JSON array of the sender, the chronological key and the term.
-    #[cfg(feature = "remote")]
     fn key(&self) -> String {
         serde_json::json!([self.from, self.since, self.q]).to_string()
     }
@@ -135,7 +131,6 @@ pub fn shared_totals() -> Query {
 
 /// The statements that share `count` of `filters` on the server (unless one through a later watermark is
 /// there), and keep the newest [`SHARED_KEPT`]: what a call sends before its own.
-#[cfg(feature = "remote")]
 pub fn sharing(filters: &Filters, count: &Count) -> Option<[Query; 2]> {
     if !filters.rememberable() {
         return None;

@@ -1,10 +1,10 @@
 //! How a search finds its page ([`Plan`]): by asking the trigram index ([`super::search_index`]) for
 //! candidates, by reading rows in the listing's own order and testing each, or by looking up the rows
-//! remembered to match ([`super::search_counts`]); and, when it asks the index, which trigrams it asks for.
+//! remembered to match ([`super::counts`]); and, when it asks the index, which trigrams it asks for.
 //!
 //! Whichever it is, `instr` on the folded text decides, so the plan changes the cost of a search, never its
 //! answer. The choice rests on what earlier searches learned: how many rows match the filters, which ones
-//! if they were asked often enough to remember ([`super::search_counts`]), and how many indexed rows hold
+//! if they were asked often enough to remember ([`super::counts`]), and how many indexed rows hold
 //! each trigram ([`TrigramFrequencies`]).
 //!
 //! - Reading in order costs about `wanted × rows / matches` rows (the page's rows come after that many, if
@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 
 use libsql::Value;
 
-use super::rows::{self, Table};
-use super::search_counts::{Count, Known, Matches, MOST_MATCHES};
-use super::StoreError;
+use super::counts::{Count, Known, Matches, MOST_MATCHES};
+use crate::store::rows::{self, Table};
+use crate::store::types::StoreError;
 
 /// How much more a candidate from the index costs than a row read in the listing's order (a lookup by
 /// rowid, then a sort, against the next row of an index walk), as measured on the bench data.
@@ -257,7 +257,7 @@ impl TrigramFrequencies {
         Some(self.table_rows.load(Ordering::Relaxed)).filter(|rows| *rows > 0)
     }
 
-    /// Learns the frequencies of `asked` from the rows of [`super::read::trigram_frequencies`]; a trigram
+    /// Learns the frequencies of `asked` from the rows of [`super::listing::trigram_frequencies`]; a trigram
     /// without a row is in no indexed row.
     pub fn learn(&self, asked: &[String], mut rows: Table) -> Result<(), StoreError> {
         let mut learned: HashMap<String, u64> = asked.iter().map(|t| (t.clone(), 0)).collect();

@@ -1,0 +1,415 @@
+//! A listing as SQL: its filters, the page, its total, and both in one statement; what a search's plan
+//! ([`super::plan`]) and what is remembered of its filters ([`super::counts`]) make of them.
+//!
+//! One statement is one snapshot, so a page agrees with its total without a transaction around it; and on a
+//! libSQL server one statement is one round trip.
+
+use libsql::Value;
+
+use super::counts::{Count, Known, Matches};
+use super::plan::{self, TrigramFrequencies};
+use crate::query::ListParams;
+use crate::store::rows::{self, Table};
+use crate::store::types::{Listing, Page, Query, StoreError, Tables};
+
+/// A listing's filters as SQL.
+struct ListQuery {
+    /// ` WHERE …` with the conditions that decide which rows match, or empty.
+    filter: String,
+    /// ` AND …` narrowing a search to the text index's candidates, when the planner asks the index.
+    candidates: String,
+    args: Vec<Value>,
+}
+
+/// How a listing learns how many messages match its filters.
+enum Total {
+    /// Without filters, or by sender alone: from the aggregates the insert trigger keeps.
+    Aggregate(&'static str),
+    /// Every candidate the index proposes is tested in the page's own pass (a window over the whole result),
+    /// and a page past the end, which has no row to carry that count, counts in a subquery that runs only then.
+    Counted,
+    /// The page reads rows in order and stops at its end, so every row of the filters is tested in a
+    /// subquery of its own: over the index of the listing's order, which holds the folded text.
+    Scanned,
+    /// Counted before through a watermark ([`super::counts`]): only the rows past it are counted.
+    Known(Count),
+}
+
+/// After the total, every row of a counted listing carries the watermark it was counted through and the
+/// deletions so far, and how many of its matches are in the inbox, past that watermark: with the total they
+/// become the next [`Count`],
+const WATERMARK: &str = "(SELECT coalesce(max(rowid), 0) FROM messages), (SELECT removed FROM totals)";
+/// and, when it is filtered to a sender (`from` is ?1), that sender's rows.
+const SENDER_ROWS: &str = "(SELECT count FROM sender_counts WHERE from_msisdn = ?1)";
+/// What the other listings carry in those four columns.
+const NOT_COUNTED: &str = "NULL, NULL, NULL, NULL";
+/// What a listing reads of each row, in `messages` and in `inbox` alike: the message, and its order.
+#[cfg(feature = "remote")]
+const LISTED: &str = "message_id, from_msisdn, to_msisdn, ts, text, ts_key";
+
+impl ListQuery {
+    fn new(params: &ListParams, known: Option<&Known>, frequencies: &TrigramFrequencies) -> ListQuery {
+        let mut query = ListQuery { filter: String::new(), candidates: String::new(), args: Vec::new() };
+        if let Some(from) = &params.from {
+            query.and("from_msisdn = ?", from.clone().into());
+        }
+        if let Some(since) = &params.since {
+            query.and("ts_key >= ?", since.sort_key().to_owned().into());
+        }
+        if let Some(q) = &params.q {
+            let wanted = params.offset.saturating_add(u64::from(params.limit));
+            if let Some((clause, args)) = plan::plan(q, known, wanted, frequencies).candidates() {
+                query.candidates = format!(" AND {}", numbered(clause, query.args.len() + 1));
+                query.args.extend(args);
+            }
+            // instr() decides, comparing literally: %, _ and quotes are plain characters.
+            query.and("instr(text_folded, ?) > 0", q.clone().into());
+        }
+        query
+    }
+
+    /// Adds `clause`, whose one `?` is `arg`.
+    fn and(&mut self, clause: &str, arg: Value) {
+        self.filter.push_str(if self.filter.is_empty() { " WHERE " } else { " AND " });
+        self.filter.push_str(&numbered(clause, self.args.len() + 1));
+        self.args.push(arg);
+    }
+
+    /// The statements of a listing: its page, chronological then by id, each row led by the total, and the
+    /// total alone, for a page past the end. Both read `inbox` as well, whose rows are past every watermark
+    /// ([`super::inbox`]): they are never candidates of the index, and every count adds its matches there.
+    fn into_queries(mut self, params: &ListParams, known: Option<Count>, tables: Tables) -> Listing {
+        let total = match (counted(params), &params.from, known) {
+            (false, None, _) => Total::Aggregate("(SELECT messages FROM totals)"),
+            // `from` is the only filter, so it is ?1.
+            (false, Some(_), _) => {
+                Total::Aggregate("coalesce((SELECT count FROM sender_counts WHERE from_msisdn = ?1), 0)")
+            }
+            (true, _, Some(count)) => Total::Known(count),
+            _ if self.candidates.is_empty() => Total::Scanned,
+            _ => Total::Counted,
+        };
+        let (filter, candidates) = (&self.filter, &self.candidates);
+        // The inbox's matches, added to every total; and, for a counted total, told apart from the rest.
+        let (plus_inbox, arriving) = match tables {
+            Tables::Messages => (String::new(), "0".to_owned()),
+            #[cfg(feature = "remote")]
+            Tables::WithInbox => {
+                let arriving = format!("(SELECT count(*) FROM inbox{filter})");
+                (format!(" + {arriving}"), arriving)
+            }
+        };
+        let scope = if params.from.is_some() { SENDER_ROWS } else { "NULL" };
+        let counted_through = format!("{WATERMARK}, {arriving}, {scope}");
+        let (in_page, past_end) = match total {
+            Total::Aggregate(total) => {
+                let total = format!("{total}{plus_inbox}, {NOT_COUNTED}");
+                (total.clone(), total)
+            }
+            Total::Counted => (
+                format!("count(*) OVER (), {counted_through}"),
+                format!("(SELECT count(*) FROM messages{filter}{candidates}){plus_inbox}, {counted_through}"),
+            ),
+            Total::Scanned => {
+                let total = format!("(SELECT count(*) FROM messages{filter}){plus_inbox}, {counted_through}");
+                (total.clone(), total)
+            }
+            // The rows past the watermark, found by rowid: few, where an index over the filters may hold many.
+            Total::Known(count) => {
+                self.args.push(i64::try_from(count.matches).unwrap_or(i64::MAX).into());
+                self.args.push(count.through.into());
+                let (matches, through) = (self.args.len() - 1, self.args.len());
+                let after = if filter.is_empty() { " WHERE" } else { " AND" };
+                let total = format!(
+                    "?{matches} + (SELECT count(*) FROM messages NOT INDEXED{filter}{after} rowid > ?{through})\
+                     {plus_inbox}, {counted_through}"
+                );
+                (total.clone(), total)
+            }
+        };
+        let (limit, offset) = (self.args.len() + 1, self.args.len() + 2);
+        let page = format!("LIMIT ?{limit} OFFSET ?{offset}");
+        let columns = rows::MESSAGE_COLUMNS;
+        // Without candidates, the page's rows come first walking the time index. Asking the index yields
+        // candidates in rowid order, so they are all sorted instead: `+` (or, with the inbox, ordering outside
+        // the subquery) keeps SQLite from walking the time index and testing each row against them, which
+        // reads every row for a rare term.
+        let page = match (tables, candidates.is_empty()) {
+            (Tables::Messages, true) => {
+                format!("SELECT {in_page}, {columns} FROM messages{filter} ORDER BY ts_key, message_id {page}")
+            }
+            (Tables::Messages, false) => format!(
+                "SELECT {in_page}, {columns} FROM messages{filter}{candidates} ORDER BY +ts_key, +message_id {page}"
+            ),
+            // The inbox's rows merged in order with the rest (the rows of a subquery keep its order).
+            #[cfg(feature = "remote")]
+            (Tables::WithInbox, in_order) => {
+                let rows = format!(
+                    "SELECT {LISTED} FROM messages{filter}{candidates} UNION ALL SELECT {LISTED} FROM inbox{filter}"
+                );
+                let order = format!("ORDER BY ts_key, message_id {page}");
+                match in_order {
+                    true => format!("SELECT {in_page}, {columns} FROM ({rows} {order})"),
+                    false => format!("SELECT {in_page}, {columns} FROM ({rows}) {order}"),
+                }
+            }
+        };
+        let only_total = format!("SELECT {past_end}, NULL, NULL, NULL, NULL, NULL");
+        let total = Query { sql: only_total, args: self.args.clone() };
+        let mut args = self.args;
+        args.push(i64::from(params.limit).into());
+        args.push(i64::try_from(params.offset).unwrap_or(i64::MAX).into());
+        Listing { page: Query { sql: page, args }, total }
+    }
+}
+
+/// `clause` with its `?`s numbered in order from `first`.
+fn numbered(clause: &str, first: usize) -> String {
+    let mut parts = clause.split('?');
+    let mut sql = parts.next().unwrap_or_default().to_owned();
+    for (n, part) in (first..).zip(parts) {
+        sql.push_str(&format!("?{n}{part}"));
+    }
+    sql
+}
+/// Whether a listing's total is counted from its rows (with `since` or `q`), rather than read from the
+/// aggregates; only a counted total can be remembered.
+pub fn counted(params: &ListParams) -> bool {
+    params.since.is_some() || params.q.is_some()
+}
+
+/// The statements that list the page `params` asks for; `known`, what earlier listings learned of the same
+/// filters, and `frequencies`, what is known of the index, choose how a search finds it.
+pub fn list(params: &ListParams, known: Option<&Known>, frequencies: &TrigramFrequencies, tables: Tables) -> Listing {
+    ListQuery::new(params, known, frequencies).into_queries(params, known.map(|known| known.count), tables)
+}
+
+/// The statement that finds every match of a listing's filters, in its order, for [`matches_of`]: each
+/// row's rowid, then the watermark and deletions so far.
+pub fn matches(params: &ListParams, frequencies: &TrigramFrequencies) -> Query {
+    let ListQuery { filter, candidates, args } = ListQuery::new(params, None, frequencies);
+    let order = if candidates.is_empty() { "ts_key, message_id" } else { "+ts_key, +message_id" };
+    let sql = format!("SELECT rowid, {WATERMARK} FROM messages{filter}{candidates} ORDER BY {order}");
+    Query { sql, args }
+}
+
+/// The matches in the rows of [`matches`]; none when there are none.
+pub fn matches_of(mut rows: Table) -> Result<Option<Matches>, StoreError> {
+    let (mut through, mut removed, mut rowids) = (0, 0, Vec::new());
+    for row in rows.rows_mut() {
+        rowids.push(rows::integer(row, 0)?);
+        (through, removed) = (rows::integer(row, 1)?, rows::count(row, 2)?);
+    }
+    Ok((!rowids.is_empty()).then_some(Matches { through, removed, rowids }))
+}
+
+/// The page and total in the rows of a [`Listing`]'s statements, and for a counted listing the count it
+/// took.
+pub fn page(mut rows: Table) -> Result<(Page, Option<Count>), StoreError> {
+    let (mut total, mut counted) = (0, None);
+    let mut data = Vec::new();
+    for row in rows.rows_mut() {
+        total = rows::count(row, 0)?;
+        if !rows::is_null(row, 1)? {
+            let (through, removed, arriving) = (rows::integer(row, 1)?, rows::count(row, 2)?, rows::count(row, 3)?);
+            let scope = if rows::is_null(row, 4)? { None } else { Some(rows::count(row, 4)?) };
+            let matches =
+                total.checked_sub(arriving).ok_or(StoreError::Unexpected("more matches arriving than in all"))?;
+            counted = Some(Count { through, matches, removed, scope });
+        }
+        if !rows::is_null(row, 5)? {
+            data.push(rows::stored_message(row, 5)?);
+        }
+    }
+    Ok((Page { data, total }, counted))
+}
+
+/// The statement that reads how many indexed rows hold each of `trigrams`, and how many rows there are, for
+/// [`TrigramFrequencies::learn`]: one statement whatever their number (a JSON array), so a connection
+/// prepares it once.
+pub fn trigram_frequencies(trigrams: &[String]) -> Query {
+    Query {
+        sql: "SELECT CAST(term AS BLOB), doc, (SELECT messages FROM totals) FROM messages_text_vocab \
+             WHERE term IN (SELECT value FROM json_each(?1))"
+            .to_owned(),
+        args: vec![Value::from(serde_json::to_string(trigrams).expect("strings are JSON"))],
+    }
+}
+
+/// What a libSQL server or a replica runs, [`Listing::combined`], on the same engine locally: it answers
+/// every kind of listing (totals counted, known through a watermark, or scanned; pages read from remembered
+/// matches; pages inside and past the end) as the page-then-total pair a file runs does; and the stats of a
+/// database whose latest rows are in the inbox are those of one that stored them.
+#[cfg(all(test, feature = "remote"))]
+mod tests {
+    use super::*;
+    use crate::store::read::{stats, stats_of};
+    use crate::store::schema;
+    use std::sync::Arc;
+
+    async fn database() -> libsql::Connection {
+        let conn = libsql::Builder::new_local(":memory:").build().await.unwrap().connect().unwrap();
+        schema::migrate(&conn).await.unwrap();
+        conn
+    }
+
+    /// Stores messages `range`: most say "kaka", a few "rika", from three senders, out of time order.
+    async fn add(conn: &libsql::Connection, range: std::ops::Range<u32>) {
+        for i in range {
+            let text = if i % 10 < 7 { format!("Kaka {i}") } else { format!("rika {i}") };
+            let ts = format!("2025-01-15T10:{:02}:{:02}Z", i * 7 % 60, i % 60);
+            conn.execute(
+                "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
+                 VALUES (?, ?, '+2', ?, ?, '', ?, ?)",
+                (format!("m{i:03}"), format!("+155500000{}", i % 3), ts.clone(), text.clone(), ts, text.to_lowercase()),
+            )
+            .await
+            .unwrap();
+        }
+    }
+
+    /// Puts messages `range` of [`add`] in the inbox instead, as a server's deliveries do before it is full.
+    async fn arrive(conn: &libsql::Connection, range: std::ops::Range<u32>) {
+        add(conn, range.clone()).await;
+        conn.execute_batch(&format!(
+            "INSERT INTO inbox (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
+             SELECT message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded FROM messages \
+             WHERE rowid > (SELECT max(rowid) FROM messages) - {n} ORDER BY rowid; \
+             DELETE FROM messages WHERE rowid > (SELECT max(rowid) FROM messages) - {n};",
+            n = range.len()
+        ))
+        .await
+        .unwrap();
+    }
+
+    async fn run(conn: &libsql::Connection, query: &Query) -> Table {
+        rows::collect(conn.query(&query.sql, query.args.clone()).await.unwrap()).await.unwrap()
+    }
+
+    /// The page and count of `listing` as a file gets them, and as a server does.
+    async fn both_ways(conn: &libsql::Connection, listing: &Listing) -> (Page, Option<Count>) {
+        let mut local = run(conn, &listing.page).await;
+        if local.is_empty() {
+            local = run(conn, &listing.total).await;
+        }
+        let local = page(local).unwrap();
+        assert_eq!(page(run(conn, &listing.combined()).await).unwrap(), local, "{}", listing.page.sql);
+        local
+    }
+
+    /// Listings every back end runs, each in the cases the planner tells apart.
+    const LISTINGS: [&str; 9] = [
+        "q=kaka",
+        "q=kaka&limit=20&offset=100",
+        "q=rika&offset=10000",
+        "q=zzz",
+        "q=ka&limit=5",
+        "q=rika&from=%2B1555000001",
+        "from=%2B1555000002&since=2025-01-15T10:30:00Z",
+        "limit=3",
+        "from=%2B1555000000&offset=500",
+    ];
+
+    #[tokio::test]
+    async fn rows_in_the_inbox_are_listed_counted_and_searched_as_stored_ones() {
+        let (stored, arriving) = (database().await, database().await);
+        add(&stored, 0..200).await;
+        add(&arriving, 0..150).await;
+        arrive(&arriving, 150..200).await;
+        let frequencies = TrigramFrequencies::default();
+        for query in LISTINGS.iter().chain(&["limit=100&offset=120", "q=kaka&since=2025-01-15T10:20:00Z"]) {
+            let params = ListParams::parse(Some(query)).unwrap();
+            let (expected, _) = both_ways(&stored, &list(&params, None, &frequencies, Tables::Messages)).await;
+            let (found, counted) = both_ways(&arriving, &list(&params, None, &frequencies, Tables::WithInbox)).await;
+            assert_eq!(found, expected, "{query}");
+            assert!(counted.is_none_or(|count| count.through == 150), "{query}: counted through the stored rows");
+        }
+        // A count remembered through a watermark holds while more rows arrive and after they move.
+        for query in LISTINGS {
+            let params = ListParams::parse(Some(query)).unwrap();
+            let Some(count) = both_ways(&arriving, &list(&params, None, &frequencies, Tables::WithInbox)).await.1
+            else {
+                continue;
+            };
+            let known = Known { count, matches: None };
+            for (arrived, step) in [(200..210, "arrive"), (210..220, "move")] {
+                arrive(&arriving, arrived).await;
+                if step == "move" {
+                    arriving
+                        .execute_batch(
+                            "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, \
+                             text_folded) SELECT message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, \
+                             text_folded FROM inbox ORDER BY rowid; DELETE FROM inbox;",
+                        )
+                        .await
+                        .unwrap();
+                }
+                let (again, _) =
+                    both_ways(&arriving, &list(&params, Some(&known), &frequencies, Tables::WithInbox)).await;
+                let (fresh, _) = both_ways(&arriving, &list(&params, None, &frequencies, Tables::WithInbox)).await;
+                assert_eq!(again, fresh, "{query}: after the rows {step}");
+            }
+            arriving.execute_batch("DELETE FROM inbox; DELETE FROM messages WHERE rowid > 150;").await.unwrap();
+            arrive(&arriving, 150..200).await;
+        }
+        let (arrived, stored) =
+            (run(&arriving, &stats(Tables::WithInbox)).await, run(&stored, &stats(Tables::Messages)).await);
+        assert_eq!(stats_of(arrived).unwrap(), stats_of(stored).unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_inbox_changes_the_top_senders_as_stored_rows_would() {
+        let (stored, arriving) = (database().await, database().await);
+        for conn in [&stored, &arriving] {
+            conn.execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 209) \
+                 INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key) \
+                 SELECT 'm' || i, '+1' || (i % 20), '+2', 't' || i, NULL, '', 't' || printf('%04d', i) FROM n \
+                 WHERE i % 20 <= i / 20",
+            )
+            .await
+            .unwrap();
+        }
+        let late = "SELECT 'late' || i, '+1' || (19 - i % 3), '+2', 't9' || i, NULL, '', 't9' || i FROM n";
+        for (conn, table) in [(&stored, "messages"), (&arriving, "inbox")] {
+            conn.execute_batch(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 17) \
+                 INSERT INTO {table} (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key) {late}; \
+                 INSERT INTO {table} (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key) \
+                 VALUES ('new', '+199', '+2', 't0', NULL, '', 't0000')"
+            ))
+            .await
+            .unwrap();
+        }
+        let expected = stats_of(run(&stored, &stats(Tables::Messages)).await).unwrap();
+        assert!(expected.messages_per_sender.iter().any(|s| s.from == "+119"), "{expected:?}");
+        assert_eq!(expected.first_message_ts.as_deref(), Some("t0"));
+        assert_eq!(stats_of(run(&arriving, &stats(Tables::WithInbox)).await).unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn the_one_statement_a_server_runs_answers_as_the_local_pair_does() {
+        let conn = database().await;
+        add(&conn, 0..200).await;
+        let frequencies = TrigramFrequencies::default();
+        for (query, tables) in LISTINGS.iter().flat_map(|q| [(q, Tables::Messages), (q, Tables::WithInbox)]) {
+            let list = |params: &ListParams, known: Option<&Known>| list(params, known, &frequencies, tables);
+            let params = ListParams::parse(Some(query)).unwrap();
+            let (first, counted) = both_ways(&conn, &list(&params, None)).await;
+            let matches = matches_of(run(&conn, &matches(&params, &frequencies)).await).unwrap().map(Arc::new);
+            add(&conn, 1000..1010).await;
+            let known = counted.map(|count| Known { count, matches: None });
+            let (again, _) = both_ways(&conn, &list(&params, known.as_ref())).await;
+            let (fresh, _) = both_ways(&conn, &list(&params, None)).await;
+            assert_eq!(again, fresh, "{query}: a total known through a watermark, and rows after it");
+            assert!(counted.is_none() || first.total <= again.total, "{query}");
+            if let (Some(count), Some(matches), Some(_)) = (counted, matches, &params.q) {
+                assert_eq!(matches.rowids.len() as u64, count.matches, "{query}");
+                let known = Known { count, matches: Some(matches) };
+                let (remembered, _) = both_ways(&conn, &list(&params, Some(&known))).await;
+                assert_eq!(remembered, fresh, "{query}: matches remembered through a watermark, and rows after it");
+            }
+            conn.execute("DELETE FROM messages WHERE message_id >= 'm1000'", ()).await.unwrap();
+        }
+    }
+}

@@ -4,9 +4,9 @@ use lambda_http::http::{header, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
+use crate::delivery::WebhookResult;
 use crate::message::FieldError;
 use crate::store::StoreError;
-use crate::telemetry::WebhookResult;
 
 #[derive(Debug)]
 pub enum ApiError {

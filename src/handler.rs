@@ -7,10 +7,11 @@ use lambda_http::http::{header, HeaderValue, Method};
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::app::App;
+use crate::config::LogLevel;
+use crate::delivery::{Outcome, Tally, WebhookResult};
 use crate::error::ApiError;
 use crate::routes::Route;
-use crate::store::Inserted;
-use crate::telemetry::{self, RequestLog, WebhookResult};
+use crate::telemetry::{self, RequestLog};
 use crate::transport::HeadersTooLarge;
 use crate::{endpoints, webhook, whatsapp};
 
@@ -60,7 +61,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         messages: answer.messages.as_ref(),
         error: answer.cause.as_deref(),
     }
-    .write();
+    .write(answer.level);
     let sample = telemetry::Sample {
         method: method_label(req.method()),
         route: Route::label(route),
@@ -89,17 +90,25 @@ fn without_body(response: &mut Response<Body>) {
 /// A response and what the access log and metrics need to know about how it came about.
 struct Answer {
     response: Response<Body>,
+    level: LogLevel,
     result: Option<WebhookResult>,
     dup: Option<bool>,
     message_id: Option<String>,
     /// What became of a WhatsApp delivery's messages.
-    messages: Option<telemetry::Tally>,
+    messages: Option<Tally>,
     cause: Option<String>,
 }
 
 impl From<Response<Body>> for Answer {
+    /// Server errors are logged at ERROR, refused read tokens at WARN, the rest at INFO (a delivery's line
+    /// takes its [`Outcome::level`]).
     fn from(response: Response<Body>) -> Self {
-        Answer { response, result: None, dup: None, message_id: None, messages: None, cause: None }
+        let level = match response.status().as_u16() {
+            500.. => LogLevel::Error,
+            401 => LogLevel::Warn,
+            _ => LogLevel::Info,
+        };
+        Answer { response, level, result: None, dup: None, message_id: None, messages: None, cause: None }
     }
 }
 
@@ -116,22 +125,11 @@ impl From<Result<Response<Body>, ApiError>> for Answer {
     }
 }
 
-impl From<webhook::Delivery> for Answer {
-    fn from(mut delivery: webhook::Delivery) -> Self {
-        let result = delivery.result();
-        let dup = Some(matches!(delivery.outcome, Ok(Inserted::Duplicate)));
-        let cause = delivery.outcome.as_ref().err().and_then(ApiError::cause);
-        let message_id = delivery.message_id.take();
-        Answer { result, dup, message_id, messages: None, cause, response: delivery.into_response() }
-    }
-}
-
-impl From<whatsapp::Delivery> for Answer {
-    fn from(delivery: whatsapp::Delivery) -> Self {
-        let result = delivery.result();
-        let messages = delivery.outcome.as_ref().ok().cloned();
-        let cause = delivery.outcome.as_ref().err().and_then(ApiError::cause);
-        Answer { result, messages, cause, ..Answer::from(delivery.into_response()) }
+impl From<Outcome> for Answer {
+    fn from(outcome: Outcome) -> Self {
+        let level = outcome.level();
+        let Outcome { response, result, dup, message_id, messages, cause } = outcome;
+        Answer { response, level, result: Some(result), dup, message_id, messages, cause }
     }
 }
 

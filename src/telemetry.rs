@@ -18,6 +18,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
 use crate::config::LogLevel;
+use crate::delivery::{Tally, WebhookResult};
 
 static MAX_LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 
@@ -134,16 +135,8 @@ pub struct RequestLog<'a> {
 }
 
 impl RequestLog<'_> {
-    /// Invalid signatures and server errors are logged at ERROR, refused read tokens and skipped WhatsApp
-    /// messages at WARN, everything else at INFO.
-    pub fn write(&self) {
-        let level = if self.status >= 500 || self.result == Some(WebhookResult::InvalidSignature) {
-            LogLevel::Error
-        } else if self.status == 401 || self.messages.is_some_and(|tally| tally.skipped > 0) {
-            LogLevel::Warn
-        } else {
-            LogLevel::Info
-        };
+    /// Writes the line at `level`, which the handler takes from the request's outcome.
+    pub fn write(&self, level: LogLevel) {
         if !enabled(level) {
             return;
         }
@@ -159,82 +152,6 @@ impl RequestLog<'_> {
         if let Ok(line) = serde_json::to_vec(&line) {
             write_line(line);
         }
-    }
-}
-
-/// What a `POST /webhook` came to: the `result` of its access-log line and of `webhook_requests_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookResult {
-    Created,
-    Duplicate,
-    InvalidSignature,
-    ValidationError,
-    PayloadTooLarge,
-    NotConfigured,
-    /// Broken in transport: an undecodable base64 body, or one not received in time.
-    BadRequest,
-    /// A database fault.
-    Error,
-    /// A WhatsApp delivery with no message to store: statuses, other fields, or only skipped messages.
-    NoMessages,
-}
-
-impl WebhookResult {
-    pub const ALL: [WebhookResult; 9] = [
-        WebhookResult::Created,
-        WebhookResult::Duplicate,
-        WebhookResult::InvalidSignature,
-        WebhookResult::ValidationError,
-        WebhookResult::PayloadTooLarge,
-        WebhookResult::NotConfigured,
-        WebhookResult::BadRequest,
-        WebhookResult::Error,
-        WebhookResult::NoMessages,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebhookResult::Created => "created",
-            WebhookResult::Duplicate => "duplicate",
-            WebhookResult::InvalidSignature => "invalid_signature",
-            WebhookResult::ValidationError => "validation_error",
-            WebhookResult::PayloadTooLarge => "payload_too_large",
-            WebhookResult::NotConfigured => "not_configured",
-            WebhookResult::BadRequest => "bad_request",
-            WebhookResult::Error => "error",
-            WebhookResult::NoMessages => "no_messages",
-        }
-    }
-
-    /// Counted from the start, at zero, so a dashboard sees them before the first delivery; the rarer
-    /// transport and database outcomes, and WhatsApp's own, appear when they first happen.
-    fn counted_from_start(self) -> bool {
-        !matches!(self, WebhookResult::BadRequest | WebhookResult::Error | WebhookResult::NoMessages)
-    }
-}
-
-/// What a WhatsApp delivery's messages came to: the answer's counts, and the access log's and metrics'.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Tally {
-    pub created: u64,
-    pub duplicate: u64,
-    pub skipped: u64,
-    /// Why the first few skipped messages were skipped.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub skips: Vec<Skipped>,
-}
-
-/// A message left out of a delivery because no retry could make it storable, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    pub reason: &'static str,
-}
-
-impl Serialize for WebhookResult {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
     }
 }
 

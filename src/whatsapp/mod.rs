@@ -6,59 +6,49 @@ mod handshake;
 pub mod payload;
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
+use lambda_http::Request;
 use serde::Serialize;
 
 use crate::app::App;
+use crate::delivery::{Outcome, Tally, WebhookResult};
 use crate::error::{json, json_response, ApiError};
 use crate::signature::Verifier;
 use crate::store::Inserted;
-use crate::telemetry::{Tally, WebhookResult};
 use crate::transport::intact_body;
 use payload::Mapped;
 
 pub use handshake::handshake;
 
-/// What a delivery came to, for the response, the access log and the metrics.
-pub struct Delivery {
-    pub outcome: Result<Tally, ApiError>,
-}
-
-impl Delivery {
-    /// `created` when any message was stored, `duplicate` when all were stored before, and `no_messages`
-    /// for the statuses and other changes that carry none (or only messages that had to be skipped).
-    pub fn result(&self) -> Option<WebhookResult> {
-        match &self.outcome {
-            Ok(tally) if tally.created > 0 => Some(WebhookResult::Created),
-            Ok(tally) if tally.duplicate > 0 => Some(WebhookResult::Duplicate),
-            Ok(_) => Some(WebhookResult::NoMessages),
-            Err(e) => e.webhook_result(),
-        }
-    }
-
-    pub fn into_response(self) -> Response<Body> {
-        #[derive(Serialize)]
-        struct Stored {
-            status: &'static str,
-            created: u64,
-            duplicate: u64,
-            skipped: u64,
-        }
-        match self.outcome {
-            Ok(Tally { created, duplicate, skipped, .. }) => {
-                json_response(StatusCode::OK, json(&Stored { status: "ok", created, duplicate, skipped }))
-            }
-            Err(e) => e.into_response(),
-        }
-    }
-}
-
 /// Skipped messages whose reasons the log line lists, at most: one delivery may hold thousands, and the line
 /// must stay a line. `skipped` counts them all.
 const SKIPS_LOGGED: usize = 10;
 
-pub async fn receive(app: &App, req: &Request) -> Delivery {
-    Delivery { outcome: store(app, req).await }
+/// Answers one delivery, and says what it came to for the access log and the metrics: `created` when any
+/// message was stored, `duplicate` when all were stored before, and `no_messages` for the statuses and other
+/// changes that carry none (or only messages that had to be skipped).
+pub async fn receive(app: &App, req: &Request) -> Outcome {
+    #[derive(Serialize)]
+    struct Stored {
+        status: &'static str,
+        created: u64,
+        duplicate: u64,
+        skipped: u64,
+    }
+    match store(app, req).await {
+        Ok(tally) => {
+            let Tally { created, duplicate, skipped, .. } = tally;
+            let result = if created > 0 {
+                WebhookResult::Created
+            } else if duplicate > 0 {
+                WebhookResult::Duplicate
+            } else {
+                WebhookResult::NoMessages
+            };
+            let response = json_response(StatusCode::OK, json(&Stored { status: "ok", created, duplicate, skipped }));
+            Outcome { response, result, dup: None, message_id: None, messages: Some(tally), cause: None }
+        }
+        Err(error) => Outcome::failed(error),
+    }
 }
 
 async fn store(app: &App, req: &Request) -> Result<Tally, ApiError> {

@@ -7,9 +7,9 @@
 
 use serde_json::{Map, Value};
 
+use crate::delivery::Skipped;
 use crate::message::{FieldError, Message, Msisdn, Timestamp, MAX_TEXT_CHARS};
 use crate::strict_json;
-use crate::telemetry::Skipped;
 
 /// The `object` of a WhatsApp Business Account's deliveries.
 const OBJECT: &str = "whatsapp_business_account";

@@ -4,16 +4,16 @@
 //! of its own) and cannot return rows from a batch; against a server across a network every trip is the
 //! request's latency, so the server back end speaks the protocol itself. Each call is one `POST
 //! …/v3/pipeline` holding the work and the stream's close: one round trip, no server-side state left behind.
+//! The messages are `libsql-hrana`'s types, the ones sqld itself reads and writes.
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use bytes::Bytes;
 use hyper_client::client::HttpConnector;
 use hyper_client::{Body, Client, Request, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use libsql::Value;
-use serde::Deserialize;
+use libsql_hrana::proto;
 use thiserror::Error;
 
 /// How long one call goes on retrying a failure a retry can fix (a server checkpointing holds every writer
@@ -118,11 +118,17 @@ impl Hrana {
     /// outcome: one failing does not stop the next. Retried while the round trip, or the last statement (the
     /// one the caller waits on), fails in a way a retry can fix.
     pub async fn pipeline(&self, statements: &[Statement]) -> Result<Vec<Result<Outcome, HranaError>>, HranaError> {
-        let requests = statements.iter().map(|s| serde_json::json!({"type": "execute", "stmt": encode(s)})).collect();
+        let requests = statements
+            .iter()
+            .map(|statement| proto::StreamRequest::Execute(proto::ExecuteStreamReq { stmt: encode(statement) }))
+            .collect();
         let responses = self.call(requests).await?;
         Ok(responses
             .into_iter()
-            .map(|response| decode_result(response?.get("result").ok_or_else(|| missing("result"))?))
+            .map(|response| match response? {
+                proto::StreamResponse::Execute(executed) => decode(executed.result),
+                _ => Err(missing("execute result")),
+            })
             .collect())
     }
 
@@ -132,42 +138,44 @@ impl Hrana {
     pub async fn transaction(&self, statements: &[Statement]) -> Result<Vec<Outcome>, HranaError> {
         // BEGIN, the statements each on the success of the one before, COMMIT on the last; a ROLLBACK runs if
         // the COMMIT did not.
-        let mut steps = vec![serde_json::json!({"stmt": {"sql": "BEGIN IMMEDIATE"}})];
-        for (index, statement) in statements.iter().enumerate() {
-            steps.push(serde_json::json!({"stmt": encode(statement), "condition": {"type": "ok", "step": index}}));
-        }
+        let step = |stmt, condition| proto::BatchStep { condition, stmt };
+        let ok = |step: usize| proto::BatchCond::Ok { step: step as u32 };
         let last = statements.len();
-        steps.push(serde_json::json!({"stmt": {"sql": "COMMIT"}, "condition": {"type": "ok", "step": last}}));
-        steps.push(serde_json::json!({
-            "stmt": {"sql": "ROLLBACK"},
-            "condition": {"type": "not", "cond": {"type": "ok", "step": last + 1}}
-        }));
-        let request = serde_json::json!({"type": "batch", "batch": {"steps": steps}});
+        let mut steps = vec![step(proto::Stmt::new("BEGIN IMMEDIATE", false), None)];
+        steps.extend(statements.iter().enumerate().map(|(index, statement)| step(encode(statement), Some(ok(index)))));
+        steps.push(step(proto::Stmt::new("COMMIT", false), Some(ok(last))));
+        steps.push(step(
+            proto::Stmt::new("ROLLBACK", false),
+            Some(proto::BatchCond::Not { cond: Box::new(ok(last + 1)) }),
+        ));
+        let batch = proto::Batch { steps, replication_index: None };
+        let request = proto::StreamRequest::Batch(proto::BatchStreamReq { batch });
         let response = self.call(vec![request]).await?.pop().ok_or_else(|| missing("result"))??;
-        let result = response.get("result").ok_or_else(|| missing("result"))?;
-        let errors = result.get("step_errors").and_then(serde_json::Value::as_array);
-        if let Some(error) = errors.and_then(|errors| errors.iter().find(|e| !e.is_null())) {
+        let proto::StreamResponse::Batch(proto::BatchStreamResp { result }) = response else {
+            return Err(missing("batch result"));
+        };
+        if let Some(error) = result.step_errors.into_iter().flatten().next() {
             return Err(statement_error(error));
         }
-        let results =
-            result.get("step_results").and_then(serde_json::Value::as_array).ok_or_else(|| missing("step_results"))?;
+        let mut results = result.step_results;
         // Nothing is acknowledged unless the COMMIT itself reports success.
-        if results.get(last + 1).is_none_or(serde_json::Value::is_null) {
+        if results.get(last + 1).is_none_or(Option::is_none) {
             return Err(missing("COMMIT result"));
         }
-        results[1..=last].iter().map(decode_result).collect()
+        results.truncate(last + 1);
+        results.drain(1..).map(|result| decode(result.ok_or_else(|| missing("step result"))?)).collect()
     }
 
     /// Sends `requests` with the stream's close in one round trip, retrying while the round trip, or the last
     /// request, fails in a way a retry can fix; returns each request's response, or its error.
     async fn call(
         &self,
-        mut requests: Vec<serde_json::Value>,
-    ) -> Result<Vec<Result<serde_json::Value, HranaError>>, HranaError> {
+        mut requests: Vec<proto::StreamRequest>,
+    ) -> Result<Vec<Result<proto::StreamResponse, HranaError>>, HranaError> {
         let count = requests.len();
-        requests.push(serde_json::json!({"type": "close"}));
+        requests.push(proto::StreamRequest::Close(proto::CloseStreamReq {}));
         let body = Bytes::from(
-            serde_json::to_vec(&serde_json::json!({"baton": null, "requests": requests}))
+            serde_json::to_vec(&proto::PipelineReqBody { baton: None, requests })
                 .map_err(|e| HranaError::Protocol(e.to_string()))?,
         );
         let started = Instant::now();
@@ -190,7 +198,11 @@ impl Hrana {
     }
 
     /// One HTTP round trip; the first `count` results of the pipeline, each a response or its error.
-    async fn send(&self, body: Bytes, count: usize) -> Result<Vec<Result<serde_json::Value, HranaError>>, HranaError> {
+    async fn send(
+        &self,
+        body: Bytes,
+        count: usize,
+    ) -> Result<Vec<Result<proto::StreamResponse, HranaError>>, HranaError> {
         let mut request = Request::post(&self.pipeline).header("content-type", "application/json");
         if let Some(authorization) = &self.authorization {
             request = request.header("authorization", authorization);
@@ -205,11 +217,12 @@ impl Hrana {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
             return Err(HranaError::Status(status.as_u16(), text));
         }
-        let answer: PipelineAnswer = serde_json::from_slice(&bytes).map_err(|e| HranaError::Protocol(e.to_string()))?;
+        let answer: proto::PipelineRespBody =
+            serde_json::from_slice(&bytes).map_err(|e| HranaError::Protocol(e.to_string()))?;
         if answer.results.len() < count {
             return Err(missing("results"));
         }
-        Ok(answer.results.into_iter().take(count).map(result).collect())
+        Ok(answer.results.into_iter().take(count).map(response_of).collect())
     }
 }
 
@@ -220,63 +233,47 @@ fn jittered(backoff: Duration) -> Duration {
 }
 
 /// One request's result in a pipeline's answer: its response, or its error.
-fn result(mut result: serde_json::Value) -> Result<serde_json::Value, HranaError> {
-    match result.get("type").and_then(serde_json::Value::as_str) {
-        Some("ok") => result.get_mut("response").map(serde_json::Value::take).ok_or_else(|| missing("response")),
-        Some("error") => Err(statement_error(result.get("error").unwrap_or(&serde_json::Value::Null))),
-        _ => Err(missing("result type")),
+fn response_of(result: proto::StreamResult) -> Result<proto::StreamResponse, HranaError> {
+    match result {
+        proto::StreamResult::Ok { response } => Ok(response),
+        proto::StreamResult::Error { error } => Err(statement_error(error)),
+        proto::StreamResult::None => Err(missing("result")),
     }
-}
-
-#[derive(Deserialize)]
-struct PipelineAnswer {
-    results: Vec<serde_json::Value>,
 }
 
 /// A statement as Hrana sends it: rows wanted, arguments positional.
-fn encode(statement: &Statement) -> serde_json::Value {
-    let args: Vec<serde_json::Value> = statement.args.iter().map(encode_value).collect();
-    serde_json::json!({"sql": statement.sql, "args": args, "want_rows": true})
+fn encode(statement: &Statement) -> proto::Stmt {
+    let mut stmt = proto::Stmt::new(statement.sql.as_str(), true);
+    stmt.args = statement.args.iter().map(encode_value).collect();
+    stmt
 }
 
-fn encode_value(value: &Value) -> serde_json::Value {
+fn encode_value(value: &Value) -> proto::Value {
     match value {
-        Value::Null => serde_json::json!({"type": "null"}),
-        // Integers travel as strings: JSON numbers lose precision past 2^53.
-        Value::Integer(n) => serde_json::json!({"type": "integer", "value": n.to_string()}),
-        Value::Real(x) => serde_json::json!({"type": "float", "value": x}),
-        Value::Text(s) => serde_json::json!({"type": "text", "value": s}),
-        Value::Blob(b) => {
-            serde_json::json!({"type": "blob", "base64": base64::engine::general_purpose::STANDARD_NO_PAD.encode(b)})
-        }
+        Value::Null => proto::Value::Null,
+        Value::Integer(value) => proto::Value::Integer { value: *value },
+        Value::Real(value) => proto::Value::Float { value: *value },
+        Value::Text(text) => proto::Value::Text { value: text.as_str().into() },
+        Value::Blob(bytes) => proto::Value::Blob { value: Bytes::copy_from_slice(bytes) },
     }
 }
 
-fn decode_value(value: &serde_json::Value) -> Result<Value, HranaError> {
-    let field = |name: &str| value.get(name).ok_or_else(|| missing(name));
-    Ok(match value.get("type").and_then(serde_json::Value::as_str) {
-        Some("null") => Value::Null,
-        Some("integer") => Value::Integer(
-            field("value")?.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| missing("integer value"))?,
-        ),
-        Some("float") => Value::Real(field("value")?.as_f64().ok_or_else(|| missing("float value"))?),
-        Some("text") => Value::Text(field("value")?.as_str().ok_or_else(|| missing("text value"))?.to_owned()),
-        Some("blob") => {
-            let encoded = field("base64")?.as_str().ok_or_else(|| missing("blob value"))?;
-            let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
-                .decode(encoded.trim_end_matches('='))
-                .map_err(|e| HranaError::Protocol(format!("blob: {e}")))?;
-            Value::Blob(decoded)
-        }
-        _ => return Err(missing("value type")),
+fn decode_value(value: proto::Value) -> Result<Value, HranaError> {
+    Ok(match value {
+        proto::Value::Null => Value::Null,
+        proto::Value::Integer { value } => Value::Integer(value),
+        proto::Value::Float { value } => Value::Real(value),
+        proto::Value::Text { value } => Value::Text(value.to_string()),
+        proto::Value::Blob { value } => Value::Blob(value.to_vec()),
+        proto::Value::None => return Err(missing("value")),
     })
 }
 
-fn decode_result(result: &serde_json::Value) -> Result<Outcome, HranaError> {
-    let rows = result.get("rows").and_then(serde_json::Value::as_array).ok_or_else(|| missing("rows"))?;
-    let rows = rows
-        .iter()
-        .map(|row| row.as_array().ok_or_else(|| missing("row"))?.iter().map(decode_value).collect())
+fn decode(result: proto::StmtResult) -> Result<Outcome, HranaError> {
+    let rows = result
+        .rows
+        .into_iter()
+        .map(|row| row.values.into_iter().map(decode_value).collect())
         .collect::<Result<_, _>>()?;
     Ok(Outcome { rows })
 }
@@ -286,9 +283,8 @@ fn is_busy(code: &str) -> bool {
     matches!(code, "SQLITE_INTERRUPT" | "SQLITE_BUSY" | "TRANSACTION_BUSY" | "TRANSACTION_TIMEOUT")
 }
 
-fn statement_error(error: &serde_json::Value) -> HranaError {
-    let text = |name: &str| error.get(name).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
-    HranaError::Statement { code: text("code"), message: text("message") }
+fn statement_error(error: proto::Error) -> HranaError {
+    HranaError::Statement { code: error.code, message: error.message }
 }
 
 fn missing(what: &str) -> HranaError {
@@ -310,7 +306,8 @@ mod tests {
             Value::Blob(vec![0, 1, 2, 255, 254]),
         ];
         for value in values {
-            assert_eq!(decode_value(&encode_value(&value)).unwrap(), value);
+            let json = serde_json::to_string(&encode_value(&value)).unwrap();
+            assert_eq!(decode_value(serde_json::from_str(&json).unwrap()).unwrap(), value, "{json}");
         }
     }
 

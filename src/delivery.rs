@@ -26,8 +26,7 @@ impl Outcome {
     /// A delivery refused or failed with `error`, before anything of it is known.
     pub fn failed(error: ApiError) -> Outcome {
         Outcome {
-            // Every failure a delivery meets has its result; a fault is the safe reading of any other.
-            result: error.webhook_result().unwrap_or(WebhookResult::Error),
+            result: WebhookResult::of(&error),
             cause: error.cause(),
             response: error.into_response(),
             dup: None,
@@ -67,6 +66,26 @@ pub enum WebhookResult {
 }
 
 impl WebhookResult {
+    /// The result a delivery that failed with `error` counts as.
+    fn of(error: &ApiError) -> WebhookResult {
+        match error {
+            ApiError::BadRequest(_) | ApiError::BodyTimeout => WebhookResult::BadRequest,
+            ApiError::PayloadTooLarge => WebhookResult::PayloadTooLarge,
+            ApiError::NotConfigured(_) => WebhookResult::NotConfigured,
+            ApiError::InvalidSignature => WebhookResult::InvalidSignature,
+            ApiError::Validation(_) => WebhookResult::ValidationError,
+            ApiError::StoreUnavailable(_) | ApiError::Store(_) => WebhookResult::Error,
+            // No delivery ends in these (they are answered before a route, or on other routes); were one
+            // to, a fault is the safe reading.
+            ApiError::NotFound
+            | ApiError::MethodNotAllowed(_)
+            | ApiError::Unauthorized
+            | ApiError::HeadersTooLarge
+            | ApiError::VerificationFailed
+            | ApiError::NotReady { .. } => WebhookResult::Error,
+        }
+    }
+
     pub const ALL: [WebhookResult; 9] = [
         WebhookResult::Created,
         WebhookResult::Duplicate,

@@ -4,7 +4,6 @@ use lambda_http::http::{header, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
-use crate::delivery::WebhookResult;
 use crate::message::FieldError;
 use crate::store::StoreError;
 
@@ -83,24 +82,6 @@ impl ApiError {
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The `webhook_requests_total` result this failure counts as, if it ends a delivery.
-    pub fn webhook_result(&self) -> Option<WebhookResult> {
-        match self {
-            ApiError::BadRequest(_) | ApiError::BodyTimeout => Some(WebhookResult::BadRequest),
-            ApiError::PayloadTooLarge => Some(WebhookResult::PayloadTooLarge),
-            ApiError::NotConfigured(_) => Some(WebhookResult::NotConfigured),
-            ApiError::InvalidSignature => Some(WebhookResult::InvalidSignature),
-            ApiError::Validation(_) => Some(WebhookResult::ValidationError),
-            ApiError::StoreUnavailable(_) | ApiError::Store(_) => Some(WebhookResult::Error),
-            ApiError::NotFound
-            | ApiError::MethodNotAllowed(_)
-            | ApiError::Unauthorized
-            | ApiError::HeadersTooLarge
-            | ApiError::VerificationFailed
-            | ApiError::NotReady { .. } => None,
         }
     }
 

@@ -20,6 +20,8 @@
 mod backend;
 mod file;
 #[cfg(feature = "remote")]
+mod hrana;
+#[cfg(feature = "remote")]
 mod inbox;
 mod pool;
 mod read;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 #[cfg(feature = "remote")]
-use super::server::hrana::HranaError;
+use super::hrana::HranaError;
 
 #[derive(Debug, Error)]
 pub enum StoreError {

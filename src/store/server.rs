@@ -8,8 +8,6 @@
 //! task: a Lambda instance is frozen between invocations. Only rows written into `messages` some other way
 //! (another program, an older version) are indexed by a task, when readiness sees the watermark behind.
 
-pub mod hrana;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +15,7 @@ use std::time::Duration;
 use libsql::Value;
 use tokio::sync::Semaphore;
 
+use super::hrana::{self, Hrana, HranaError, Statement};
 use super::rows::Table;
 use super::search_index::{self, INDEX_CHUNK};
 use super::types::{Inserted, Query, StoreError};
@@ -24,7 +23,6 @@ use super::write::{now, WRITE_PROBE};
 use super::{inbox, schema};
 use crate::config;
 use crate::message::Message;
-use hrana::{Hrana, HranaError, Statement};
 
 /// Calls one instance makes to a libSQL server at once. Each holds one of the server's connections (sqld has
 /// 128 by default, shared by every instance) while it runs; beyond this, more in flight only makes a

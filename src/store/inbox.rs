@@ -15,8 +15,9 @@
 //!
 //! Rows in `inbox` are newer than every row of `messages`, and they get the next rowids when they move, in
 //! the order they arrived. So every watermark over `messages` (the text index's, a remembered count's) has
-//! every inbox row past it, and reads add them as rows past every watermark (the listings of `search/listing.rs` and the stats of `read.rs`). A local
-//! file's writer commits many deliveries at once and writes `messages` directly, so its inbox stays empty.
+//! every inbox row past it, and reads add them as rows past every watermark (the listings of
+//! `search/listing.rs` and the stats of `read.rs`). A local file's writer commits many deliveries at once and
+//! writes `messages` directly, so its inbox stays empty.
 
 use libsql::Value;
 

@@ -8,7 +8,7 @@
 //! server shared with the other instances of a fleet. How rows get into the index is
 //! `super::search_index`'s.
 
-pub mod counts;
+mod counts;
 mod listing;
 mod plan;
 

@@ -21,7 +21,7 @@ ZIP := target/lambda/webhook-ingest/bootstrap.zip
 # cargo-fuzz, pinned, built into .tools/. It runs on the stable toolchain with --sanitizer none.
 CARGO_FUZZ := .tools/bin/cargo-fuzz
 CARGO_FUZZ_VERSION := 0.13.2
-FUZZ_TARGETS := webhook query_params whatsapp lambda_event
+FUZZ_TARGETS := webhook query_params whatsapp whatsapp_statuses lambda_event
 FUZZ_SECONDS ?= 20
 SOAK_SECONDS ?= 120
 # promtool, from Debian's prometheus package at this version, unpacked into .tools/ (make promtool).
@@ -116,7 +116,7 @@ openapi: release $(TOOLS) ## schemathesis drives openapi.yaml against the server
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root .tools
 
-fuzz: $(CARGO_FUZZ) ## Each fuzz target (webhook pipeline, query parameters, WhatsApp pipeline, Lambda events) for FUZZ_SECONDS (default 20)
+fuzz: $(CARGO_FUZZ) ## Each fuzz target (webhook pipeline, query parameters, WhatsApp pipeline, WhatsApp statuses, Lambda events) for FUZZ_SECONDS (default 20)
 	for target in $(FUZZ_TARGETS); do \
 		mkdir -p target/fuzz-corpus/$$target; \
 		seeds=fuzz/seeds/$$target; [ "$$target" != lambda_event ] || seeds=events; \

@@ -204,7 +204,8 @@ CORPUS = [
      {"total_messages": 7, "senders_count": 4,
       "messages_per_sender": [{"from": "+919876543210", "count": 3}, {"from": "+447700900123", "count": 2},
                               {"from": "+14155550100", "count": 1}, {"from": "+15550001111", "count": 1}],
-      "first_message_ts": "2025-01-14T23:59:59.999Z", "last_message_ts": "2025-01-16T08:30:00Z"}),
+      "first_message_ts": "2025-01-14T23:59:59.999Z", "last_message_ts": "2025-01-16T08:30:00Z",
+      "statuses_by_status": {}}),
     ("v2-metrics", http_api("GET", "/metrics"), 200, None),
     ("rest-health-ready", rest("GET", "/health/ready"), 200, {"status": "ready"}),
     ("alb-health-live", alb("GET", "/health/live"), 200, OK),
@@ -215,8 +216,9 @@ CORPUS = [
 ]
 
 
-def stored(created, duplicate=0, skipped=0):
-    return {"status": "ok", "created": created, "duplicate": duplicate, "skipped": skipped}
+def stored(created, duplicate=0, skipped=0, statuses=(0, 0, 0)):
+    counts = dict(zip(("created", "duplicate", "skipped"), statuses))
+    return {"status": "ok", "created": created, "duplicate": duplicate, "skipped": skipped, "statuses": counts}
 
 
 TEXT = object()  # the expected body is plain text, the next item
@@ -245,7 +247,7 @@ CORPUS += [
     ("alb-whatsapp-statuses",
      alb("POST", "/webhook/whatsapp", body=whatsapp(statuses=[
          {"id": "wamid.out", "status": "delivered", "timestamp": "1736935300", "recipient_id": "16315551234"}])),
-     200, stored(0)),
+     200, stored(0, statuses=(1, 0, 0))),
     ("function-url-whatsapp-delivery",
      http_api("POST", "/webhook/whatsapp", url=True, body=whatsapp([
          {"from": "16315551234", "id": "wamid.e4", "timestamp": "1736935320", "type": "reaction",
@@ -265,6 +267,23 @@ CORPUS += [
          {"message_id": "wamid.e3", "from": "+16315551234", "to": "+15550001234", "ts": "2025-01-15T10:01:00Z",
           "text": "A photo of the hello board"}],
       "total": 2, "limit": 50, "offset": 0}),
+    ("v2-message-by-id", http_api("GET", "/messages/wamid.e3"), 200,
+     {"message_id": "wamid.e3", "from": "+16315551234", "to": "+15550001234", "ts": "2025-01-15T10:01:00Z",
+      "text": "A photo of the hello board", "type": "image",
+      "raw": {"from": "16315551234", "id": "wamid.e3", "timestamp": "1736935260", "type": "image",
+              "image": {"id": "media-1", "mime_type": "image/jpeg", "caption": "A photo of the hello board"}},
+      "contact": {"profile": {"name": "Kerry Fisher"}, "wa_id": "16315551234"},
+      "metadata": {"display_phone_number": "15550001234", "phone_number_id": "123456"}}),
+    ("rest-message-by-id", rest("GET", "/messages/m1"), 200,
+     {"message_id": "m1", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T10:00:00Z",
+      "text": "Hello", "raw": json.loads(message("m1"))}),
+    ("alb-message-unknown", alb("GET", "/messages/wamid.never"), 404, {"detail": "not found"}),
+    ("v2-statuses", http_api("GET", "/statuses", query="message_id=wamid.out"), 200,
+     {"data": [{"message_id": "wamid.out", "status": "delivered", "ts": "2025-01-15T10:01:40Z",
+                "recipient_id": "16315551234",
+                "raw": {"id": "wamid.out", "status": "delivered", "timestamp": "1736935300",
+                        "recipient_id": "16315551234"}}],
+      "total": 1, "limit": 50, "offset": 0}),
 ]
 
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::config::LogLevel;
 use crate::error::ApiError;
+use crate::store::Inserted;
 
 /// A delivery's answer and how it came about.
 pub struct Outcome {
@@ -16,7 +17,7 @@ pub struct Outcome {
     pub dup: Option<bool>,
     /// `POST /webhook`: the message's id, once its body parsed as a valid message.
     pub message_id: Option<String>,
-    /// `POST /webhook/whatsapp`: what became of the delivery's messages.
+    /// `POST /webhook/whatsapp`: what became of the delivery's messages and statuses.
     pub messages: Option<Tally>,
     /// Why it failed on the server side (5xx), for the log only.
     pub cause: Option<String>,
@@ -36,11 +37,11 @@ impl Outcome {
     }
 
     /// Its access-log line's level: an invalid signature (SPEC §5: it may be an attack, or a misconfigured
-    /// secret) and a server error at ERROR, skipped WhatsApp messages at WARN, the rest at INFO.
+    /// secret) and a server error at ERROR, skipped WhatsApp messages or statuses at WARN, the rest at INFO.
     pub fn level(&self) -> LogLevel {
         if self.response.status().is_server_error() || self.result == WebhookResult::InvalidSignature {
             LogLevel::Error
-        } else if self.messages.as_ref().is_some_and(|tally| tally.skipped > 0) {
+        } else if self.messages.as_ref().is_some_and(|tally| tally.messages.skipped + tally.statuses.skipped > 0) {
             LogLevel::Warn
         } else {
             LogLevel::Info
@@ -61,7 +62,7 @@ pub enum WebhookResult {
     BadRequest,
     /// A database fault.
     Error,
-    /// A WhatsApp delivery with no message to store: statuses, other fields, or only skipped messages.
+    /// A WhatsApp delivery with nothing to store: other fields, or only skipped messages and statuses.
     NoMessages,
 }
 
@@ -119,15 +120,50 @@ impl WebhookResult {
     }
 }
 
-/// What a WhatsApp delivery's messages came to: the answer's counts, and the access log's and metrics'.
+/// What a WhatsApp delivery's messages and statuses came to: the answer's counts, and the access log's and
+/// metrics'.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Tally {
-    pub created: u64,
-    pub duplicate: u64,
-    pub skipped: u64,
+    #[serde(flatten)]
+    pub messages: Counts,
+    pub statuses: Counts,
     /// Why the first few skipped messages were skipped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skips: Vec<Skipped>,
+    /// Why the first few skipped statuses were skipped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub status_skips: Vec<Skipped>,
+}
+
+impl Tally {
+    /// `created` when anything was stored, `duplicate` when all of it was stored before, and `no_messages`
+    /// when there was nothing to store.
+    pub fn result(&self) -> WebhookResult {
+        let (messages, statuses) = (&self.messages, &self.statuses);
+        if messages.created + statuses.created > 0 {
+            WebhookResult::Created
+        } else if messages.duplicate + statuses.duplicate > 0 {
+            WebhookResult::Duplicate
+        } else {
+            WebhookResult::NoMessages
+        }
+    }
+}
+
+/// How many of a delivery's messages (or statuses) were stored, had been stored before, or were skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub created: u64,
+    pub duplicate: u64,
+    pub skipped: u64,
+}
+
+impl Counts {
+    /// The counts of `outcomes`, and of `skipped` left out before storing.
+    pub fn of(outcomes: &[Inserted], skipped: usize) -> Counts {
+        let created = outcomes.iter().filter(|o| **o == Inserted::Created).count() as u64;
+        Counts { created, duplicate: outcomes.len() as u64 - created, skipped: skipped as u64 }
+    }
 }
 
 /// A message left out of a delivery because no retry could make it storable, and why.
@@ -159,7 +195,7 @@ mod tests {
         assert_eq!(failed(ApiError::Validation(vec![invalid])), LogLevel::Info);
         assert_eq!(failed(ApiError::PayloadTooLarge), LogLevel::Info);
         let delivered = |skipped| Outcome {
-            messages: Some(Tally { skipped, ..Tally::default() }),
+            messages: Some(Tally { statuses: Counts { skipped, ..Counts::default() }, ..Tally::default() }),
             ..Outcome::failed(ApiError::PayloadTooLarge)
         };
         assert_eq!(delivered(1).level(), LogLevel::Warn);

@@ -6,8 +6,9 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::error::{json, json_response, ApiError};
-use crate::query::ListParams;
-use crate::store::StoredMessage;
+use crate::query::{ListParams, StatusParams};
+use crate::routes;
+use crate::store::{StoredMessage, StoredStatus};
 use crate::telemetry;
 
 pub async fn messages(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -20,6 +21,28 @@ pub async fn messages(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
     }
     let params = ListParams::parse(req.uri().query()).map_err(ApiError::Validation)?;
     let page = app.store().await?.list(&params).await?;
+    let body = json(&Listing { data: &page.data, total: page.total, limit: params.limit, offset: params.offset });
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// `GET /messages/{message_id}`: one message with what arrived, or 404.
+pub async fn message(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let message_id = routes::message_id(req.uri().path()).ok_or(ApiError::NotFound)?;
+    let message = app.store().await?.message(&message_id).await?.ok_or(ApiError::NotFound)?;
+    Ok(json_response(StatusCode::OK, json(&message)))
+}
+
+/// `GET /statuses`: WhatsApp delivery statuses by time, then arrival.
+pub async fn statuses(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    #[derive(Serialize)]
+    struct Listing<'a> {
+        data: &'a [StoredStatus],
+        total: u64,
+        limit: u32,
+        offset: u64,
+    }
+    let params = StatusParams::parse(req.uri().query()).map_err(ApiError::Validation)?;
+    let page = app.store().await?.statuses(&params).await?;
     let body = json(&Listing { data: &page.data, total: page.total, limit: params.limit, offset: params.offset });
     Ok(json_response(StatusCode::OK, body))
 }

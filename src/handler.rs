@@ -34,6 +34,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         Some(Route::WhatsApp) if req.method() == Method::POST => whatsapp::receive(app, &req).await.into(),
         Some(Route::WhatsApp) => whatsapp::handshake(app, req.uri().query()).into(),
         Some(Route::Messages) => endpoints::messages(app, &req).await.into(),
+        Some(Route::Message) => endpoints::message(app, &req).await.into(),
+        Some(Route::Statuses) => endpoints::statuses(app, &req).await.into(),
         Some(Route::Stats) => endpoints::stats(app).await.into(),
         Some(Route::Live) => endpoints::live().into(),
         Some(Route::Ready) => endpoints::ready(app).await.into(),

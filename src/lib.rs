@@ -18,6 +18,7 @@ pub mod message;
 pub mod query;
 pub mod routes;
 pub mod signature;
+pub mod status;
 pub mod store;
 pub mod strict_json;
 pub mod telemetry;

@@ -153,8 +153,21 @@ pub struct Message {
     pub ts: Timestamp,
     pub text: Option<String>,
     /// What kind of message a provider says this is (WhatsApp's `text`, `image`, `reaction`, …); none for
-    /// the contract's own messages, which have no kinds. Stored, not part of the API's answers.
+    /// the contract's own messages, which have no kinds. Stored, and returned with the message by id.
     pub message_type: Option<String>,
+    /// What arrived, kept as it arrived ([`Received`]).
+    pub received: Received,
+}
+
+/// A message's JSON as it arrived, byte for byte: the `POST /webhook` body, or a WhatsApp message's object
+/// with the sender's `contacts[]` entry and the change's `metadata`. Never logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Received {
+    /// None when the object is exactly [`Message::canonical_json`], which rebuilds it: most clients send
+    /// that, and the row need not hold every field twice.
+    pub raw: Option<String>,
+    pub contact: Option<String>,
+    pub metadata: Option<String>,
 }
 
 impl Message {
@@ -213,11 +226,39 @@ impl Message {
 
         match (message_id, from, to, ts, text) {
             (Some(message_id), Some(from), Some(to), Some(ts), Some(text)) if errors.is_empty() => {
-                Ok(Message { message_id, from, to, ts, text, message_type: None })
+                let mut message =
+                    Message { message_id, from, to, ts, text, message_type: None, received: Received::default() };
+                // Valid JSON is UTF-8, so the body is the text it parsed from.
+                let body = String::from_utf8_lossy(body);
+                if body != message.canonical_json() {
+                    message.received.raw = Some(body.into_owned());
+                }
+                Ok(message)
             }
             _ => Err(errors),
         }
     }
+
+    /// [`canonical_json`] of the message's fields.
+    pub fn canonical_json(&self) -> String {
+        let Message { message_id, from, to, ts, text, .. } = self;
+        canonical_json(message_id, from.as_str(), to.as_str(), ts.as_str(), text.as_deref())
+    }
+}
+
+/// A message's fields as one compact JSON object in SPEC §2's order, `text` left out when it has none: what a
+/// `POST /webhook` body most often is, byte for byte.
+pub fn canonical_json(message_id: &str, from: &str, to: &str, ts: &str, text: Option<&str>) -> String {
+    #[derive(Serialize)]
+    struct Canonical<'a> {
+        message_id: &'a str,
+        from: &'a str,
+        to: &'a str,
+        ts: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<&'a str>,
+    }
+    serde_json::to_string(&Canonical { message_id, from, to, ts, text }).unwrap_or_default()
 }
 
 fn not_a_string(field: &'static str) -> FieldError {

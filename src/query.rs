@@ -1,4 +1,4 @@
-//! Query parameters of `GET /messages` (SPEC §2).
+//! Query parameters of `GET /messages` (SPEC §2) and `GET /statuses`.
 
 use crate::message::{fold_case, FieldError, Timestamp};
 
@@ -39,14 +39,7 @@ impl ListParams {
         }
 
         let mut errors = Vec::new();
-        let limit = match limit {
-            None => Some(DEFAULT_LIMIT),
-            Some(raw) => bounded_integer(&raw, "limit", 1, u64::from(MAX_LIMIT), &mut errors).map(|n| n as u32),
-        };
-        let offset = match offset {
-            None => Some(0),
-            Some(raw) => bounded_integer(&raw, "offset", 0, i64::MAX as u64, &mut errors),
-        };
+        let (limit, offset) = page(limit, offset, &mut errors);
         let since = match since.filter(|s| !s.is_empty()) {
             None => Some(None),
             Some(raw) => match Timestamp::parse(&raw) {
@@ -79,6 +72,59 @@ impl ListParams {
             _ => Err(errors),
         }
     }
+}
+
+/// Validated filters and page of `GET /statuses`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusParams {
+    pub limit: u32,
+    pub offset: u64,
+    /// The business's outgoing message the statuses are about.
+    pub message_id: Option<String>,
+    /// `sent`, `delivered`, `read`, `failed`, or any other status Meta sends.
+    pub status: Option<String>,
+}
+
+impl StatusParams {
+    /// Parses a raw query string as [`ListParams::parse`] does: the last value of a repeated parameter, unknown
+    /// ones ignored, an empty filter none.
+    pub fn parse(query: Option<&str>) -> Result<StatusParams, Vec<FieldError>> {
+        let (mut limit, mut offset, mut message_id, mut status) = (None, None, None, None);
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let slot = match key.as_ref() {
+                "limit" => &mut limit,
+                "offset" => &mut offset,
+                "message_id" => &mut message_id,
+                "status" => &mut status,
+                _ => continue,
+            };
+            *slot = Some(value.into_owned());
+        }
+        let mut errors = Vec::new();
+        let (limit, offset) = page(limit, offset, &mut errors);
+        match (limit, offset) {
+            (Some(limit), Some(offset)) if errors.is_empty() => Ok(StatusParams {
+                limit,
+                offset,
+                message_id: message_id.filter(|s| !s.is_empty()),
+                status: status.filter(|s| !s.is_empty()),
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// `limit` (default [`DEFAULT_LIMIT`], 1 to [`MAX_LIMIT`]) and `offset` (default 0), or their errors.
+fn page(limit: Option<String>, offset: Option<String>, errors: &mut Vec<FieldError>) -> (Option<u32>, Option<u64>) {
+    let limit = match limit {
+        None => Some(DEFAULT_LIMIT),
+        Some(raw) => bounded_integer(&raw, "limit", 1, u64::from(MAX_LIMIT), errors).map(|n| n as u32),
+    };
+    let offset = match offset {
+        None => Some(0),
+        Some(raw) => bounded_integer(&raw, "offset", 0, i64::MAX as u64, errors),
+    };
+    (limit, offset)
 }
 
 /// Form decoding turns an unencoded `+` into a space, so `?from=+9198…` arrives as ` 9198…`;

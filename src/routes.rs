@@ -7,6 +7,8 @@ pub enum Route {
     Webhook,
     WhatsApp,
     Messages,
+    Message,
+    Statuses,
     Stats,
     Live,
     Ready,
@@ -26,11 +28,14 @@ struct Entry {
 }
 
 /// In the order of [`Route`]'s variants.
-const ROUTES: [Entry; 8] = [
+const ROUTES: [Entry; 10] = [
     Entry { route: Route::Webhook, path: "/webhook", allow: "POST", reads_data: false },
     // GET is Meta's subscription handshake, POST its deliveries.
     Entry { route: Route::WhatsApp, path: "/webhook/whatsapp", allow: "GET, HEAD, POST", reads_data: false },
     Entry { route: Route::Messages, path: "/messages", allow: "GET, HEAD", reads_data: true },
+    // Any path below `/messages/`: the rest, percent-decoded, is the id.
+    Entry { route: Route::Message, path: "/messages/{message_id}", allow: "GET, HEAD", reads_data: true },
+    Entry { route: Route::Statuses, path: "/statuses", allow: "GET, HEAD", reads_data: true },
     Entry { route: Route::Stats, path: "/stats", allow: "GET, HEAD", reads_data: true },
     Entry { route: Route::Live, path: "/health/live", allow: "GET, HEAD", reads_data: false },
     Entry { route: Route::Ready, path: "/health/ready", allow: "GET, HEAD", reads_data: false },
@@ -40,7 +45,8 @@ const ROUTES: [Entry; 8] = [
 
 impl Route {
     pub fn of(path: &str) -> Option<Route> {
-        ROUTES.iter().find(|entry| entry.path == path).map(|entry| entry.route)
+        let exact = ROUTES.iter().find(|entry| entry.path == path).map(|entry| entry.route);
+        exact.or_else(|| message_id(path).map(|_| Route::Message))
     }
 
     fn entry(self) -> &'static Entry {
@@ -65,6 +71,15 @@ impl Route {
     }
 }
 
+/// The id a `/messages/{message_id}` path names: everything after `/messages/`, percent-decoded (so an id
+/// holding `/` is sent as `%2F`, and `+` is itself). None when the rest is empty or not UTF-8 once decoded,
+/// which no id is.
+pub fn message_id(path: &str) -> Option<String> {
+    let encoded = path.strip_prefix("/messages/").filter(|rest| !rest.is_empty())?;
+    let decoded = percent_encoding::percent_decode_str(encoded).decode_utf8().ok()?;
+    Some(decoded.into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +96,23 @@ mod tests {
         assert_eq!(Route::of("/webhook/"), None);
         assert!(Route::WhatsApp.answers(&Method::GET) && Route::WhatsApp.answers(&Method::POST));
         assert_eq!(Route::label(None), "unmatched");
+    }
+
+    #[test]
+    fn any_path_below_messages_names_one_message_by_its_decoded_id() {
+        for (path, id) in [
+            ("/messages/wamid.HBgL+x/y=", "wamid.HBgL+x/y="),
+            ("/messages/a%2Fb%20c", "a/b c"),
+            ("/messages/%E2%9C%93%F0%9F%98%80", "✓😀"),
+            ("/messages/100%25", "100%"),
+            ("/messages/a/b", "a/b"),
+        ] {
+            assert_eq!(Route::of(path), Some(Route::Message), "{path}");
+            assert_eq!(message_id(path).as_deref(), Some(id), "{path}");
+        }
+        assert_eq!(Route::of("/messages/"), None);
+        assert_eq!(Route::of("/messages/%FF"), None, "not UTF-8 once decoded");
+        assert_eq!(Route::of("/messagesx"), None);
+        assert_eq!(Route::label(Route::of("/messages/abc")), "/messages/{message_id}");
     }
 }

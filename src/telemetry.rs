@@ -18,7 +18,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
 use crate::config::LogLevel;
-use crate::delivery::{Tally, WebhookResult};
+use crate::delivery::{Counts, Tally, WebhookResult};
 
 static MAX_LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Info as u8);
 
@@ -113,7 +113,8 @@ impl Visit for JsonVisitor<'_> {
 }
 
 /// The access-log line of one request (SPEC §5). `/webhook` lines add `result`, `dup` and, when the body
-/// parsed, `message_id`; `/webhook/whatsapp` deliveries add `result` and their messages' [`Tally`].
+/// parsed, `message_id`; `/webhook/whatsapp` deliveries add `result` and their messages' and statuses'
+/// [`Tally`].
 #[derive(Debug, Serialize)]
 pub struct RequestLog<'a> {
     pub request_id: &'a str,
@@ -175,8 +176,9 @@ pub fn install_metrics() -> PrometheusHandle {
             for result in WebhookResult::ALL.into_iter().filter(|r| r.counted_from_start()) {
                 metrics::counter!("webhook_requests_total", "result" => result.as_str()).absolute(0);
             }
-            for outcome in MESSAGE_OUTCOMES {
+            for outcome in OUTCOMES {
                 metrics::counter!("whatsapp_messages_total", "outcome" => outcome).absolute(0);
+                metrics::counter!("whatsapp_statuses_total", "outcome" => outcome).absolute(0);
             }
             let upkeep = handle.clone();
             tokio::spawn(async move {
@@ -227,8 +229,9 @@ pub fn render_metrics(handle: &PrometheusHandle) -> String {
     out
 }
 
-/// The `outcome` labels of `whatsapp_messages_total`, one per field of [`Tally`]'s counts.
-const MESSAGE_OUTCOMES: [&str; 3] = ["created", "duplicate", "skipped"];
+/// The `outcome` labels of `whatsapp_messages_total` and `whatsapp_statuses_total`, one per field of
+/// [`Counts`].
+const OUTCOMES: [&str; 3] = ["created", "duplicate", "skipped"];
 
 /// The metrics of one finished request.
 pub struct Sample<'a> {
@@ -254,8 +257,12 @@ impl Sample<'_> {
             metrics::counter!("webhook_requests_total", "result" => result.as_str()).increment(1);
         }
         if let Some(tally) = self.messages {
-            for (outcome, count) in MESSAGE_OUTCOMES.into_iter().zip([tally.created, tally.duplicate, tally.skipped]) {
-                metrics::counter!("whatsapp_messages_total", "outcome" => outcome).increment(count);
+            let counts = |c: &Counts| [c.created, c.duplicate, c.skipped];
+            for (outcome, (messages, statuses)) in
+                OUTCOMES.into_iter().zip(counts(&tally.messages).into_iter().zip(counts(&tally.statuses)))
+            {
+                metrics::counter!("whatsapp_messages_total", "outcome" => outcome).increment(messages);
+                metrics::counter!("whatsapp_statuses_total", "outcome" => outcome).increment(statuses);
             }
         }
     }

@@ -159,7 +159,7 @@ async fn stats_of_an_empty_store() {
         app.get("/stats").await,
         (
             200,
-            json!({"total_messages": 0, "senders_count": 0, "messages_per_sender": [], "first_message_ts": null, "last_message_ts": null})
+            json!({"total_messages": 0, "senders_count": 0, "messages_per_sender": [], "first_message_ts": null, "last_message_ts": null, "statuses_by_status": {}})
         )
     );
     let (_, listing) = app.get("/messages").await;

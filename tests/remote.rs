@@ -13,12 +13,12 @@ mod proxy;
 
 use std::time::{Duration, Instant};
 
-use common::{body, eventually, message, required_server, Setup, Target, TestApp};
+use common::{body, eventually, message, required_server, whatsapp_delivery, whatsapp_text, Setup, Target, TestApp};
 use proxy::{host_and_port, Proxy};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use webhook_ingest::store::{DEADLINE, PROBE_TIMEOUT};
+use webhook_ingest::store::{DEADLINE, PROBE_TIMEOUT, SCHEMA_VERSION};
 
 const TOKEN: &str = "token-that-must-never-be-logged-5b9e";
 
@@ -221,6 +221,18 @@ async fn every_request_is_one_round_trip_to_the_server() {
     assert_eq!((post("m1", "hello world").await, proxy.take_requests()), (200, 1), "first delivery after the start");
     assert_eq!((post("m2", "another hello").await, proxy.take_requests()), (200, 1), "delivery");
     assert_eq!((post("m2", "another hello").await, proxy.take_requests()), (200, 1), "duplicate");
+    // A WhatsApp delivery of messages and statuses together commits both in one transaction, one round trip.
+    let statuses = json!([{"id": "wamid.out", "status": "sent", "timestamp": "1736935200"},
+        {"id": "wamid.out", "status": "read", "timestamp": "1736935300"}]);
+    let mut mixed: Value =
+        serde_json::from_str(&whatsapp_delivery(json!([whatsapp_text("wamid.in", "hello")]))).unwrap();
+    mixed["entry"][0]["changes"][0]["value"]["statuses"] = statuses.clone();
+    let only_statuses = json!({"object": "whatsapp_business_account", "entry": [{"changes": [
+        {"field": "messages", "value": {"statuses": statuses}}]}]});
+    for (what, body) in [("messages and statuses", &mixed), ("statuses", &only_statuses)] {
+        let (status, answer) = app.deliver_whatsapp(&body.to_string()).await;
+        assert_eq!((status, proxy.take_requests()), (200, 1), "{what}: {answer}");
+    }
     for path in [
         "/messages",
         "/messages?limit=1&offset=1",
@@ -231,12 +243,21 @@ async fn every_request_is_one_round_trip_to_the_server() {
         "/messages?q=he&from=%2B15550001",
         "/stats",
         "/health/ready",
+        "/messages/m1",
+        "/messages/wamid.in",
+        "/statuses",
+        "/statuses?status=read",
+        "/statuses?message_id=wamid.out&status=sent&offset=1",
     ] {
         let (status, answer) = app.get(path).await;
         assert_eq!((status, proxy.take_requests()), (200, 1), "{path}: {answer}");
     }
+    assert_eq!((app.get("/messages/unknown").await.0, proxy.take_requests()), (404, 1), "an unknown id");
+    let (_, by_status) = app.get("/statuses?status=read").await;
+    assert_eq!(by_status["total"], 1);
+    assert_eq!(app.get("/messages/wamid.in").await.1["contact"]["wa_id"], "16315551234");
     let (_, search) = app.get("/messages?q=hello&offset=100").await;
-    assert_eq!((search["total"].as_u64(), search["data"].as_array().map(Vec::len)), (Some(2), Some(0)));
+    assert_eq!((search["total"].as_u64(), search["data"].as_array().map(Vec::len)), (Some(3), Some(0)));
 }
 
 /// However many deliveries arrive at once, one instance sends at most two at a time: the server commits one
@@ -282,7 +303,7 @@ async fn instances_starting_at_once_on_an_empty_server_all_become_ready() {
     assert!(failed.is_empty(), "{failed:?}");
     let conn = common::connect(&common::Target::Server(server)).await;
     let mut rows = conn.query("PRAGMA user_version", ()).await.unwrap();
-    assert_eq!(rows.next().await.unwrap().unwrap().get::<u32>(0).unwrap(), 10);
+    assert_eq!(rows.next().await.unwrap().unwrap().get::<u32>(0).unwrap(), SCHEMA_VERSION);
     assert_eq!(apps[0].get("/stats").await.1["total_messages"], 64);
 }
 

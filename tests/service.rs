@@ -21,7 +21,19 @@ async fn health_probes() {
 async fn head_answers_like_get_without_a_body() {
     let app = spawn_app().await;
     app.deliver(&message("m1", "+1", "2025-01-15T10:00:00Z", Some("hi"))).await;
-    let paths = ["/messages", "/messages?limit=0", "/stats", "/health/live", "/health/ready", "/openapi.yaml", "/nope"];
+    let paths = [
+        "/messages",
+        "/messages?limit=0",
+        "/messages/m1",
+        "/messages/unknown",
+        "/statuses",
+        "/statuses?offset=-1",
+        "/stats",
+        "/health/live",
+        "/health/ready",
+        "/openapi.yaml",
+        "/nope",
+    ];
     for path in paths {
         let get = app.client.get(app.url(path)).send().await.unwrap();
         let head = app.client.head(app.url(path)).send().await.unwrap();
@@ -34,7 +46,12 @@ async fn head_answers_like_get_without_a_body() {
     }
     // HEAD reads data like GET, so the read token guards it alike.
     let guarded = TestApp::start(Setup::new().same_store_as(&app).env("READ_API_TOKEN", "t0ken")).await;
-    assert_eq!(guarded.client.head(guarded.url("/messages")).send().await.unwrap().status(), 401);
+    for path in ["/messages", "/messages/m1", "/statuses"] {
+        assert_eq!(guarded.client.head(guarded.url(path)).send().await.unwrap().status(), 401, "{path}");
+        assert_eq!(guarded.client.get(guarded.url(path)).send().await.unwrap().status(), 401, "{path}");
+        let get = guarded.client.get(guarded.url(path)).bearer_auth("t0ken").send().await.unwrap();
+        assert_eq!(get.status(), 200, "{path}");
+    }
     let head = guarded.client.head(guarded.url("/messages")).bearer_auth("t0ken").send().await.unwrap();
     assert_eq!(head.status(), 200);
     let (_, metrics) = app.get_text("/metrics").await;
@@ -44,7 +61,7 @@ async fn head_answers_like_get_without_a_body() {
 #[tokio::test]
 async fn unknown_paths_are_json_404() {
     let app = spawn_app().await;
-    for path in ["/", "/nope", "/webhook/", "/messages/1", "/health", "/../etc/passwd", "/%00"] {
+    for path in ["/", "/nope", "/webhook/", "/messages/", "/health", "/../etc/passwd", "/%00"] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}");
         assert_eq!(response.headers()["content-type"], "application/json");

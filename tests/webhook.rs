@@ -344,3 +344,41 @@ async fn a_failed_batch_acknowledges_nothing_it_did_not_store() {
     assert_eq!(app.deliver(&more[0]).await.0, 200);
     assert_eq!(app.stored_count().await, stored.len() + 1);
 }
+
+/// `GET /messages/{message_id}` answers the body exactly as it was posted: spacing, key order, escapes,
+/// unknown keys and an explicit `null` kept; a redelivery with other bytes changes nothing.
+#[tokio::test]
+async fn a_message_comes_back_by_id_with_its_body_as_received() {
+    let app = spawn_app().await;
+    let bodies = [
+        // What most clients send: the fields in order, compact. Stored once, rebuilt on the way out.
+        r#"{"message_id":"plain","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z","text":"hi"}"#,
+        r#"{"message_id":"no-text","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z"}"#,
+        "{\n  \"ts\": \"2025-01-15T10:00:00.5Z\",\n  \"text\": \"caf\\u00e9 \\ud83d\\ude00\",\n  \"message_id\": \"spaced\",\n  \"from\": \"+1\", \"to\": \"+2\", \"extra\": [1.50, 1e3]\n}",
+        r#"{"message_id":"null-text","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z","text":null}"#,
+        r#"{"message_id":"a/b c+é","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z"}"#,
+    ];
+    for body in bodies {
+        assert_eq!(app.post_webhook(body.as_bytes(), Some(&sign(SECRET, body.as_bytes()))).await.0, 200, "{body}");
+    }
+    for body in bodies {
+        let sent: Value = serde_json::from_str(body).unwrap();
+        let id = sent["message_id"].as_str().unwrap();
+        let path =
+            format!("/messages/{}", percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC));
+        let (status, text) = app.get_text(&path).await;
+        assert_eq!(status, 200, "{id}: {text}");
+        assert!(text.ends_with(&format!(",\"raw\":{body}}}")), "{id}: {text}");
+        let got: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((got["message_id"].as_str(), got.get("type"), got.get("contact")), (Some(id), None, None));
+        assert_eq!(got["text"], if sent["text"].is_string() { sent["text"].clone() } else { Value::Null });
+    }
+    let redelivered = r#"{"message_id":"plain","from":"+1","to":"+2","ts":"2025-01-15T10:00:00Z","text":"changed"}"#;
+    assert_eq!(app.post_webhook(redelivered.as_bytes(), Some(&sign(SECRET, redelivered.as_bytes()))).await.0, 200);
+    assert_eq!(app.get("/messages/plain").await.1["raw"]["text"], "hi");
+    // Unknown ids, and paths that can name none, are 404 and store nothing.
+    for path in ["/messages/unknown", "/messages/%FF", "/messages/plain%2F"] {
+        assert_eq!(app.get(path).await, (404, json!({"detail": "not found"})), "{path}");
+    }
+    assert_eq!(app.stored_count().await, bodies.len());
+}

@@ -24,8 +24,17 @@ fn stored(id: &str, text: Option<&str>) -> StoredRow {
     }
 }
 
+/// The answer to a delivery of messages only.
 fn counts(created: u64, duplicate: u64, skipped: u64) -> Value {
-    json!({"status": "ok", "created": created, "duplicate": duplicate, "skipped": skipped})
+    with_statuses([created, duplicate, skipped], [0, 0, 0])
+}
+
+/// The answer to a delivery: how many messages, and how many statuses, were created, duplicates, skipped.
+fn with_statuses(messages: [u64; 3], statuses: [u64; 3]) -> Value {
+    let [created, duplicate, skipped] = messages;
+    let [s_created, s_duplicate, s_skipped] = statuses;
+    json!({"status": "ok", "created": created, "duplicate": duplicate, "skipped": skipped,
+        "statuses": {"created": s_created, "duplicate": s_duplicate, "skipped": s_skipped}})
 }
 
 /// A Cloud API message of `kind` from +1 631 555 1234, with `part` as its type's object.
@@ -138,7 +147,7 @@ async fn every_kind_of_message_is_stored_with_its_text_and_type() {
 }
 
 #[tokio::test]
-async fn several_entries_changes_and_repeats_are_each_stored_once_and_statuses_store_nothing() {
+async fn several_entries_changes_and_repeats_are_each_stored_once() {
     let app = spawn_app().await;
     let change = |messages: Value| {
         json!({"field": "messages", "value": {
@@ -160,8 +169,8 @@ async fn several_entries_changes_and_repeats_are_each_stored_once_and_statuses_s
         ]},
     ]})
     .to_string();
-    assert_eq!(app.deliver_whatsapp(&body).await, (200, counts(3, 1, 0)));
-    assert_eq!(app.deliver_whatsapp(&body).await, (200, counts(0, 4, 0)));
+    assert_eq!(app.deliver_whatsapp(&body).await, (200, with_statuses([3, 1, 0], [1, 0, 0])));
+    assert_eq!(app.deliver_whatsapp(&body).await, (200, with_statuses([0, 4, 0], [0, 1, 0])));
     assert_eq!(
         app.stored_rows().await,
         [stored("a", Some("one")), stored("b", Some("two")), stored("c", Some("three"))]
@@ -169,7 +178,7 @@ async fn several_entries_changes_and_repeats_are_each_stored_once_and_statuses_s
 
     let only_statuses =
         json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [statuses]}]}).to_string();
-    assert_eq!(app.deliver_whatsapp(&only_statuses).await, (200, counts(0, 0, 0)));
+    assert_eq!(app.deliver_whatsapp(&only_statuses).await, (200, with_statuses([0, 0, 0], [0, 1, 0])));
     let empty = r#"{"object":"whatsapp_business_account","entry":[]}"#;
     assert_eq!(app.deliver_whatsapp(empty).await, (200, counts(0, 0, 0)));
     assert_eq!(app.stored_count().await, 3);
@@ -184,7 +193,7 @@ async fn several_entries_changes_and_repeats_are_each_stored_once_and_statuses_s
         .collect();
     assert_eq!(
         summary,
-        [("created", 3, 1, 0), ("duplicate", 0, 4, 0), ("no_messages", 0, 0, 0), ("no_messages", 0, 0, 0)]
+        [("created", 3, 1, 0), ("duplicate", 0, 4, 0), ("duplicate", 0, 0, 0), ("no_messages", 0, 0, 0)]
     );
     assert!(lines.iter().all(|l| l["level"] == "INFO" && l["status"] == 200), "{lines:?}");
 }
@@ -392,4 +401,249 @@ async fn the_readmes_sample_delivery_shows_up_in_the_listing() {
     assert_eq!(page["total"], 1, "{page}");
     assert_eq!(page["data"][0]["from"], "+16315551234");
     assert_eq!(page["data"][0]["text"], "Hello from scripts/send-whatsapp.sh");
+}
+
+/// A change's value with the business number's metadata, the sender's contact, `messages` and `statuses`.
+fn delivery_with(messages: Value, statuses: Value) -> String {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
+        {"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001234", "phone_number_id": "123456"},
+            "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": "16315551234"}],
+            "messages": messages,
+            "statuses": statuses,
+        }}
+    ]}]})
+    .to_string()
+}
+
+/// A status of the business's outgoing message `id`, at `seconds` past 2025-01-15T10:00:00Z.
+fn status(id: &str, status: &str, seconds: u64) -> Value {
+    json!({"id": id, "status": status, "timestamp": (1_736_935_200 + seconds).to_string(), "recipient_id": "16315551234"})
+}
+
+/// The path of the message `id`, percent-encoded.
+fn by_id(id: &str) -> String {
+    format!("/messages/{}", percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC))
+}
+
+#[tokio::test]
+async fn every_message_type_meta_documents_comes_back_by_id_exactly_as_received() {
+    let app = spawn_app().await;
+    let location =
+        json!({"latitude": 37.483307, "longitude": 122.148981, "name": "Pablo Morales", "address": "1 Hacker Way"});
+    let contacts = json!([{"name": {"formatted_name": "Ann", "first_name": "Ann"}, "phones": [{"phone": "+1 555 0100", "wa_id": "15550100", "type": "CELL"}]}]);
+    let mut reply = whatsapp_text("wamid.reply", "Replying");
+    reply["context"] = json!({"from": "15550001234", "id": "wamid.original"});
+    let messages = json!([
+        whatsapp_text("wamid.text", "Héllo"),
+        typed(
+            "wamid.image",
+            "image",
+            json!({"id": "media-1", "mime_type": "image/jpeg", "sha256": "abc", "caption": "A cat"})
+        ),
+        typed("wamid.video", "video", json!({"id": "media-2", "mime_type": "video/mp4"})),
+        typed("wamid.audio", "audio", json!({"id": "media-3", "mime_type": "audio/ogg; codecs=opus", "voice": true})),
+        typed(
+            "wamid.document",
+            "document",
+            json!({"id": "media-4", "filename": "a.pdf", "mime_type": "application/pdf", "caption": "Invoice"})
+        ),
+        typed("wamid.sticker", "sticker", json!({"id": "media-5", "mime_type": "image/webp", "animated": false})),
+        typed("wamid.location", "location", location),
+        typed("wamid.contacts", "contacts", contacts),
+        typed(
+            "wamid.button-reply",
+            "interactive",
+            json!({"type": "button_reply", "button_reply": {"id": "yes", "title": "Yes"}})
+        ),
+        typed(
+            "wamid.list-reply",
+            "interactive",
+            json!({"type": "list_reply", "list_reply": {"id": "row-1", "title": "Row", "description": "One"}})
+        ),
+        typed("wamid.button", "button", json!({"payload": "STOP", "text": "Stop promotions"})),
+        typed("wamid.reaction", "reaction", json!({"message_id": "wamid.text", "emoji": "👍"})),
+        json!({"from": "16315551234", "id": "wamid.unsupported", "timestamp": "1736935200", "type": "unsupported",
+            "errors": [{"code": 131051, "title": "Message type unknown"}]}),
+        reply,
+    ]);
+    // Sent with spacing and escapes a re-serialization would not keep.
+    let as_sent = |json: String| json.replace("\"from\":", "\"from\" : ").replace('é', "\\u00e9");
+    let body = as_sent(whatsapp_delivery(messages.clone()));
+    assert_eq!(app.deliver_whatsapp(&body).await, (200, counts(14, 0, 0)));
+    for sent in messages.as_array().unwrap() {
+        let id = sent["id"].as_str().unwrap();
+        let (status, text) = app.get_text(&by_id(id)).await;
+        assert_eq!(status, 200, "{id}: {text}");
+        let got: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(got["raw"], *sent, "{id}");
+        assert_eq!(got["message_id"], id);
+        assert_eq!(got["type"], sent["type"], "{id}");
+        assert_eq!(got["contact"], json!({"profile": {"name": "Kerry Fisher"}, "wa_id": "16315551234"}));
+        assert_eq!(got["metadata"], json!({"display_phone_number": "15550001234", "phone_number_id": "123456"}));
+        // The bytes as sent, not a value written again.
+        let bytes = as_sent(sent.to_string());
+        assert!(body.contains(&bytes) && text.contains(&format!("\"raw\":{bytes}")), "{id}: {text}");
+    }
+    let (_, image) = app.get(&by_id("wamid.image")).await;
+    assert_eq!(
+        (image["from"].as_str(), image["to"].as_str(), image["ts"].as_str(), image["text"].as_str()),
+        (Some("+16315551234"), Some("+15550001234"), Some("2025-01-15T10:00:00Z"), Some("A cat"))
+    );
+}
+
+#[tokio::test]
+async fn a_redelivery_never_changes_what_was_stored_first() {
+    let app = spawn_app().await;
+    let first = whatsapp_text("wamid.once", "first words");
+    let mut second = whatsapp_text("wamid.once", "other words");
+    second["extra"] = json!(true);
+    assert_eq!(app.deliver_whatsapp(&whatsapp_delivery(json!([first.clone()]))).await, (200, counts(1, 0, 0)));
+    assert_eq!(app.deliver_whatsapp(&whatsapp_delivery(json!([second]))).await, (200, counts(0, 1, 0)));
+    let (_, got) = app.get(&by_id("wamid.once")).await;
+    assert_eq!((got["raw"].clone(), got["text"].clone()), (first, json!("first words")));
+}
+
+#[tokio::test]
+async fn statuses_are_stored_once_each_and_listed_by_message_and_status() {
+    let app = spawn_app().await;
+    let failed = json!({"id": "wamid.out2", "status": "failed", "timestamp": "1736935300", "recipient_id": "16315551234",
+        "errors": [{"code": 131026, "title": "Message undeliverable", "error_data": {"details": "Receiver is incapable"}}]});
+    let priced = json!({"id": "wamid.out1", "status": "sent", "timestamp": "1736935210", "recipient_id": "16315551234",
+        "conversation": {"id": "conv-1", "origin": {"type": "service"}},
+        "pricing": {"billable": true, "pricing_model": "CBP", "category": "service"}});
+    // A delivery mixing a message and statuses, one of them for an id never seen as a message.
+    let mixed = delivery_with(
+        json!([whatsapp_text("wamid.in", "Thanks!")]),
+        json!([priced, status("wamid.out1", "delivered", 20)]),
+    );
+    assert_eq!(app.deliver_whatsapp(&mixed).await, (200, with_statuses([1, 0, 0], [2, 0, 0])));
+    let later = delivery_with(json!([]), json!([status("wamid.out1", "read", 30), failed.clone()]));
+    assert_eq!(app.deliver_whatsapp(&later).await, (200, with_statuses([0, 0, 0], [2, 0, 0])));
+    // Meta redelivers: nothing new, and a status repeated within one delivery counts once.
+    let again = delivery_with(json!([]), json!([status("wamid.out1", "read", 30), status("wamid.out1", "read", 30)]));
+    assert_eq!(app.deliver_whatsapp(&again).await, (200, with_statuses([0, 0, 0], [0, 2, 0])));
+    assert_eq!(app.deliver_whatsapp(&mixed).await, (200, with_statuses([0, 1, 0], [0, 2, 0])));
+
+    let (status_code, all) = app.get("/statuses").await;
+    assert_eq!(status_code, 200);
+    let order: Vec<(&str, &str, &str)> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["message_id"].as_str().unwrap(), s["status"].as_str().unwrap(), s["ts"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("wamid.out1", "sent", "2025-01-15T10:00:10Z"),
+            ("wamid.out1", "delivered", "2025-01-15T10:00:20Z"),
+            ("wamid.out1", "read", "2025-01-15T10:00:30Z"),
+            ("wamid.out2", "failed", "2025-01-15T10:01:40Z"),
+        ]
+    );
+    assert_eq!((all["total"].clone(), all["limit"].clone(), all["offset"].clone()), (json!(4), json!(50), json!(0)));
+    let (_, failures) = app.get("/statuses?status=failed").await;
+    assert_eq!(
+        failures,
+        json!({"data": [{"message_id": "wamid.out2", "status": "failed", "ts": "2025-01-15T10:01:40Z",
+            "recipient_id": "16315551234", "errors": failed["errors"], "raw": failed}],
+            "total": 1, "limit": 50, "offset": 0})
+    );
+    let (_, sent) = app.get("/statuses?message_id=wamid.out1&status=sent").await;
+    assert_eq!(sent["data"][0]["conversation"]["id"], "conv-1");
+    assert_eq!(sent["data"][0]["pricing"]["category"], "service");
+    let (_, page) = app.get("/statuses?message_id=wamid.out1&limit=1&offset=1").await;
+    assert_eq!((page["data"][0]["status"].clone(), page["total"].clone()), (json!("delivered"), json!(3)));
+    let (_, past) = app.get("/statuses?status=read&offset=5").await;
+    assert_eq!((past["data"].clone(), past["total"].clone()), (json!([]), json!(1)));
+    assert_eq!(app.get("/statuses?message_id=wamid.nothing").await.1["total"], 0);
+    assert_eq!(app.get("/statuses?status=").await.1["total"], 4, "an empty filter is none");
+    assert_eq!(app.get("/statuses?limit=0").await.0, 422);
+    assert_eq!(app.get("/statuses?offset=x").await.0, 422);
+
+    let (_, stats) = app.get("/stats").await;
+    assert_eq!(stats["statuses_by_status"], json!({"delivered": 1, "failed": 1, "read": 1, "sent": 1}));
+    assert_eq!(stats["total_messages"], 1, "statuses are no messages");
+    assert_eq!(app.get("/messages/wamid.out1").await, (404, json!({"detail": "not found"})));
+
+    let lines = app.wait_for_logs(4, |l| l["path"] == "/webhook/whatsapp").await;
+    let results: Vec<(&str, Value)> =
+        lines.iter().map(|l| (l["result"].as_str().unwrap(), l["statuses"].clone())).collect();
+    let statuses = |created, duplicate| json!({"created": created, "duplicate": duplicate, "skipped": 0});
+    assert_eq!(
+        results,
+        [
+            ("created", statuses(2, 0)),
+            ("created", statuses(2, 0)),
+            ("duplicate", statuses(0, 2)),
+            ("duplicate", statuses(0, 2))
+        ]
+    );
+    let (_, metrics) = app.get_text("/metrics").await;
+    for line in ["whatsapp_statuses_total{outcome=\"created\"} 4", "whatsapp_statuses_total{outcome=\"duplicate\"} 4"] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line}:\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn statuses_that_cannot_be_kept_are_skipped_with_their_reasons_and_the_rest_stored() {
+    let app = spawn_app().await;
+    let statuses = json!([
+        {"status": "sent", "timestamp": "1736935200"},
+        {"id": "wamid.no-status", "timestamp": "1736935200"},
+        {"id": "wamid.absurd", "status": "sent", "timestamp": "99999999999999999999"},
+        status("wamid.kept", "sent", 0),
+    ]);
+    assert_eq!(
+        app.deliver_whatsapp(&delivery_with(json!([]), statuses)).await,
+        (200, with_statuses([0, 0, 0], [1, 0, 3]))
+    );
+    let (_, all) = app.get("/statuses").await;
+    assert_eq!((all["total"].clone(), all["data"][0]["message_id"].clone()), (json!(1), json!("wamid.kept")));
+    let line = app.wait_for_log(|l| l["path"] == "/webhook/whatsapp").await;
+    assert_eq!((line["level"].as_str(), line["result"].as_str()), (Some("WARN"), Some("created")), "{line}");
+    assert_eq!(
+        line["status_skips"],
+        json!([
+            {"reason": "no status id"},
+            {"message_id": "wamid.no-status", "reason": "no status"},
+            {"message_id": "wamid.absurd", "reason": "timestamp is not a Unix time in seconds before year 10000"},
+        ])
+    );
+    // Only the statuses' bytes are ever stored, never logged.
+    assert!(!line.to_string().contains("1736935200"), "{line}");
+    // A `statuses` that is no list refuses the delivery whole, and stores nothing of it.
+    let not_a_list = delivery_with(json!([whatsapp_text("wamid.never", "x")]), json!({"id": "x"}));
+    let (code, answer) = app.deliver_whatsapp(&not_a_list).await;
+    assert_eq!(
+        (code, answer["detail"][0]["loc"].clone()),
+        (422, json!(["body", "entry", "changes", "value", "statuses"]))
+    );
+    assert_eq!(app.stored_count().await, 0);
+}
+
+#[tokio::test]
+async fn ids_and_statuses_of_any_unicode_are_stored_and_returned_byte_for_byte() {
+    let app = spawn_app().await;
+    let odd = ["wamid.a/b c+d%e?f#g", "ünï©ødé ✓ 😀", "\u{0}nul\u{7f}", "x".repeat(2_000).as_str()].map(str::to_owned);
+    let messages: Vec<Value> = odd.iter().map(|id| whatsapp_text(id, "odd")).collect();
+    let statuses: Vec<Value> = odd.iter().map(|id| status(id, &format!("état {id}"), 1)).collect();
+    assert_eq!(
+        app.deliver_whatsapp(&delivery_with(json!(messages), json!(statuses))).await,
+        (200, with_statuses([4, 0, 0], [4, 0, 0]))
+    );
+    for id in &odd {
+        let (code, got) = app.get(&by_id(id)).await;
+        assert_eq!((code, got["message_id"].as_str()), (200, Some(id.as_str())), "{id:?}");
+        let query = format!(
+            "/statuses?message_id={}",
+            percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let (_, found) = app.get(&query).await;
+        assert_eq!(found["total"], 1, "{id:?}: {found}");
+        assert_eq!(found["data"][0]["message_id"].as_str(), Some(id.as_str()));
+        assert_eq!(found["data"][0]["status"].as_str(), Some(format!("état {id}").as_str()));
+    }
 }

@@ -8,10 +8,9 @@ use super::file::File;
 use super::rows::Table;
 #[cfg(feature = "remote")]
 use super::types::DEADLINE;
-use super::types::{Inserted, Listing, Query, StoreError, Tables};
+use super::types::{Delivery, Listing, Query, StoreError, Stored, Tables};
 #[cfg(feature = "remote")]
 use super::{replica::Replica, server::Server};
-use crate::message::Message;
 
 // One per store, which lives behind an Arc: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
@@ -27,14 +26,14 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Commits the `messages` whose ids are not stored, together; returns once the commit is durable.
-    pub async fn insert_all(&self, messages: Vec<Message>) -> Result<Vec<Inserted>, StoreError> {
+    /// Commits what of `delivery` is not stored, together; returns once the commit is durable.
+    pub async fn store(&self, delivery: Delivery) -> Result<Stored, StoreError> {
         match self {
-            Backend::File(file) => file.insert_all(messages).await,
+            Backend::File(file) => file.store(delivery).await,
             #[cfg(feature = "remote")]
-            Backend::Server(server) => server.insert_all(&messages).await,
+            Backend::Server(server) => server.store(&delivery).await,
             #[cfg(feature = "remote")]
-            Backend::Replica(replica) => replica.insert_all(&messages).await,
+            Backend::Replica(replica) => replica.store(&delivery).await,
         }
     }
 

@@ -27,21 +27,23 @@ use super::types::{Inserted, Query};
 use crate::message::fold_case;
 use crate::message::Message;
 
-/// Adds the message in ?1 to ?10 (the columns of [`row`], in order) unless its id is stored in either table.
+/// Adds the message in ?1 to ?13 (the columns of [`row`], in order) unless its id is stored in either table.
 /// The check and the insert are one statement under the server's write lock, and the primary keys decide:
 /// inbox's against a concurrent delivery of the same id, messages' when the rows move. Returns the id it
 /// added, if it did.
 const ONE: &str = "INSERT INTO inbox \
-     (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type, text_indexed) \
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE message_id = ?1) \
+     (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type, text_indexed, \
+     raw, contact, metadata) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE message_id = ?1) \
      ON CONFLICT (message_id) DO NOTHING RETURNING CAST(message_id AS BLOB)";
 
 /// [`ONE`] for each message of a JSON array of [`row`]s in ?1, stored at ?2, in order: one statement whatever
 /// their number (a WhatsApp delivery may hold many).
 const MANY: &str = "INSERT INTO inbox \
-     (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type, text_indexed) \
+     (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type, text_indexed, \
+     raw, contact, metadata) \
      SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3, m.value ->> 4, ?2, m.value ->> 5, \
-     m.value ->> 6, m.value ->> 7, m.value ->> 8 FROM json_each(?1) AS m \
+     m.value ->> 6, m.value ->> 7, m.value ->> 8, m.value ->> 9, m.value ->> 10, m.value ->> 11 FROM json_each(?1) AS m \
      WHERE NOT EXISTS (SELECT 1 FROM messages WHERE message_id = m.value ->> 0) \
      ON CONFLICT (message_id) DO NOTHING RETURNING CAST(message_id AS BLOB)";
 
@@ -62,7 +64,7 @@ pub fn delivery(created_at: &str, messages: &[Message]) -> Query {
 /// One message's columns as the statements take them, but for when it is stored. The text the index takes
 /// is given only when it differs from the folded text (a NUL in it, which the index cannot read), so the
 /// trigger cannot make it itself.
-fn row(message: &Message) -> [Option<String>; 9] {
+fn row(message: &Message) -> [Option<String>; 12] {
     let folded = message.text.as_deref().map(fold_case);
     let indexed = folded.as_deref().map(search_index::indexable).filter(|indexed| Some(indexed) != folded.as_ref());
     [
@@ -75,6 +77,9 @@ fn row(message: &Message) -> [Option<String>; 9] {
         folded,
         message.message_type.clone(),
         indexed,
+        message.received.raw.clone(),
+        message.received.contact.clone(),
+        message.received.metadata.clone(),
     ]
 }
 

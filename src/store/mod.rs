@@ -6,7 +6,8 @@
 //! idempotency is the primary key's (`INSERT … ON CONFLICT DO NOTHING`, [`write`]), never a read-then-write,
 //! and a delivery is answered only after its commit is durable.
 //!
-//! A listing is answered by [`search`], the stats by [`read`]; every back end keeps the schema of
+//! A listing is answered by [`search`], the stats and one message by [`read`], WhatsApp's delivery
+//! statuses by [`statuses`] (which also stores them); every back end keeps the schema of
 //! [`schema`]. Rows reach the trigram index of [`search_index`] from the file's writer between batches, and
 //! on a server through the inbox's trigger as they move into `messages`. What the parts share (errors,
 //! answers, deadlines, statements) is in [`types`].
@@ -34,6 +35,7 @@ mod search_index;
 #[cfg(feature = "remote")]
 mod server;
 mod session;
+mod statuses;
 mod types;
 mod write;
 
@@ -42,13 +44,16 @@ use std::time::{Duration, Instant};
 
 use crate::config::Database;
 use crate::message::Message;
-use crate::query::ListParams;
+use crate::query::{ListParams, StatusParams};
 use backend::Backend;
 use search::Search;
 use types::within;
 
+/// The schema version this build writes and reads.
+pub use schema::LATEST as SCHEMA_VERSION;
 pub use types::{
-    Inserted, Page, SenderCount, Stats, StoreError, StoredMessage, DEADLINE, PROBE_TIMEOUT, STARTUP_DEADLINE,
+    Delivery, Inserted, Page, ReceivedMessage, SenderCount, Stats, StatusPage, StoreError, Stored, StoredMessage,
+    StoredStatus, DEADLINE, PROBE_TIMEOUT, STARTUP_DEADLINE,
 };
 
 pub struct Store {
@@ -96,17 +101,32 @@ impl Store {
 
     /// Stores `message` unless its id is already stored. Returns only after the commit is durable.
     pub async fn insert(&self, message: Message) -> Result<Inserted, StoreError> {
-        let outcomes = self.insert_all(vec![message]).await?;
-        outcomes.first().copied().ok_or(StoreError::Unexpected("no outcome for the delivery"))
+        let stored = self.store(Delivery { messages: vec![message], statuses: Vec::new() }).await?;
+        stored.messages.first().copied().ok_or(StoreError::Unexpected("no outcome for the delivery"))
     }
 
-    /// Stores every message whose id is not already stored (nor earlier in `messages`), all in one commit,
-    /// and returns each one's outcome in order. Returns only after the commit is durable.
-    pub async fn insert_all(&self, messages: Vec<Message>) -> Result<Vec<Inserted>, StoreError> {
-        match self.backend.write_deadline() {
-            Some(deadline) => within(deadline, self.backend.insert_all(messages)).await,
-            None => self.backend.insert_all(messages).await,
+    /// Stores every message whose id is not already stored (nor earlier in the delivery), and every status
+    /// not already stored, all in one commit, and returns each one's outcome in order. Returns only after
+    /// the commit is durable.
+    pub async fn store(&self, delivery: Delivery) -> Result<Stored, StoreError> {
+        if delivery.messages.is_empty() && delivery.statuses.is_empty() {
+            return Ok(Stored::default());
         }
+        match self.backend.write_deadline() {
+            Some(deadline) => within(deadline, self.backend.store(delivery)).await,
+            None => self.backend.store(delivery).await,
+        }
+    }
+
+    /// The message stored under `message_id`, with what arrived, if there is one.
+    pub async fn message(&self, message_id: &str) -> Result<Option<ReceivedMessage>, StoreError> {
+        let query = read::message(self.backend.tables(), message_id);
+        within(DEADLINE, async { read::message_of(self.backend.fetch(&query).await?) }).await
+    }
+
+    /// One page of delivery statuses matching `params`, by time then arrival, and the count of all matches.
+    pub async fn statuses(&self, params: &StatusParams) -> Result<StatusPage, StoreError> {
+        within(DEADLINE, async { statuses::page_of(self.backend.fetch(&statuses::page(params)).await?) }).await
     }
 
     /// One page of messages matching `params`, chronological then by id, and the count of all matches.

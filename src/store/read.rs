@@ -1,8 +1,48 @@
-//! The stats: everything `/stats` says, in one statement (one snapshot, and on a libSQL server one round
-//! trip), from the aggregates the schema's triggers keep.
+//! The reads that are no listing, each one statement (one snapshot, and on a libSQL server one round trip):
+//! the stats, from the aggregates the schema's triggers keep, and one message by its id.
 
-use super::rows::{self, Table};
-use super::types::{Query, SenderCount, Stats, StoreError, Tables};
+use libsql::Value;
+use serde_json::value::RawValue;
+
+use super::rows::{self, Table, MESSAGE_COLUMNS};
+use super::types::{Query, ReceivedMessage, SenderCount, Stats, StoreError, Tables};
+use crate::message::canonical_json;
+
+/// The columns of a message with what arrived, as [`message_of`] decodes them.
+const RECEIVED_COLUMNS: &str = "CAST(message_type AS BLOB), CAST(raw AS BLOB), CAST(contact AS BLOB), \
+     CAST(metadata AS BLOB)";
+
+/// The statement that reads the message stored under `message_id`, where it may be.
+pub fn message(tables: Tables, message_id: &str) -> Query {
+    let one = |table: &str| format!("SELECT {MESSAGE_COLUMNS}, {RECEIVED_COLUMNS} FROM {table} WHERE message_id = ?1");
+    let sql = match tables {
+        Tables::Messages => one("messages"),
+        #[cfg(feature = "remote")]
+        Tables::WithInbox => format!("{} UNION ALL {} LIMIT 1", one("messages"), one("inbox")),
+    };
+    Query { sql, args: vec![Value::Text(message_id.to_owned())] }
+}
+
+/// The message in the rows of [`message`], if there is one. A `raw` of NULL is the message's canonical JSON,
+/// rebuilt; `''` is not known.
+pub fn message_of(mut rows: Table) -> Result<Option<ReceivedMessage>, StoreError> {
+    let Some(row) = rows.rows_mut().next() else { return Ok(None) };
+    let message = rows::stored_message(row, 0)?;
+    let raw = match rows::optional_text(row, 6)? {
+        None => {
+            let m = &message;
+            RawValue::from_string(canonical_json(&m.message_id, &m.from, &m.to, &m.ts, m.text.as_deref())).ok()
+        }
+        Some(raw) => RawValue::from_string(raw).ok(),
+    };
+    Ok(Some(ReceivedMessage {
+        message_type: rows::optional_text(row, 5)?,
+        raw,
+        contact: rows::optional_json(row, 7)?,
+        metadata: rows::optional_json(row, 8)?,
+        message,
+    }))
+}
 
 /// The statement that reads everything `/stats` says, from the aggregates the insert trigger keeps (no scan
 /// of messages): totals, the top ten senders as a JSON array, the first and last timestamps. With the inbox,
@@ -16,7 +56,8 @@ pub fn stats(tables: Tables) -> Query {
              CAST((SELECT json_group_array(json_array(from_msisdn, count)) FROM (SELECT from_msisdn, count \
                 FROM sender_counts ORDER BY count DESC, from_msisdn ASC LIMIT 10)) AS BLOB), \
              (SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key, message_id LIMIT 1), \
-             (SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1) \
+             (SELECT CAST(ts AS BLOB) FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1), \
+             (SELECT CAST(json_group_object(status, count) AS BLOB) FROM status_counts) \
              FROM totals"
         }
         #[cfg(feature = "remote")]
@@ -38,7 +79,8 @@ pub fn stats(tables: Tables) -> Query {
                 UNION ALL SELECT ts, ts_key, message_id FROM inbox ORDER BY ts_key, message_id LIMIT 1)), \
              (SELECT CAST(ts AS BLOB) FROM (SELECT ts, ts_key, message_id FROM \
                 (SELECT ts, ts_key, message_id FROM messages ORDER BY ts_key DESC, message_id DESC LIMIT 1) \
-                UNION ALL SELECT ts, ts_key, message_id FROM inbox ORDER BY ts_key DESC, message_id DESC LIMIT 1)) \
+                UNION ALL SELECT ts, ts_key, message_id FROM inbox ORDER BY ts_key DESC, message_id DESC LIMIT 1)), \
+             (SELECT CAST(json_group_object(status, count) AS BLOB) FROM status_counts) \
              FROM totals"
         }
     };
@@ -59,5 +101,7 @@ pub fn stats_of(mut rows: Table) -> Result<Stats, StoreError> {
         messages_per_sender: senders.into_iter().map(|(from, count)| SenderCount { from, count }).collect(),
         first_message_ts: rows::optional_text(row, 3)?,
         last_message_ts: rows::optional_text(row, 4)?,
+        statuses_by_status: serde_json::from_str(&rows::text(row, 5)?)
+            .map_err(|_| StoreError::Unexpected("the status counts are not a JSON object"))?,
     })
 }

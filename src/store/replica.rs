@@ -7,9 +7,8 @@ use super::file;
 use super::pool::Turns;
 use super::rows::{self, Table};
 use super::server::Server;
-use super::types::{Inserted, Query, StoreError};
+use super::types::{Delivery, Query, StoreError, Stored};
 use crate::config;
-use crate::message::Message;
 
 pub struct Replica {
     server: Server,
@@ -34,9 +33,9 @@ impl Replica {
         Ok(Replica { server: server_side, copy: db, turns: Turns::new() })
     }
 
-    /// Stores `messages` on the server, then brings the local copy up to date so the next read sees them.
-    pub async fn insert_all(&self, messages: &[Message]) -> Result<Vec<Inserted>, StoreError> {
-        let inserted = self.server.insert_all(messages).await?;
+    /// Stores `delivery` on the server, then brings the local copy up to date so the next read sees it.
+    pub async fn store(&self, delivery: &Delivery) -> Result<Stored, StoreError> {
+        let inserted = self.server.store(delivery).await?;
         // The delivery is stored: a failed sync only delays this instance's reads of it, to the next one.
         if let Err(e) = self.copy.sync().await {
             tracing::warn!(error = %e, "replica sync after a write failed");

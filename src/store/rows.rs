@@ -6,6 +6,7 @@
 //! length.
 
 use libsql::Value;
+use serde_json::value::RawValue;
 
 use super::types::{StoreError, StoredMessage};
 
@@ -86,6 +87,12 @@ pub fn optional_text(row: &mut [Value], idx: usize) -> Result<Option<String>, St
         Value::Null => Ok(None),
         _ => Err(StoreError::Unexpected("a text column holds another type")),
     }
+}
+
+/// A nullable column of JSON text selected as a BLOB (taken out of the row); none for NULL, for `''` and for
+/// text that is not JSON (a row another program wrote).
+pub fn optional_json(row: &mut [Value], idx: usize) -> Result<Option<Box<RawValue>>, StoreError> {
+    Ok(optional_text(row, idx)?.and_then(|json| RawValue::from_string(json).ok()))
 }
 
 /// A NOT NULL text column selected as a BLOB (taken out of the row).

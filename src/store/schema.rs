@@ -13,7 +13,7 @@ use crate::message::fold_case;
 use crate::message::Timestamp;
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 10;
+pub const LATEST: u32 = 11;
 
 /// One version's change: its statements in order, then, where rows exist already, what only code can
 /// fill in (version 2's sort keys).
@@ -37,12 +37,13 @@ const MIGRATIONS: [Migration; LATEST as usize] = [
     Migration { statements: V8_FOLDED_TEXT_IN_THE_ORDERINGS, fill: None },
     Migration { statements: V9_INBOX, fill: None },
     Migration { statements: V10_SHARED_TOTALS, fill: None },
+    Migration { statements: V11_AS_RECEIVED_AND_STATUSES, fill: None },
 ];
 
 pub async fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // IMMEDIATE: two processes starting on one file cannot both migrate.
     conn.execute("BEGIN IMMEDIATE", ()).await?;
-    let result = migrate_in_transaction(conn).await;
+    let result = migrate_in_transaction(conn, LATEST).await;
     match result {
         Ok(()) => conn.execute("COMMIT", ()).await.map(|_| ()).map_err(StoreError::from),
         Err(e) => {
@@ -52,14 +53,16 @@ pub async fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
 }
 
-async fn migrate_in_transaction(conn: &Connection) -> Result<(), StoreError> {
+/// Applies the migrations past the database's version, up to version `through`.
+async fn migrate_in_transaction(conn: &Connection, through: u32) -> Result<(), StoreError> {
     let version = user_version(conn).await?;
     if version > LATEST {
         return Err(StoreError::Open(format!(
             "database schema version {version} is newer than this build understands ({LATEST})"
         )));
     }
-    for (done, migration) in (version..).zip(&MIGRATIONS[version as usize..]) {
+    let pending = MIGRATIONS.get(version as usize..through as usize).unwrap_or_default();
+    for (done, migration) in (version..).zip(pending) {
         for statement in migration.statements {
             conn.execute(statement, ()).await?;
         }
@@ -252,6 +255,65 @@ const V10_SHARED_TOTALS: &[&str] = &[
     "CREATE INDEX search_totals_by_age ON search_totals (shared)",
 ];
 
+/// What arrived, as it arrived, and WhatsApp's delivery statuses.
+///
+/// `raw` is a message's JSON as received; NULL when it was exactly the message's canonical JSON, which a
+/// read rebuilds ([`crate::message::Message::canonical_json`]), and `''` when it is not known: the default
+/// gives every row stored before this version (and any row another program writes) that value without
+/// rewriting a page. `contact` and `metadata` are a WhatsApp message's sender entry and change metadata.
+///
+/// `statuses` keeps each status once per (`message_id`, `status`, `ts`), in arrival order (its rowid), with
+/// both orderings `GET /statuses` reads indexed and, for `/stats` and its totals, a count per status kept by
+/// triggers like the messages' own.
+const V11_AS_RECEIVED_AND_STATUSES: &[&str] = &[
+    "ALTER TABLE messages ADD COLUMN raw TEXT DEFAULT ''",
+    "ALTER TABLE messages ADD COLUMN contact TEXT",
+    "ALTER TABLE messages ADD COLUMN metadata TEXT",
+    "ALTER TABLE inbox ADD COLUMN raw TEXT DEFAULT ''",
+    "ALTER TABLE inbox ADD COLUMN contact TEXT",
+    "ALTER TABLE inbox ADD COLUMN metadata TEXT",
+    "DROP TRIGGER inbox_full",
+    "CREATE TRIGGER inbox_full AFTER INSERT ON inbox WHEN NEW.rowid >= 256 BEGIN
+        UPDATE text_index_state SET indexed_through = indexed_through + (SELECT count(*) FROM inbox)
+            WHERE indexed_through = (SELECT coalesce(max(rowid), 0) FROM messages)
+            AND NOT EXISTS (SELECT 1 FROM inbox JOIN messages USING (message_id));
+        INSERT OR IGNORE INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key,
+                text_folded, message_type, raw, contact, metadata)
+            SELECT message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type,
+                raw, contact, metadata
+            FROM inbox ORDER BY rowid;
+        INSERT OR REPLACE INTO messages_text (rowid, text_folded)
+            SELECT m.rowid, coalesce(i.text_indexed, i.text_folded) FROM inbox AS i JOIN messages AS m USING (message_id)
+            WHERE i.text_folded IS NOT NULL AND m.created_at = i.created_at;
+        DELETE FROM inbox;
+     END",
+    "CREATE TABLE statuses (
+        message_id   TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        ts           TEXT NOT NULL,
+        recipient_id TEXT,
+        errors       TEXT,
+        conversation TEXT,
+        pricing      TEXT,
+        raw          TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        UNIQUE (message_id, status, ts)
+     )",
+    "CREATE INDEX statuses_by_time ON statuses (ts)",
+    "CREATE INDEX statuses_by_status ON statuses (status, ts)",
+    "CREATE TABLE status_counts (
+        status TEXT PRIMARY KEY,
+        count  INTEGER NOT NULL
+     ) WITHOUT ROWID",
+    "CREATE TRIGGER statuses_added AFTER INSERT ON statuses BEGIN
+        INSERT INTO status_counts VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET count = count + 1;
+     END",
+    "CREATE TRIGGER statuses_removed AFTER DELETE ON statuses BEGIN
+        UPDATE status_counts SET count = count - 1 WHERE status = OLD.status;
+        DELETE FROM status_counts WHERE status = OLD.status AND count = 0;
+     END",
+];
+
 /// Rows written by another implementation may hold timestamps with offsets; those are converted to UTC
 /// so they still sort chronologically. Text that is no timestamp at all keeps itself as its key.
 fn legacy_sort_key(ts: &str) -> String {
@@ -272,7 +334,8 @@ pub const CURRENT_SCHEMA: &str = "(SELECT user_version FROM pragma_user_version)
      (SELECT indexed_through FROM text_index_state), (SELECT checked_at FROM write_probe), \
      (SELECT coalesce(max(rowid), 0) FROM messages), (SELECT message_type IS NULL FROM messages LIMIT 1), \
      (SELECT removed FROM totals), (SELECT count(*) FROM messages_text_vocab WHERE term = ''), \
-     (SELECT count(*) FROM inbox), (SELECT count(*) FROM search_totals)";
+     (SELECT count(*) FROM inbox), (SELECT count(*) FROM search_totals), \
+     (SELECT raw IS NULL FROM messages LIMIT 1), (SELECT count(*) FROM status_counts)";
 
 /// Fails unless `row`, selected with [`CURRENT_SCHEMA`], shows the current version.
 pub fn check(row: &[Value]) -> Result<(), StoreError> {
@@ -313,6 +376,38 @@ mod tests {
         created.execute("COMMIT", ()).await.unwrap();
         assert_eq!(schema_of(&created).await, schema_of(&migrated).await);
         assert_eq!(user_version(&created).await.unwrap(), LATEST);
+    }
+
+    /// A database the previous version wrote: its rows keep everything they had, and read as having no
+    /// object as received (it was not kept), where a new row rebuilds or returns its own.
+    #[tokio::test]
+    async fn the_previous_versions_rows_are_kept_and_read_as_received_unknown() {
+        use crate::store::read::{message, message_of, stats, stats_of};
+        use crate::store::types::Tables;
+        let conn = libsql::Builder::new_local(":memory:").build().await.unwrap().connect().unwrap();
+        conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
+        migrate_in_transaction(&conn, LATEST - 1).await.unwrap();
+        conn.execute("COMMIT", ()).await.unwrap();
+        assert_eq!(user_version(&conn).await.unwrap(), LATEST - 1);
+        conn.execute(
+            "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, message_type) \
+             VALUES ('old', '+1', '+2', '2025-01-15T10:00:00Z', 'kept', '', '2025-01-15T10:00:00.000000000', 'text')",
+            (),
+        )
+        .await
+        .unwrap();
+        migrate(&conn).await.unwrap();
+        assert_eq!(user_version(&conn).await.unwrap(), LATEST);
+        migrate(&conn).await.unwrap();
+        let run = |query: super::super::types::Query| {
+            let conn = conn.clone();
+            async move { rows::collect(conn.query(&query.sql, query.args).await.unwrap()).await.unwrap() }
+        };
+        let old = message_of(run(message(Tables::Messages, "old")).await).unwrap().unwrap();
+        assert_eq!((old.message.text.as_deref(), old.message_type.as_deref()), (Some("kept"), Some("text")));
+        assert!(old.raw.is_none() && old.contact.is_none() && old.metadata.is_none());
+        let stats = stats_of(run(stats(Tables::Messages)).await).unwrap();
+        assert_eq!((stats.total_messages, stats.statuses_by_status.len()), (1, 0));
     }
 
     #[test]

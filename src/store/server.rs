@@ -18,11 +18,10 @@ use tokio::sync::Semaphore;
 use super::hrana::{self, Hrana, HranaError, Statement};
 use super::rows::Table;
 use super::search_index::{self, INDEX_CHUNK};
-use super::types::{Inserted, Query, StoreError};
+use super::types::{Delivery, Query, StoreError, Stored};
 use super::write::{now, WRITE_PROBE};
-use super::{inbox, schema};
+use super::{inbox, schema, statuses};
 use crate::config;
-use crate::message::Message;
 
 /// Calls one instance makes to a libSQL server at once. Each holds one of the server's connections (sqld has
 /// 128 by default, shared by every instance) while it runs; beyond this, more in flight only makes a
@@ -120,16 +119,32 @@ impl Server {
         }
     }
 
-    /// Stores `messages` in one statement, one round trip ([`inbox`] says where and why). Safe to run again
-    /// if an answer was lost: the rows then exist, and the retry answers them as duplicates: stored once and
-    /// acknowledged, only the log's `created`/`duplicate` is off.
-    pub async fn insert_all(&self, messages: &[Message]) -> Result<Vec<Inserted>, StoreError> {
-        let delivery = inbox::delivery(&now(), messages);
-        let added = {
-            let _write = self.writes_in_flight.acquire().await;
-            self.fetch(&delivery).await?
+    /// Stores `delivery` in one round trip: its messages in one statement ([`inbox`] says where and why), its
+    /// statuses in another, and both in one transaction when it has both. Safe to run again if an answer was
+    /// lost: the rows then exist, and the retry answers them as duplicates: stored once and acknowledged,
+    /// only the log's `created`/`duplicate` is off.
+    pub async fn store(&self, delivery: &Delivery) -> Result<Stored, StoreError> {
+        let Delivery { messages, statuses } = delivery;
+        let created_at = now();
+        let _write = self.writes_in_flight.acquire().await;
+        let (added_messages, added_statuses) = match (messages.is_empty(), statuses.is_empty()) {
+            (_, true) => (self.fetch(&inbox::delivery(&created_at, messages)).await?, Table::from_rows(Vec::new())),
+            (true, false) => {
+                (Table::from_rows(Vec::new()), self.fetch(&statuses::delivery(&created_at, statuses)).await?)
+            }
+            (false, false) => {
+                let both = [inbox::delivery(&created_at, messages), statuses::delivery(&created_at, statuses)]
+                    .map(|query| Statement::new(query.sql, query.args));
+                let _turn = self.in_flight.acquire().await;
+                let mut outcomes = self.hrana.transaction(&both).await?.into_iter().map(|o| Table::from_rows(o.rows));
+                let mut next = || outcomes.next().ok_or(StoreError::Unexpected("a statement's outcome is missing"));
+                (next()?, next()?)
+            }
         };
-        inbox::outcomes(messages, added)
+        Ok(Stored {
+            messages: inbox::outcomes(messages, added_messages)?,
+            statuses: statuses::outcomes(statuses, added_statuses)?,
+        })
     }
 
     /// Readiness in one round trip: the probe row's update commits, and returns the schema version and the

@@ -4,12 +4,17 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use libsql::Value;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 #[cfg(feature = "remote")]
 use super::hrana::HranaError;
+use crate::message::Message;
+use crate::status::Status;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -41,6 +46,20 @@ pub enum Inserted {
     Duplicate,
 }
 
+/// What one delivery stores, in one commit: its messages and (from WhatsApp) delivery statuses.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    pub messages: Vec<Message>,
+    pub statuses: Vec<Status>,
+}
+
+/// Each message's and each status's outcome, in the delivery's order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub messages: Vec<Inserted>,
+    pub statuses: Vec<Inserted>,
+}
+
 /// A stored message as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredMessage {
@@ -49,6 +68,44 @@ pub struct StoredMessage {
     pub to: String,
     pub ts: String,
     pub text: Option<String>,
+}
+
+/// One stored message with what arrived: `GET /messages/{message_id}`.
+#[derive(Debug, Serialize)]
+pub struct ReceivedMessage {
+    #[serde(flatten)]
+    pub message: StoredMessage,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    /// The object as received; null when that is not known (a row stored before it was kept).
+    pub raw: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Box<RawValue>>,
+}
+
+/// A stored delivery status as `GET /statuses` returns it.
+#[derive(Debug, Serialize)]
+pub struct StoredStatus {
+    pub message_id: String,
+    pub status: String,
+    pub ts: String,
+    pub recipient_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Box<RawValue>>,
+    pub raw: Option<Box<RawValue>>,
+}
+
+/// One page of statuses and the number matching its filters.
+#[derive(Debug)]
+pub struct StatusPage {
+    pub data: Vec<StoredStatus>,
+    pub total: u64,
 }
 
 /// One page of a listing and the number of messages matching its filters.
@@ -71,6 +128,8 @@ pub struct Stats {
     pub messages_per_sender: Vec<SenderCount>,
     pub first_message_ts: Option<String>,
     pub last_message_ts: Option<String>,
+    /// How many delivery statuses are stored of each status.
+    pub statuses_by_status: BTreeMap<String, u64>,
 }
 
 /// The bound on every read, whatever the back end, and on every call to a libSQL server: a slow read or an

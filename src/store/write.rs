@@ -10,8 +10,8 @@ use crate::message::Message;
 /// the same id at the same moment. A row back means created, none means duplicate. (Read as a query: on a
 /// local connection libsql's `execute` of a cached statement costs more than stepping it as a query.)
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
-     (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (message_id) DO NOTHING RETURNING rowid";
+     (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type, raw, contact, \
+     metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (message_id) DO NOTHING RETURNING rowid";
 
 /// The arguments of [`INSERT_MESSAGE`] for `m`, stored at `created_at`.
 pub fn insert_args(created_at: &str, m: &Message) -> Vec<Value> {
@@ -26,6 +26,9 @@ pub fn insert_args(created_at: &str, m: &Message) -> Vec<Value> {
         m.ts.sort_key().to_owned().into(),
         text(m.text.as_deref().map(fold_case).as_deref()),
         text(m.message_type.as_deref()),
+        text(m.received.raw.as_deref()),
+        text(m.received.contact.as_deref()),
+        text(m.received.metadata.as_deref()),
     ]
 }
 

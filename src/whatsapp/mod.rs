@@ -1,6 +1,6 @@
 //! Meta's WhatsApp Business Cloud API, received directly: `GET /webhook/whatsapp` answers the subscription
-//! handshake ([`handshake`]); `POST /webhook/whatsapp` stores every message of a signed delivery ([`payload`]
-//! maps them) exactly once, all in one commit, with `POST /webhook`'s order of checks.
+//! handshake ([`handshake`]); `POST /webhook/whatsapp` stores every message and delivery status of a signed
+//! delivery ([`payload`] maps them) exactly once, all in one commit, with `POST /webhook`'s order of checks.
 
 mod handshake;
 pub mod payload;
@@ -10,42 +10,40 @@ use lambda_http::Request;
 use serde::Serialize;
 
 use crate::app::App;
-use crate::delivery::{Outcome, Tally, WebhookResult};
+use crate::delivery::{Counts, Outcome, Tally};
 use crate::error::{json, json_response, ApiError};
 use crate::signature::Verifier;
-use crate::store::Inserted;
+use crate::store::{Delivery, Stored};
 use crate::transport::intact_body;
 use payload::Mapped;
 
 pub use handshake::handshake;
 
-/// Skipped messages whose reasons the log line lists, at most: one delivery may hold thousands, and the line
+/// Skipped messages (and statuses) whose reasons the log line lists, at most: one delivery may hold thousands, and the line
 /// must stay a line. `skipped` counts them all.
 const SKIPS_LOGGED: usize = 10;
 
-/// Answers one delivery, and says what it came to for the access log and the metrics: `created` when any
-/// message was stored, `duplicate` when all were stored before, and `no_messages` for the statuses and other
-/// changes that carry none (or only messages that had to be skipped).
+/// Answers one delivery, and says what it came to for the access log and the metrics ([`Tally::result`]).
 pub async fn receive(app: &App, req: &Request) -> Outcome {
     #[derive(Serialize)]
-    struct Stored {
+    struct Answer<'a> {
         status: &'static str,
-        created: u64,
-        duplicate: u64,
-        skipped: u64,
+        #[serde(flatten)]
+        messages: &'a Counts,
+        statuses: &'a Counts,
     }
     match store(app, req).await {
         Ok(tally) => {
-            let Tally { created, duplicate, skipped, .. } = tally;
-            let result = if created > 0 {
-                WebhookResult::Created
-            } else if duplicate > 0 {
-                WebhookResult::Duplicate
-            } else {
-                WebhookResult::NoMessages
-            };
-            let response = json_response(StatusCode::OK, json(&Stored { status: "ok", created, duplicate, skipped }));
-            Outcome { response, result, dup: None, message_id: None, messages: Some(tally), cause: None }
+            let answer = Answer { status: "ok", messages: &tally.messages, statuses: &tally.statuses };
+            let response = json_response(StatusCode::OK, json(&answer));
+            Outcome {
+                response,
+                result: tally.result(),
+                dup: None,
+                message_id: None,
+                messages: Some(tally),
+                cause: None,
+            }
         }
         Err(error) => Outcome::failed(error),
     }
@@ -54,20 +52,18 @@ pub async fn receive(app: &App, req: &Request) -> Outcome {
 async fn store(app: &App, req: &Request) -> Result<Tally, ApiError> {
     let body = intact_body(req, app.max_body_bytes)?;
     let signature = req.headers().get("x-hub-signature-256").map(|v| v.as_bytes()).unwrap_or_default();
-    let Mapped { messages, skipped } = admit(&app.whatsapp, signature, body)?;
-    let skips = skipped.iter().take(SKIPS_LOGGED).cloned().collect();
-    let mut tally = Tally { skipped: skipped.len() as u64, skips, ..Tally::default() };
-    // Statuses and other changes carry no message: nothing to commit, and nothing to wait for.
-    if messages.is_empty() {
-        return Ok(tally);
-    }
-    for outcome in app.store().await?.insert_all(messages).await? {
-        match outcome {
-            Inserted::Created => tally.created += 1,
-            Inserted::Duplicate => tally.duplicate += 1,
-        }
-    }
-    Ok(tally)
+    let Mapped { messages, skipped, statuses, skipped_statuses } = admit(&app.whatsapp, signature, body)?;
+    // Other changes carry nothing: nothing to commit, and nothing to wait for.
+    let stored = match messages.is_empty() && statuses.is_empty() {
+        true => Stored::default(),
+        false => app.store().await?.store(Delivery { messages, statuses }).await?,
+    };
+    Ok(Tally {
+        messages: Counts::of(&stored.messages, skipped.len()),
+        statuses: Counts::of(&stored.statuses, skipped_statuses.len()),
+        skips: skipped.into_iter().take(SKIPS_LOGGED).collect(),
+        status_skips: skipped_statuses.into_iter().take(SKIPS_LOGGED).collect(),
+    })
 }
 
 /// `POST /webhook`'s checks 2 to 4 for a Cloud API delivery: an app secret is configured, the

@@ -1,14 +1,22 @@
-//! A Cloud API delivery's body mapped onto [`Message`]s: every message of every entry and change, in order.
+//! A Cloud API delivery's body mapped onto [`Message`]s and [`Status`]es: every message and every status of
+//! every entry and change, in order, each with its JSON exactly as it arrived.
 //!
-//! A body that is not a delivery at all is refused whole (422). A message that cannot be mapped (no id, a
-//! sender that is not digits, an absurd timestamp) is only skipped, with its reason: Meta would retry the
-//! whole delivery for days, and no retry could fix it. Changes of other fields (`statuses` arrive in
-//! `messages` changes too, beside or instead of `messages`) carry nothing to store.
+//! A body that is not a delivery at all is refused whole (422). A message or status that cannot be mapped
+//! (no id, a sender that is not digits, an absurd timestamp) is only skipped, with its reason: Meta would
+//! retry the whole delivery for days, and no retry could fix it. Changes of other fields carry nothing to
+//! store.
+//!
+//! The body is read twice: once as values, which decide what is valid, and once for the exact bytes of each
+//! object that is kept ([`RawDelivery`]), which a value would not give back (key order, number forms,
+//! escapes).
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::delivery::Skipped;
-use crate::message::{FieldError, Message, Msisdn, Timestamp, MAX_TEXT_CHARS};
+use crate::message::{FieldError, Message, Msisdn, Received, Timestamp, MAX_TEXT_CHARS};
+use crate::status::Status;
 use crate::strict_json;
 
 /// The `object` of a WhatsApp Business Account's deliveries.
@@ -16,20 +24,59 @@ const OBJECT: &str = "whatsapp_business_account";
 /// The delivery's own keys, where a duplicate-key error is located.
 const FIELDS: [&str; 2] = ["object", "entry"];
 
-/// A delivery's messages that can be stored, and those that cannot.
+/// A delivery's messages and statuses that can be stored, and those that cannot.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Mapped {
     pub messages: Vec<Message>,
     pub skipped: Vec<Skipped>,
+    pub statuses: Vec<Status>,
+    pub skipped_statuses: Vec<Skipped>,
 }
 
 /// Maps a delivery's body, or names what makes it no delivery.
 pub fn map(body: &[u8]) -> Result<Mapped, Vec<FieldError>> {
     let value = strict_json::parse(body).map_err(|e| vec![FieldError::of_json(e, &FIELDS)])?;
-    deliveries(&value).map_err(|e| vec![e])
+    deliveries(&value, body).map_err(|e| vec![e])
 }
 
-fn deliveries(value: &Value) -> Result<Mapped, FieldError> {
+/// The parts of a delivery whose bytes are kept, borrowed from the body. Read only once the values passed,
+/// so that its shape is known to hold.
+#[derive(Deserialize)]
+struct RawDelivery<'a> {
+    #[serde(borrow)]
+    entry: Vec<RawEntry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawEntry<'a> {
+    #[serde(borrow)]
+    changes: Vec<RawChange<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawChange<'a> {
+    #[serde(borrow, default)]
+    value: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawChangeValue<'a> {
+    #[serde(borrow, default)]
+    metadata: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    contacts: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    messages: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    statuses: Option<&'a RawValue>,
+}
+
+/// The items of a JSON array's bytes, each as its own bytes; none when it is no array.
+fn raw_items(list: Option<&RawValue>) -> Vec<&RawValue> {
+    list.and_then(|list| serde_json::from_str(list.get()).ok()).unwrap_or_default()
+}
+
+fn deliveries(value: &Value, body: &[u8]) -> Result<Mapped, FieldError> {
     let delivery = object(value, &[], "the delivery")?;
     match delivery.get("object") {
         Some(Value::String(object)) if object == OBJECT => {}
@@ -38,8 +85,9 @@ fn deliveries(value: &Value) -> Result<Mapped, FieldError> {
             return Err(FieldError::body_at(&["object"], "literal_error", format!("Input should be '{OBJECT}'")));
         }
     }
-    let mut mapped = Mapped::default();
-    for (e, entry) in list(delivery, "entry", &["entry"], "entry")?.iter().enumerate() {
+    let entries = list(delivery, "entry", &["entry"], "entry")?;
+    let mut changes_of = Vec::with_capacity(entries.len());
+    for (e, entry) in entries.iter().enumerate() {
         let entry = object(entry, &["entry"], &format!("entry[{e}]"))?;
         let changes = list(entry, "changes", &["entry", "changes"], &format!("entry[{e}].changes"))?;
         for (c, change) in changes.iter().enumerate() {
@@ -54,35 +102,83 @@ fn deliveries(value: &Value) -> Result<Mapped, FieldError> {
                 }
             }
             let value = change.get("value").unwrap_or(&Value::Null);
-            mapped.add(object(value, &["entry", "changes", "value"], &format!("{at}.value"))?, &at)?;
+            let value = object(value, &["entry", "changes", "value"], &format!("{at}.value"))?;
+            for part in ["messages", "statuses"] {
+                if !matches!(value.get(part), None | Some(Value::Null | Value::Array(_))) {
+                    let msg = format!("{at}.value.{part}: Input should be a valid list");
+                    let loc: &[&'static str] = match part {
+                        "messages" => &["entry", "changes", "value", "messages"],
+                        _ => &["entry", "changes", "value", "statuses"],
+                    };
+                    return Err(FieldError::body_at(loc, "list_type", msg));
+                }
+            }
+            changes_of.push((e, c, value));
         }
+    }
+    // The values passed, so the bytes have the shape read here.
+    let raw: RawDelivery = serde_json::from_slice(body)
+        .map_err(|e| FieldError::body_at(&[], "json_invalid", format!("JSON decode error: {e}")))?;
+    let mut mapped = Mapped::default();
+    for (e, c, value) in changes_of {
+        let raw_value = raw.entry.get(e).and_then(|entry| entry.changes.get(c)).and_then(|change| change.value);
+        let raw_value: RawChangeValue =
+            raw_value.and_then(|value| serde_json::from_str(value.get()).ok()).unwrap_or_default();
+        mapped.add(value, &raw_value);
     }
     Ok(mapped)
 }
 
 impl Mapped {
-    /// The messages of one `messages` change's value, all sent to its business number.
-    fn add(&mut self, value: &Map<String, Value>, at: &str) -> Result<(), FieldError> {
-        let messages = match value.get("messages") {
-            None | Some(Value::Null) => return Ok(()),
-            Some(Value::Array(messages)) => messages,
-            Some(_) => {
-                let msg = format!("{at}.value.messages: Input should be a valid list");
-                return Err(FieldError::body_at(&["entry", "changes", "value", "messages"], "list_type", msg));
-            }
-        };
+    /// The messages and statuses of one `messages` change's value, all of one business number.
+    fn add(&mut self, value: &Map<String, Value>, raw: &RawChangeValue) {
         let to = value
             .get("metadata")
             .and_then(|metadata| metadata.get("display_phone_number"))
             .and_then(Value::as_str)
             .and_then(|number| Msisdn::parse(&format!("+{}", number.replace(|c: char| !c.is_ascii_digit(), ""))));
-        for message in messages {
+        let metadata = raw.metadata.map(|metadata| metadata.get().to_owned());
+        let contacts = Contacts { values: items(value, "contacts"), raw: raw_items(raw.contacts) };
+        for (message, raw_message) in items(value, "messages").iter().zip(raw_items(raw.messages)) {
             match one(message, to.as_ref()) {
-                Ok(message) => self.messages.push(message),
+                Ok(mut message) => {
+                    message.received = Received {
+                        raw: Some(raw_message.get().to_owned()),
+                        contact: contacts.of(message.from.as_str()),
+                        metadata: metadata.clone(),
+                    };
+                    self.messages.push(message)
+                }
                 Err(skipped) => self.skipped.push(skipped),
             }
         }
-        Ok(())
+        for (status, raw_status) in items(value, "statuses").iter().zip(raw_items(raw.statuses)) {
+            match one_status(status, raw_status.get()) {
+                Ok(status) => self.statuses.push(status),
+                Err(skipped) => self.skipped_statuses.push(skipped),
+            }
+        }
+    }
+}
+
+/// The items of an array under `key`; none when it is missing or null (anything else was refused).
+fn items<'v>(value: &'v Map<String, Value>, key: &str) -> &'v [Value] {
+    value.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+/// A change's `contacts[]`: the profiles of the senders of its messages.
+struct Contacts<'v, 'r> {
+    values: &'v [Value],
+    raw: Vec<&'r RawValue>,
+}
+
+impl Contacts<'_, '_> {
+    /// The bytes of the sender's entry: the one whose `wa_id` is the sender's number, or the only one.
+    fn of(&self, from: &str) -> Option<String> {
+        let digits = from.trim_start_matches('+');
+        let matching = self.values.iter().position(|c| c.get("wa_id").and_then(Value::as_str) == Some(digits));
+        let index = matching.or((self.values.len() == 1).then_some(0))?;
+        self.raw.get(index).map(|raw| raw.get().to_owned())
     }
 }
 
@@ -100,12 +196,40 @@ fn one(raw: &Value, to: Option<&Msisdn>) -> Result<Message, Skipped> {
         .and_then(|digits| Msisdn::parse(&format!("+{digits}")))
         .ok_or_else(|| skip("from is not a phone number of digits"))?;
     let to = to.cloned().ok_or_else(|| skip("metadata.display_phone_number holds no phone number"))?;
-    let ts = unix_seconds(m.get("timestamp"))
-        .and_then(Timestamp::from_unix_seconds)
-        .ok_or_else(|| skip("timestamp is not a Unix time in seconds before year 10000"))?;
+    let ts =
+        unix_seconds(m.get("timestamp")).and_then(Timestamp::from_unix_seconds).ok_or_else(|| skip(BAD_TIMESTAMP))?;
     let message_type = m.get("type").and_then(Value::as_str).map(str::to_owned);
     let text = text_of(m, message_type.as_deref()).map_err(skip)?;
-    Ok(Message { message_id, from, to, ts, text, message_type })
+    Ok(Message { message_id, from, to, ts, text, message_type, received: Received::default() })
+}
+
+const BAD_TIMESTAMP: &str = "timestamp is not a Unix time in seconds before year 10000";
+
+/// One `statuses[]` entry, or why it cannot be kept.
+fn one_status(value: &Value, raw: &str) -> Result<Status, Skipped> {
+    let Some(s) = value.as_object() else { return Err(Skipped { message_id: None, reason: "not an object" }) };
+    let message_id = match s.get("id") {
+        Some(Value::String(id)) if !id.is_empty() => id.clone(),
+        _ => return Err(Skipped { message_id: None, reason: "no status id" }),
+    };
+    let skip = |reason| Skipped { message_id: Some(message_id.clone()), reason };
+    let status = match s.get("status") {
+        Some(Value::String(status)) if !status.is_empty() => status.clone(),
+        _ => return Err(skip("no status")),
+    };
+    let ts =
+        unix_seconds(s.get("timestamp")).and_then(Timestamp::from_unix_seconds).ok_or_else(|| skip(BAD_TIMESTAMP))?;
+    let json = |key: &str| s.get(key).filter(|v| !v.is_null()).map(Value::to_string);
+    Ok(Status {
+        message_id,
+        status,
+        ts,
+        recipient_id: s.get("recipient_id").and_then(Value::as_str).map(str::to_owned),
+        errors: json("errors"),
+        conversation: json("conversation"),
+        pricing: json("pricing"),
+        raw: raw.to_owned(),
+    })
 }
 
 /// Meta sends the time as a string of digits; a plain number is taken too.
@@ -260,7 +384,7 @@ mod tests {
     }
 
     #[test]
-    fn every_message_of_every_entry_and_change_in_order_and_nothing_from_statuses_or_other_fields() {
+    fn every_message_and_status_of_every_entry_and_change_in_order_and_nothing_from_other_fields() {
         let statuses = json!({"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550001234", "phone_number_id": "123456"},
@@ -274,9 +398,81 @@ mod tests {
         let mapped = map(body.to_string().as_bytes()).unwrap();
         let ids: Vec<&str> = mapped.messages.iter().map(|m| m.message_id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c", "a"]);
-        let only_statuses =
-            json!({"object": OBJECT, "entry": [{"id": "1", "changes": [body["entry"][0]["changes"][1]]}]});
-        assert_eq!(map(only_statuses.to_string().as_bytes()).unwrap(), Mapped::default());
+        let statuses: Vec<(&str, &str)> =
+            mapped.statuses.iter().map(|s| (s.message_id.as_str(), s.status.as_str())).collect();
+        assert_eq!(statuses, [("wamid.S", "delivered")]);
+        let only_other = json!({"object": OBJECT, "entry": [{"id": "1", "changes": [body["entry"][1]["changes"][0]]}]});
+        assert_eq!(map(only_other.to_string().as_bytes()).unwrap(), Mapped::default());
+    }
+
+    #[test]
+    fn every_object_kept_is_its_bytes_as_received() {
+        // Key order, spacing, escapes and number forms a value would not give back.
+        let message = r#"{ "type":"text", "id" : "wamid.\u0041", "timestamp":"1736935200","from":"16315551234","text":{"body":"caf\u00e9"},"n":1.50 }"#;
+        let contact = r#"{"wa_id": "16315551234", "profile": {"name": "K\u00e9rry"}}"#;
+        let other_contact = r#"{"wa_id":"19995550000","profile":{"name":"Someone else"}}"#;
+        let metadata = r#"{"phone_number_id":"1","display_phone_number":"15550001234"}"#;
+        let status = r#"{"status":"failed","id":"wamid.OUT","timestamp":"1736935300","recipient_id":"16315551234","errors":[{"code":131026,"title":"Message undeliverable"}],"x":1e2}"#;
+        let body = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"changes":[{{"field":"messages","value":{{
+                "metadata":{metadata},"contacts":[{other_contact}, {contact}],"messages":[{message}],"statuses":[{status}]}}}}]}}]}}"#
+        );
+        let mapped = map(body.as_bytes()).unwrap();
+        let received = &mapped.messages[0].received;
+        assert_eq!(mapped.messages[0].message_id, "wamid.A");
+        assert_eq!(mapped.messages[0].text.as_deref(), Some("café"));
+        assert_eq!(received.raw.as_deref(), Some(message));
+        assert_eq!(received.contact.as_deref(), Some(contact), "the sender's entry, not the first");
+        assert_eq!(received.metadata.as_deref(), Some(metadata));
+        let kept = &mapped.statuses[0];
+        assert_eq!(kept.raw, status);
+        assert_eq!(
+            (kept.message_id.as_str(), kept.status.as_str(), kept.ts.as_str()),
+            ("wamid.OUT", "failed", "2025-01-15T10:01:40Z")
+        );
+        assert_eq!(kept.recipient_id.as_deref(), Some("16315551234"));
+        assert_eq!(kept.errors.as_deref(), Some(r#"[{"code":131026,"title":"Message undeliverable"}]"#));
+        assert_eq!((kept.conversation.as_deref(), kept.pricing.as_deref()), (None, None));
+    }
+
+    #[test]
+    fn a_status_that_cannot_be_kept_is_skipped_with_its_reason_and_the_rest_kept() {
+        let statuses = json!([
+            {"id": "ok", "status": "read", "timestamp": "1736935300"},
+            "not an object",
+            {"status": "sent", "timestamp": "1736935300"},
+            {"id": "", "status": "sent", "timestamp": "1736935300"},
+            {"id": "no-status", "timestamp": "1736935300"},
+            {"id": "empty-status", "status": "", "timestamp": "1736935300"},
+            {"id": "absurd", "status": "sent", "timestamp": "999999999999999"},
+            {"id": "no-time", "status": "sent"},
+        ]);
+        let body =
+            json!({"object": OBJECT, "entry": [{"changes": [{"field": "messages", "value": {"statuses": statuses}}]}]});
+        let mapped = map(body.to_string().as_bytes()).unwrap();
+        assert_eq!(mapped.statuses.len(), 1);
+        assert_eq!(mapped.statuses[0].recipient_id, None);
+        let reasons: Vec<(Option<&str>, &str)> =
+            mapped.skipped_statuses.iter().map(|s| (s.message_id.as_deref(), s.reason)).collect();
+        assert_eq!(
+            reasons,
+            [
+                (None, "not an object"),
+                (None, "no status id"),
+                (None, "no status id"),
+                (Some("no-status"), "no status"),
+                (Some("empty-status"), "no status"),
+                (Some("absurd"), BAD_TIMESTAMP),
+                (Some("no-time"), BAD_TIMESTAMP),
+            ]
+        );
+        let not_a_list =
+            json!({"object": OBJECT, "entry": [{"changes": [{"field": "messages", "value": {"statuses": {}}}]}]});
+        let refused = map(not_a_list.to_string().as_bytes()).unwrap_err();
+        assert_eq!(
+            (refused[0].loc.join("."), refused[0].kind),
+            ("body.entry.changes.value.statuses".into(), "list_type")
+        );
     }
 
     #[test]

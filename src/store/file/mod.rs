@@ -14,8 +14,7 @@ use super::pool::{BoxFuture, Pool};
 use super::rows::Table;
 use super::schema;
 use super::session::Session;
-use super::types::{Inserted, Listing, Query, StoreError};
-use crate::message::Message;
+use super::types::{Delivery, Listing, Query, StoreError, Stored};
 use identity::FileIdentity;
 use writer::Writer;
 
@@ -42,8 +41,8 @@ impl File {
         Ok(File { writer, readers: Pool::new(db, Some(configure_reader)) })
     }
 
-    pub async fn insert_all(&self, messages: Vec<Message>) -> Result<Vec<Inserted>, StoreError> {
-        self.writer.insert_all(messages).await
+    pub async fn store(&self, delivery: Delivery) -> Result<Stored, StoreError> {
+        self.writer.store(delivery).await
     }
 
     /// The writer commits a write to the file it opened, and the file has the current schema.
@@ -82,10 +81,10 @@ async fn take_in_the_inbox(conn: &Connection) -> Result<(), StoreError> {
     conn.execute("BEGIN IMMEDIATE", ()).await?;
     let moved = conn
         .execute_batch(
-            "INSERT OR IGNORE INTO messages \
-                (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type) \
-             SELECT message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type \
-                FROM inbox ORDER BY rowid; \
+            "INSERT OR IGNORE INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, \
+                text_folded, message_type, raw, contact, metadata) \
+             SELECT message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type, \
+                raw, contact, metadata FROM inbox ORDER BY rowid; \
              DELETE FROM inbox;",
         )
         .await;

@@ -1,6 +1,6 @@
 //! The file's writer: one thread owns the write connection, and deliveries reach it through a queue.
 //!
-//! [`Writer::insert_all`] sends a [`Job`] and waits for its reply; [`write_loop`] takes every job waiting (up
+//! [`Writer::store`] sends a [`Job`] and waits for its reply; [`write_loop`] takes every job waiting (up
 //! to [`MAX_BATCH`]), commits the deliveries among them in one durable transaction ([`commit_deliveries`]),
 //! and only then answers each. Concurrent deliveries so share one fsync (group commit). Between batches it
 //! feeds the text index, never ahead of an acknowledgement.
@@ -8,10 +8,10 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::identity::FileIdentity;
-use crate::message::Message;
 use crate::store::search_index::Indexer;
 use crate::store::session::Session;
-use crate::store::types::{Inserted, StoreError};
+use crate::store::statuses;
+use crate::store::types::{Delivery, Inserted, StoreError, Stored};
 use crate::store::write::{insert_args, now, write_probe, INSERT_MESSAGE};
 
 /// How many queued deliveries one transaction takes at most.
@@ -24,8 +24,8 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// What the writer is asked to do.
 enum Job {
-    /// One delivery: its messages are committed together, in the same transaction.
-    Insert { messages: Vec<Message>, reply: Reply<Vec<Inserted>> },
+    /// One delivery: its messages and statuses are committed together, in the same transaction.
+    Insert { delivery: Delivery, reply: Reply<Stored> },
     /// Readiness: the file is still the one opened, and a write commits.
     Probe(Reply<()>),
 }
@@ -60,8 +60,8 @@ impl Writer {
         Ok(Writer { queue })
     }
 
-    pub async fn insert_all(&self, messages: Vec<Message>) -> Result<Vec<Inserted>, StoreError> {
-        self.ask(|reply| Job::Insert { messages, reply }).await
+    pub async fn store(&self, delivery: Delivery) -> Result<Stored, StoreError> {
+        self.ask(|reply| Job::Insert { delivery, reply }).await
     }
 
     /// Passes when a write commits in the probe's batch, be it its own or the deliveries'.
@@ -101,7 +101,7 @@ async fn write_loop(conn: Session, file: FileIdentity, mut queue: mpsc::Receiver
         let (mut deliveries, mut probes) = (Vec::new(), Vec::new());
         for job in jobs.drain(..) {
             match job {
-                Job::Insert { messages, reply } => deliveries.push((messages, reply)),
+                Job::Insert { delivery, reply } => deliveries.push((delivery, reply)),
                 Job::Probe(reply) => probes.push(reply),
             }
         }
@@ -118,37 +118,52 @@ async fn write_loop(conn: Session, file: FileIdentity, mut queue: mpsc::Receiver
 
 /// Stores a batch of deliveries in one transaction and answers each with its own outcome; returns how many
 /// rows were created, or why nothing was.
-async fn commit_deliveries(
-    conn: &Session,
-    deliveries: Vec<(Vec<Message>, Reply<Vec<Inserted>>)>,
-) -> Result<usize, String> {
+async fn commit_deliveries(conn: &Session, deliveries: Vec<(Delivery, Reply<Stored>)>) -> Result<usize, String> {
     let committed = conn
         .write_transaction(|| async {
             let created_at = now();
             let mut outcomes = Vec::with_capacity(deliveries.len());
-            for (messages, _) in &deliveries {
-                let mut delivery = Vec::with_capacity(messages.len());
-                for message in messages {
+            for (delivery, _) in &deliveries {
+                let mut messages = Vec::with_capacity(delivery.messages.len());
+                for message in &delivery.messages {
                     let created =
                         conn.query(INSERT_MESSAGE, insert_args(&created_at, message)).await?.next().await?.is_some();
-                    delivery.push(if created { Inserted::Created } else { Inserted::Duplicate });
+                    messages.push(if created { Inserted::Created } else { Inserted::Duplicate });
                 }
-                outcomes.push(delivery);
+                let statuses_added = match delivery.statuses.is_empty() {
+                    true => None,
+                    false => {
+                        let query = statuses::delivery(&created_at, &delivery.statuses);
+                        Some(conn.fetch(&query.sql, query.args).await?)
+                    }
+                };
+                outcomes.push((messages, statuses_added));
             }
             Ok(outcomes)
         })
         .await;
+    let committed = committed.map_err(|e| e.to_string()).and_then(|outcomes| {
+        let stored = deliveries.iter().zip(outcomes).map(|((delivery, _), (messages, statuses_added))| {
+            let statuses = match statuses_added {
+                Some(added) => statuses::outcomes(&delivery.statuses, added).map_err(|e| e.to_string())?,
+                None => Vec::new(),
+            };
+            Ok(Stored { messages, statuses })
+        });
+        stored.collect::<Result<Vec<Stored>, String>>()
+    });
     match committed {
         Ok(outcomes) => {
-            let created = outcomes.iter().flatten().filter(|o| **o == Inserted::Created).count();
+            // Rows of messages, for the indexer.
+            let created = outcomes.iter().flat_map(|o| &o.messages).filter(|o| **o == Inserted::Created).count();
             for ((_, reply), outcome) in deliveries.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
             }
             Ok(created)
         }
-        Err(e) => {
-            // Nothing of the batch is committed, so no delivery in it may be acknowledged.
-            let reason = e.to_string();
+        Err(reason) => {
+            // Nothing of the batch is committed (or its outcome cannot be read), so no delivery in it may be
+            // acknowledged.
             for (_, reply) in deliveries {
                 let _ = reply.send(Err(StoreError::Write(reason.clone())));
             }

@@ -49,8 +49,8 @@ run: ## Serve on 127.0.0.1:8000 with ./data/app.db (WEBHOOK_SECRET, WHATSAPP_*, 
 send: ## Send one signed message to a running `make run` (BODY='{"message_id":...}' to choose it)
 	WEBHOOK_SECRET="$${WEBHOOK_SECRET:-$(DEV_SECRET)}" scripts/send.sh $(if $(BODY),'$(BODY)')
 
-send-whatsapp: ## Send a sample signed WhatsApp Cloud API delivery to a running `make run` (BODY='{"object":...}' to choose it)
-	WHATSAPP_APP_SECRET="$${WHATSAPP_APP_SECRET:-$(DEV_WHATSAPP_SECRET)}" scripts/send-whatsapp.sh $(if $(BODY),'$(BODY)')
+send-whatsapp: ## Send a sample signed WhatsApp Cloud API delivery to a running `make run` (BODY='{"object":...}' or FILE=path to choose it)
+	WHATSAPP_APP_SECRET="$${WHATSAPP_APP_SECRET:-$(DEV_WHATSAPP_SECRET)}" scripts/send-whatsapp.sh $(if $(FILE),"$$(cat $(FILE))",$(if $(BODY),'$(BODY)'))
 
 test: check-tools lint unit crash graders openapi fuzz bench-smoke lambda-e2e lint-template lint-container lint-ops package ## Run every test
 

@@ -98,6 +98,17 @@ mod tests {
         assert_eq!(Route::label(None), "unmatched");
     }
 
+    /// The gateway's own check of the reads (template-authorizer.yaml) covers every route that reads data:
+    /// one left out would reach the function on the unauthorized catch-all.
+    #[test]
+    fn every_read_route_has_its_authorized_route_at_the_gateway() {
+        let template = include_str!("../template-authorizer.yaml");
+        for entry in ROUTES.iter().filter(|entry| entry.reads_data) {
+            let key = format!("RouteKey: GET {}", entry.path.replace('}', "+}"));
+            assert!(template.contains(&key), "{key}");
+        }
+    }
+
     #[test]
     fn any_path_below_messages_names_one_message_by_its_decoded_id() {
         for (path, id) in [

@@ -32,6 +32,7 @@ KNOWN_PROBLEMS = {
     "http_requests_total no help text",
     "webhook_requests_total no help text",
     "whatsapp_messages_total no help text",
+    "whatsapp_statuses_total no help text",
     "request_latency_ms no help text",
     "request_latency_ms metric names should not contain abbreviated units",
 }

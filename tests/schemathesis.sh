@@ -112,7 +112,7 @@ deliver() {
 }
 
 seed() {
-  local body status ok=0
+  local body status sig ok=0
   for body in \
     '{"message_id":"m1","from":"+919876543210","to":"+14155550100","ts":"2025-01-15T10:00:00Z","text":"Hello"}' \
     '{"message_id":"m1","from":"+919876543210","to":"+14155550100","ts":"2025-01-15T10:00:00Z","text":"Hello"}' \
@@ -124,7 +124,14 @@ seed() {
     status=$(deliver "$body")
     [ "$status" = 200 ] || { echo "schemathesis:   seeding got $status for $body" >&2; ok=1; }
   done
-  [ "$(curl -s "${AUTH[@]}" "$URL/messages" | jq .total)" = 6 ] || { echo "schemathesis:   expected 6 seeded messages" >&2; ok=1; }
+  # A WhatsApp delivery with media, a location and statuses, so that one messages and statuses have every part.
+  body=$(cat "$ROOT/scripts/whatsapp-sample.json")
+  sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$WHATSAPP_APP_SECRET" -r | cut -d' ' -f1)
+  status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Hub-Signature-256: sha256=$sig" --data-binary "$body" \
+    "$URL/webhook/whatsapp")
+  [ "$status" = 200 ] || { echo "schemathesis:   seeding the WhatsApp sample got $status" >&2; ok=1; }
+  [ "$(curl -s "${AUTH[@]}" "$URL/messages" | jq .total)" = 8 ] || { echo "schemathesis:   expected 8 seeded messages" >&2; ok=1; }
+  [ "$(curl -s "${AUTH[@]}" "$URL/statuses" | jq .total)" = 3 ] || { echo "schemathesis:   expected 3 seeded statuses" >&2; ok=1; }
   return "$ok"
 }
 
@@ -288,7 +295,7 @@ for mode in $MODES; do
     open)
       AUTH=()
       if ! start_server open; then record "[open] server start" 1; continue; fi
-      status=0; seed || status=$?; record "[open] seeding 7 signed deliveries (one duplicate)" "$status"
+      status=0; seed || status=$?; record "[open] seeding 8 signed deliveries (one duplicate, one WhatsApp)" "$status"
       if [ "$CHECK_SERVED_SPEC" = 1 ]; then
         status=0
         ctype=$(curl -s -o "$work/served.yaml" -w '%{content_type}' "$URL/openapi.yaml")
@@ -305,7 +312,7 @@ for mode in $MODES; do
       TOKEN=$(openssl rand -hex 24)
       AUTH=(-H "Authorization: Bearer $TOKEN")
       if ! start_server token READ_API_TOKEN="$TOKEN" MAX_BODY_BYTES=2048; then record "[token] server start" 1; continue; fi
-      status=0; seed || status=$?; record "[token] seeding 7 signed deliveries (one duplicate)" "$status"
+      status=0; seed || status=$?; record "[token] seeding 8 signed deliveries (one duplicate, one WhatsApp)" "$status"
       status=0
       for path in /messages /stats /metrics; do
         for auth in "" "Bearer wrong-$TOKEN" "Basic $TOKEN"; do

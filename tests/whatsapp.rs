@@ -647,3 +647,31 @@ async fn ids_and_statuses_of_any_unicode_are_stored_and_returned_byte_for_byte()
         assert_eq!(found["data"][0]["status"].as_str(), Some(format!("état {id}").as_str()));
     }
 }
+
+/// The README's WhatsApp section, replayed: the sample file sent as `make send-whatsapp FILE=…` sends it, and
+/// every answer the section prints is what the service answers, byte for byte.
+#[tokio::test]
+async fn the_readmes_whatsapp_sample_answers_as_the_readme_shows() {
+    let app = spawn_app().await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let sample = std::fs::read_to_string(format!("{root}/scripts/whatsapp-sample.json")).unwrap();
+    let start = readme.find("make send-whatsapp FILE=scripts/whatsapp-sample.json\n").expect("the README's sample");
+    let block: Vec<&str> = readme[start..].lines().take_while(|line| *line != "```").collect();
+    // `$(cat FILE)` drops the file's final newline.
+    let body = sample.trim_end();
+    let sent = app.client.post(app.url("/webhook/whatsapp"));
+    let sent =
+        sent.header("X-Hub-Signature-256", whatsapp_signature(WHATSAPP_SECRET, body.as_bytes())).body(body.to_owned());
+    let answer = sent.send().await.unwrap().text().await.unwrap();
+    assert_eq!(format!("# {answer}"), block[1]);
+    let mut checked = 0;
+    for pair in block[2..].chunks(2) {
+        let url = pair[0].trim_start_matches("curl -s ").trim_matches('\'');
+        let path = url.strip_prefix("http://127.0.0.1:8000").expect(url);
+        let (status, text) = app.get_text(path).await;
+        assert_eq!((status, format!("# {text}")), (200, pair[1].to_owned()), "{path}");
+        checked += 1;
+    }
+    assert_eq!(checked, 5);
+}

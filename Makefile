@@ -29,8 +29,10 @@ SOAK_SECONDS ?= 120
 # is whichever the apt lists offer.
 PROMETHEUS_VERSION := 2.42.0
 PROMTOOL := .tools/promtool-$(PROMETHEUS_VERSION)/promtool
+# Debian's Chromium, for the browser tests of the inbox page: a browser is used as Debian's security updates keep it.
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help run send send-whatsapp test tools check-tools lint unit remote-test server-test crash graders openapi fuzz release bench bench-remote bench-fleet bench-smoke soak lambda-e2e \
+.PHONY: help run send send-whatsapp test tools check-tools lint unit remote-test server-test crash graders openapi browser fuzz release bench bench-remote bench-fleet bench-smoke soak lambda-e2e \
 	lint-template lint-container lint-ops promtool package events check-compose up up-libsql up-monitoring down logs
 
 help:
@@ -52,7 +54,7 @@ send: ## Send one signed message to a running `make run` (BODY='{"message_id":..
 send-whatsapp: ## Send a sample signed WhatsApp Cloud API delivery to a running `make run` (BODY='{"object":...}' or FILE=path to choose it)
 	WHATSAPP_APP_SECRET="$${WHATSAPP_APP_SECRET:-$(DEV_WHATSAPP_SECRET)}" scripts/send-whatsapp.sh $(if $(FILE),"$$(cat $(FILE))",$(if $(BODY),'$(BODY)'))
 
-test: check-tools lint unit crash graders openapi fuzz bench-smoke lambda-e2e lint-template lint-container lint-ops package ## Run every test
+test: check-tools lint unit crash graders openapi browser fuzz bench-smoke lambda-e2e lint-template lint-container lint-ops package ## Run every test
 
 check-tools:
 	@for tool in curl jq openssl $(PYTHON); do command -v $$tool >/dev/null || { echo "make: '$$tool' is needed by the tests (apt-get install $$tool)" >&2; exit 1; }; done
@@ -112,6 +114,10 @@ graders: release ## SPEC §9 line by line against the release binary on a fresh 
 
 openapi: release $(TOOLS) ## schemathesis drives openapi.yaml against the server: no 5xx, no answer outside the document
 	VENV=$(VENV) tests/schemathesis.sh
+
+browser: release $(TOOLS) ## The inbox page driven in headless Chromium (Debian's chromium: see the README); SCREENSHOTS=dir to keep PNGs
+	@command -v $(CHROMIUM) >/dev/null || { echo "browser: $(CHROMIUM) is missing: apt-get install chromium (the README's set-up step)" >&2; exit 1; }
+	CHROMIUM=$(CHROMIUM) $(VENV)/bin/python tests/browser.py
 
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked --root .tools

@@ -284,6 +284,8 @@ CORPUS += [
                 "raw": {"id": "wamid.out", "status": "delivered", "timestamp": "1736935300",
                         "recipient_id": "16315551234"}}],
       "total": 1, "limit": 50, "offset": 0}),
+    ("v2-inbox-page", http_api("GET", "/"), 200, None),
+    ("function-url-inbox-style", http_api("GET", "/ui/inbox.css", url=True), 200, None),
 ]
 
 

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::routes::Route;
 use crate::telemetry::{self, RequestLog};
 use crate::transport::HeadersTooLarge;
-use crate::{endpoints, webhook, whatsapp};
+use crate::{endpoints, ui, webhook, whatsapp};
 
 /// Answers one request. Never fails: every error becomes its JSON response here.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
@@ -41,6 +41,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         Some(Route::Ready) => endpoints::ready(app).await.into(),
         Some(Route::Metrics) => endpoints::metrics(app).into(),
         Some(Route::OpenApi) => endpoints::openapi().into(),
+        Some(route @ (Route::Inbox | Route::InboxScript | Route::InboxStyle)) => ui::serve(route).into(),
     };
 
     if req.method() == Method::HEAD {

@@ -23,6 +23,7 @@ pub mod store;
 pub mod strict_json;
 pub mod telemetry;
 pub mod transport;
+pub mod ui;
 pub mod webhook;
 pub mod whatsapp;
 

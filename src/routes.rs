@@ -14,6 +14,9 @@ pub enum Route {
     Ready,
     Metrics,
     OpenApi,
+    Inbox,
+    InboxScript,
+    InboxStyle,
 }
 
 struct Entry {
@@ -28,7 +31,7 @@ struct Entry {
 }
 
 /// In the order of [`Route`]'s variants.
-const ROUTES: [Entry; 10] = [
+const ROUTES: [Entry; 13] = [
     Entry { route: Route::Webhook, path: "/webhook", allow: "POST", reads_data: false },
     // GET is Meta's subscription handshake, POST its deliveries.
     Entry { route: Route::WhatsApp, path: "/webhook/whatsapp", allow: "GET, HEAD, POST", reads_data: false },
@@ -41,6 +44,10 @@ const ROUTES: [Entry; 10] = [
     Entry { route: Route::Ready, path: "/health/ready", allow: "GET, HEAD", reads_data: false },
     Entry { route: Route::Metrics, path: "/metrics", allow: "GET, HEAD", reads_data: true },
     Entry { route: Route::OpenApi, path: "/openapi.yaml", allow: "GET, HEAD", reads_data: false },
+    // The inbox page and its assets: static, and reading data only through the routes above.
+    Entry { route: Route::Inbox, path: "/", allow: "GET, HEAD", reads_data: false },
+    Entry { route: Route::InboxScript, path: "/ui/inbox.js", allow: "GET, HEAD", reads_data: false },
+    Entry { route: Route::InboxStyle, path: "/ui/inbox.css", allow: "GET, HEAD", reads_data: false },
 ];
 
 impl Route {

@@ -58,10 +58,48 @@ async fn head_answers_like_get_without_a_body() {
     assert!(metrics.contains(r#"http_requests_total{method="HEAD",path="/messages",status="200"}"#), "{metrics}");
 }
 
+/// The inbox page and its assets, from the binary: their types, a policy that allows this host's own script,
+/// style and API only, caching by name for the assets and revalidation for the page, and HEAD.
+#[tokio::test]
+async fn the_inbox_page_and_its_assets_are_served_with_their_types_and_a_strict_policy() {
+    let app = spawn_app().await;
+    let page = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.starts_with("default-src 'none'; script-src 'self'; style-src 'self'"), "{policy}");
+    assert!(!policy.contains("unsafe"), "{policy}");
+    let html = page.text().await.unwrap();
+    let asset = |name: &str| {
+        let start = html.find(&format!("ui/inbox.{name}?v=")).unwrap_or_else(|| panic!("{name} in {html}"));
+        html[start..].split('"').next().unwrap().to_owned()
+    };
+    for (path, content_type) in
+        [(asset("js"), "text/javascript; charset=utf-8"), (asset("css"), "text/css; charset=utf-8")]
+    {
+        let response = app.client.get(app.url(&format!("/{path}"))).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["content-type"], content_type, "{path}");
+        assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable", "{path}");
+        assert!(response.text().await.unwrap().len() > 1000, "{path}");
+    }
+    let head = app.client.head(app.url("/")).send().await.unwrap();
+    assert_eq!(head.headers()["content-length"].to_str().unwrap(), html.len().to_string());
+    assert_eq!(app.client.post(app.url("/")).send().await.unwrap().status(), 405);
+    // A read token guards the data the page asks for, not the page.
+    let guarded = TestApp::start(Setup::new().same_store_as(&app).env("READ_API_TOKEN", "t0ken")).await;
+    assert_eq!(guarded.client.get(guarded.url("/")).send().await.unwrap().status(), 200);
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(metrics.contains(r#"http_requests_total{method="GET",path="/",status="200"} 1"#), "{metrics}");
+}
+
 #[tokio::test]
 async fn unknown_paths_are_json_404() {
     let app = spawn_app().await;
-    for path in ["/", "/nope", "/webhook/", "/messages/", "/health", "/../etc/passwd", "/%00"] {
+    for path in ["/ui/", "/nope", "/webhook/", "/messages/", "/health", "/../etc/passwd", "/%00"] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 404, "{path}");
         assert_eq!(response.headers()["content-type"], "application/json");

@@ -401,6 +401,9 @@ async fn the_readmes_sample_delivery_shows_up_in_the_listing() {
     assert_eq!(page["total"], 1, "{page}");
     assert_eq!(page["data"][0]["from"], "+16315551234");
     assert_eq!(page["data"][0]["text"], "Hello from scripts/send-whatsapp.sh");
+    let (_, statuses) = app.get("/statuses").await;
+    let kept: Vec<&str> = statuses["data"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
+    assert_eq!(kept, ["sent", "delivered"], "{statuses}");
 }
 
 /// A change's value with the business number's metadata, the sender's contact, `messages` and `statuses`.

@@ -196,6 +196,10 @@ def without_a_token(browser, service):
           ["wamid.IMG1", "+16315551234", "+15550001234", "image", "The new shop front"]), fields)
     check("WhatsApp's contact and metadata are shown", "Kerry Fisher" in page.text_content("#received-parts"))
     check("the URL names the message", "message=wamid.IMG1" in page.url, page.url)
+    page.click("#copy-raw")
+    wait_for(page, "document.querySelector('#copied').textContent !== ''")
+    check("the object as received can be copied", page.text_content("#copied") in
+          ("Copied.", "Selected: press Ctrl+C (or Cmd+C) to copy."), page.text_content("#copied"))
     page.keyboard.press("Escape")
     page.wait_for_selector("#inbox:not([hidden])")
     check("Escape goes back to the list", "message=" not in page.url, page.url)

@@ -8,17 +8,18 @@ use crate::app::App;
 use crate::error::{json, json_response, ApiError};
 use crate::query::{ListParams, StatusParams};
 use crate::routes;
-use crate::store::{StoredMessage, StoredStatus};
 use crate::telemetry;
 
+/// A page of a listing as `/messages` and `/statuses` answer it.
+#[derive(Serialize)]
+struct Listing<'a, T> {
+    data: &'a [T],
+    total: u64,
+    limit: u32,
+    offset: u64,
+}
+
 pub async fn messages(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    #[derive(Serialize)]
-    struct Listing<'a> {
-        data: &'a [StoredMessage],
-        total: u64,
-        limit: u32,
-        offset: u64,
-    }
     let params = ListParams::parse(req.uri().query()).map_err(ApiError::Validation)?;
     let page = app.store().await?.list(&params).await?;
     let body = json(&Listing { data: &page.data, total: page.total, limit: params.limit, offset: params.offset });
@@ -34,13 +35,6 @@ pub async fn message(app: &App, req: &Request) -> Result<Response<Body>, ApiErro
 
 /// `GET /statuses`: WhatsApp delivery statuses by time, then arrival.
 pub async fn statuses(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    #[derive(Serialize)]
-    struct Listing<'a> {
-        data: &'a [StoredStatus],
-        total: u64,
-        limit: u32,
-        offset: u64,
-    }
     let params = StatusParams::parse(req.uri().query()).map_err(ApiError::Validation)?;
     let page = app.store().await?.statuses(&params).await?;
     let body = json(&Listing { data: &page.data, total: page.total, limit: params.limit, offset: params.offset });

@@ -25,19 +25,7 @@ impl ListParams {
     /// Parses a raw (form-encoded) query string. A repeated parameter takes its last value, as FastAPI
     /// does; unknown parameters are ignored; an empty `from`, `since` or `q` means "no filter".
     pub fn parse(query: Option<&str>) -> Result<ListParams, Vec<FieldError>> {
-        let (mut limit, mut offset, mut from, mut since, mut q) = (None, None, None, None, None);
-        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            let slot = match key.as_ref() {
-                "limit" => &mut limit,
-                "offset" => &mut offset,
-                "from" => &mut from,
-                "since" => &mut since,
-                "q" => &mut q,
-                _ => continue,
-            };
-            *slot = Some(value.into_owned());
-        }
-
+        let [limit, offset, from, since, q] = last_values(query, ["limit", "offset", "from", "since", "q"]);
         let mut errors = Vec::new();
         let (limit, offset) = page(limit, offset, &mut errors);
         let since = match since.filter(|s| !s.is_empty()) {
@@ -89,17 +77,7 @@ impl StatusParams {
     /// Parses a raw query string as [`ListParams::parse`] does: the last value of a repeated parameter, unknown
     /// ones ignored, an empty filter none.
     pub fn parse(query: Option<&str>) -> Result<StatusParams, Vec<FieldError>> {
-        let (mut limit, mut offset, mut message_id, mut status) = (None, None, None, None);
-        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            let slot = match key.as_ref() {
-                "limit" => &mut limit,
-                "offset" => &mut offset,
-                "message_id" => &mut message_id,
-                "status" => &mut status,
-                _ => continue,
-            };
-            *slot = Some(value.into_owned());
-        }
+        let [limit, offset, message_id, status] = last_values(query, ["limit", "offset", "message_id", "status"]);
         let mut errors = Vec::new();
         let (limit, offset) = page(limit, offset, &mut errors);
         match (limit, offset) {
@@ -112,6 +90,17 @@ impl StatusParams {
             _ => Err(errors),
         }
     }
+}
+
+/// The last value of each of the parameters `names` in a raw (form-encoded) query string; others are ignored.
+fn last_values<const N: usize>(query: Option<&str>, names: [&str; N]) -> [Option<String>; N] {
+    let mut values = [const { None }; N];
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if let Some(at) = names.iter().position(|name| *name == key) {
+            values[at] = Some(value.into_owned());
+        }
+    }
+    values
 }
 
 /// `limit` (default [`DEFAULT_LIMIT`], 1 to [`MAX_LIMIT`]) and `offset` (default 0), or their errors.

@@ -24,6 +24,9 @@ const OBJECT: &str = "whatsapp_business_account";
 /// The delivery's own keys, where a duplicate-key error is located.
 const FIELDS: [&str; 2] = ["object", "entry"];
 
+/// Where a change's lists are, each of which must be a list when it is there.
+const LISTS: [[&str; 4]; 2] = [["entry", "changes", "value", "messages"], ["entry", "changes", "value", "statuses"]];
+
 /// A delivery's messages and statuses that can be stored, and those that cannot.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Mapped {
@@ -71,6 +74,17 @@ struct RawChangeValue<'a> {
     statuses: Option<&'a RawValue>,
 }
 
+/// The parts of a status entry kept beside it, as their bytes (null is none).
+#[derive(Deserialize, Default)]
+struct RawStatusParts<'a> {
+    #[serde(borrow, default)]
+    errors: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    conversation: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pricing: Option<&'a RawValue>,
+}
+
 /// The items of a JSON array's bytes, each as its own bytes; none when it is no array.
 fn raw_items(list: Option<&RawValue>) -> Vec<&RawValue> {
     list.and_then(|list| serde_json::from_str(list.get()).ok()).unwrap_or_default()
@@ -103,14 +117,11 @@ fn deliveries(value: &Value, body: &[u8]) -> Result<Mapped, FieldError> {
             }
             let value = change.get("value").unwrap_or(&Value::Null);
             let value = object(value, &["entry", "changes", "value"], &format!("{at}.value"))?;
-            for part in ["messages", "statuses"] {
+            for loc in LISTS {
+                let part = loc[3];
                 if !matches!(value.get(part), None | Some(Value::Null | Value::Array(_))) {
                     let msg = format!("{at}.value.{part}: Input should be a valid list");
-                    let loc: &[&'static str] = match part {
-                        "messages" => &["entry", "changes", "value", "messages"],
-                        _ => &["entry", "changes", "value", "statuses"],
-                    };
-                    return Err(FieldError::body_at(loc, "list_type", msg));
+                    return Err(FieldError::body_at(&loc, "list_type", msg));
                 }
             }
             changes_of.push((e, c, value));
@@ -231,17 +242,6 @@ fn one_status(value: &Value, raw: &str) -> Result<Status, Skipped> {
         pricing: kept(parts.pricing),
         raw: raw.to_owned(),
     })
-}
-
-/// The parts of a status entry kept beside it, as their bytes (null is none).
-#[derive(Deserialize, Default)]
-struct RawStatusParts<'a> {
-    #[serde(borrow, default)]
-    errors: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    conversation: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    pricing: Option<&'a RawValue>,
 }
 
 /// Meta sends the time as a string of digits; a plain number is taken too.

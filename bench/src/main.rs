@@ -16,6 +16,7 @@
 
 mod client;
 mod data;
+mod disk;
 mod fleet;
 mod hrana;
 #[path = "../../tests/common/listening.rs"]
@@ -58,6 +59,9 @@ struct Options {
     /// Keep the database here instead of a temporary directory (for inspecting it afterwards).
     #[arg(long)]
     db: Option<PathBuf>,
+    /// Run only the scenarios whose name contains this text (repeat it for several).
+    #[arg(long, value_name = "TEXT")]
+    only: Vec<String>,
     /// Run the mixed soak load for this many seconds instead of the scenarios.
     #[arg(long, value_name = "SECONDS")]
     soak: Option<u64>,
@@ -110,14 +114,25 @@ fn main() -> ExitCode {
         preload.rate()
     );
 
+    let footprint = runtime.block_on(disk::measure(&db, dir.path()));
+    println!(
+        "disk at {} messages (VACUUMed): {:.0} bytes/message, the plain table {:.0} ({:.2}x)\n",
+        footprint.messages,
+        footprint.ours,
+        footprint.plain,
+        footprint.ours / footprint.plain
+    );
+
     if let Some(seconds) = o.soak {
         let passed = runtime.block_on(soak::run(&server, o.connections, o.messages, seconds));
         return if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
 
     let time = Duration::from_secs(o.seconds);
-    let errors = runtime.block_on(scenarios::run(&server.addr, o.connections, time, o.messages))
-        + runtime.block_on(scenarios::abuse(&server, time));
+    let mut errors = runtime.block_on(scenarios::run(&server.addr, o.connections, time, o.messages, &o.only));
+    if o.only.is_empty() || o.only.iter().any(|part| "abuse".contains(part.as_str())) {
+        errors += runtime.block_on(scenarios::abuse(&server, time));
+    }
     let db_bytes: u64 = ["", "-wal"]
         .iter()
         .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db.display())).ok())

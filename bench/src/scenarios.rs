@@ -7,12 +7,14 @@ use crate::client::{all_ok, drive, get, post, Load, Outcome, Until};
 use crate::data::{hostile_term, message, sender, timestamp, unique_term, Terms, SENDERS};
 use crate::server::Server;
 
-/// Runs every scenario for `time` and prints a row each; returns how many requests failed.
-pub async fn run(addr: &str, connections: usize, time: Duration, preloaded: u64) -> u64 {
+/// Runs every scenario (or those whose name contains one of `only`) for `time` and prints a row each; returns
+/// how many requests failed.
+pub async fn run(addr: &str, connections: usize, time: Duration, preloaded: u64, only: &[String]) -> u64 {
     println!("| scenario                                     |     req/s |  p50 ms |  p99 ms | errors |");
     println!("|----------------------------------------------|----------:|---------:|---------:|-------:|");
     let mut errors = 0;
-    for (name, load) in scenarios(preloaded) {
+    let chosen = |name: &String| only.is_empty() || only.iter().any(|part| name.contains(part.as_str()));
+    for (name, load) in scenarios(preloaded).into_iter().filter(|(name, _)| chosen(name)) {
         let outcome = drive(addr, connections, Until::Elapsed(time), load).await;
         row(&name, &outcome);
         errors += outcome.errors;

@@ -18,6 +18,8 @@ use super::types::{Delivery, Listing, Query, StoreError, Stored};
 use identity::FileIdentity;
 use writer::Writer;
 
+/// How much of the file each connection maps into memory (it maps no more than the file holds).
+const MMAP_BYTES: u64 = 1 << 30;
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -116,12 +118,16 @@ async fn open_database(path: &Path, create: bool) -> Result<libsql::Database, St
 }
 
 /// Per-connection settings: WAL with a full fsync at every commit, so an acknowledged message survives
-/// `kill -9` and power loss; a busy timeout for other processes sharing the file.
+/// `kill -9` and power loss; the file read through a memory map; a busy timeout for other processes sharing
+/// the file.
 async fn configure(conn: &Connection, read_only: bool) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // journal_mode answers with a row, so it is a query, not an execute.
     conn.query("PRAGMA journal_mode = WAL", ()).await?;
     conn.execute("PRAGMA synchronous = FULL", ()).await?;
+    // Pages are read from the mapped file instead of copied in by a system call each: reads and the writer's
+    // index lookups cost less. Writes still go through the WAL, so durability is the same.
+    conn.query(&format!("PRAGMA mmap_size = {MMAP_BYTES}"), ()).await?;
     if read_only {
         conn.execute("PRAGMA query_only = 1", ()).await?;
     }
@@ -168,8 +174,10 @@ mod tests {
         assert_eq!(pragma(&writer, "synchronous").await, "2");
         assert_eq!(pragma(&writer, "query_only").await, "0");
         assert_eq!(pragma(&writer, "busy_timeout").await, BUSY_TIMEOUT.as_millis().to_string());
+        assert_eq!(pragma(&writer, "mmap_size").await, MMAP_BYTES.to_string());
         let reader = db.connect().unwrap();
         configure(&reader, true).await.unwrap();
         assert_eq!(pragma(&reader, "query_only").await, "1");
+        assert_eq!(pragma(&reader, "mmap_size").await, MMAP_BYTES.to_string());
     }
 }

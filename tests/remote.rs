@@ -363,7 +363,7 @@ async fn on_a_server_deliveries_are_found_at_once_and_indexed_with_no_background
         conn.execute(
             "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
              VALUES (?1, '+1', '+2', '2025-01-15T11:00:00Z', ?2, '2025-01-15T11:00:00Z', \
-             '2025-01-15T11:00:00.000000000', ?2)",
+             X'0EDF198C3000000000', ?2)",
             (id, text),
         )
         .await

@@ -124,7 +124,7 @@ async fn rows_not_yet_in_the_text_index_are_still_found() {
     for (id, text) in [("b", "fresh needle"), ("c", "no match here"), ("d", "NEEDLE again")] {
         conn.execute(
             "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
-             VALUES (?, '+1', '+2', '2025-01-15T11:00:00Z', ?, '2025-01-15T11:00:00Z', '2025-01-15T11:00:00.000000000', ?)",
+             VALUES (?, '+1', '+2', '2025-01-15T11:00:00Z', ?, '2025-01-15T11:00:00Z', X'0EDF198C3000000000', ?)",
             (id, text, fold_case(text)),
         )
         .await

@@ -350,7 +350,7 @@ async fn a_file_holding_rows_in_its_inbox_takes_them_in_when_it_opens() {
         for (id, text) in [("arrived-1", "Alpha\0beta"), ("arrived-2", "gamma")] {
             conn.execute(
                 "INSERT INTO inbox (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
-                 VALUES (?1, '+1', '+2', '2025-01-15T10:00:00Z', ?2, '', '2025-01-15T10:00:00.000000000', lower(?2))",
+                 VALUES (?1, '+1', '+2', '2025-01-15T10:00:00Z', ?2, '', X'0EDF197E2000000000', lower(?2))",
                 (id, text),
             )
             .await

@@ -34,7 +34,7 @@ use crate::message::Message;
 const ONE: &str = "INSERT INTO inbox \
      (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type, text_indexed, \
      raw, contact, metadata) \
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE message_id = ?1) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, unhex(?7), ?8, ?9, ?10, ?11, ?12, ?13 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE message_id = ?1) \
      ON CONFLICT (message_id) DO NOTHING RETURNING CAST(message_id AS BLOB)";
 
 /// [`ONE`] for each message of a JSON array of [`row`]s in ?1, stored at ?2, in order: one statement whatever
@@ -42,7 +42,7 @@ const ONE: &str = "INSERT INTO inbox \
 const MANY: &str = "INSERT INTO inbox \
      (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type, text_indexed, \
      raw, contact, metadata) \
-     SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3, m.value ->> 4, ?2, m.value ->> 5, \
+     SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2, m.value ->> 3, m.value ->> 4, ?2, unhex(m.value ->> 5), \
      m.value ->> 6, m.value ->> 7, m.value ->> 8, m.value ->> 9, m.value ->> 10, m.value ->> 11 FROM json_each(?1) AS m \
      WHERE NOT EXISTS (SELECT 1 FROM messages WHERE message_id = m.value ->> 0) \
      ON CONFLICT (message_id) DO NOTHING RETURNING CAST(message_id AS BLOB)";
@@ -61,7 +61,8 @@ pub fn delivery(created_at: &str, messages: &[Message]) -> Query {
     Query { sql: MANY.to_owned(), args: vec![Value::Text(json), Value::Text(created_at.to_owned())] }
 }
 
-/// One message's columns as the statements take them, but for when it is stored. The text the index takes
+/// One message's columns as the statements take them, but for when it is stored, with the sort key in hex (a
+/// JSON array holds no bytes; the statements turn it back). The text the index takes
 /// is given only when it differs from the folded text (a NUL in it, which the index cannot read), so the
 /// trigger cannot make it itself.
 fn row(message: &Message) -> [Option<String>; 12] {
@@ -73,7 +74,7 @@ fn row(message: &Message) -> [Option<String>; 12] {
         Some(message.to.as_str().to_owned()),
         Some(message.ts.as_str().to_owned()),
         message.text.clone(),
-        Some(message.ts.sort_key().to_owned()),
+        Some(hex::encode(message.ts.sort_key())),
         folded,
         message.message_type.clone(),
         indexed,

@@ -23,7 +23,7 @@ pub fn insert_args(created_at: &str, m: &Message) -> Vec<Value> {
         m.ts.as_str().to_owned().into(),
         text(m.text.as_deref()),
         created_at.to_owned().into(),
-        m.ts.sort_key().to_owned().into(),
+        Value::Blob(m.ts.sort_key().to_vec()),
         text(m.text.as_deref().map(fold_case).as_deref()),
         text(m.message_type.as_deref()),
         text(m.received.raw.as_deref()),

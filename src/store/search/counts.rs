@@ -94,7 +94,7 @@ impl Filters {
     pub fn of(params: &ListParams) -> Filters {
         Filters {
             from: params.from.clone(),
-            since: params.since.as_ref().map(|ts| ts.sort_key().to_owned()),
+            since: params.since.as_ref().map(|ts| hex::encode(ts.sort_key())),
             q: params.q.clone(),
         }
     }

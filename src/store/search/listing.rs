@@ -54,7 +54,7 @@ impl ListQuery {
             query.and("from_msisdn = ?", from.clone().into());
         }
         if let Some(since) = &params.since {
-            query.and("ts_key >= ?", since.sort_key().to_owned().into());
+            query.and("ts_key >= ?", Value::Blob(since.sort_key().to_vec()));
         }
         if let Some(q) = &params.q {
             let wanted = params.offset.saturating_add(u64::from(params.limit));
@@ -261,7 +261,14 @@ mod tests {
             conn.execute(
                 "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
                  VALUES (?, ?, '+2', ?, ?, '', ?, ?)",
-                (format!("m{i:03}"), format!("+155500000{}", i % 3), ts.clone(), text.clone(), ts, text.to_lowercase()),
+                (
+                    format!("m{i:03}"),
+                    format!("+155500000{}", i % 3),
+                    ts.clone(),
+                    text.clone(),
+                    crate::message::Timestamp::parse(&ts).unwrap().sort_key().to_vec(),
+                    text.to_lowercase(),
+                ),
             )
             .await
             .unwrap();

@@ -39,6 +39,14 @@ pub fn timestamp(i: u64) -> String {
     ts.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// The service's sort key of `ts`: seconds since 0001-01-01T00:00:00Z in five bytes, nanoseconds in four,
+/// big-endian.
+pub fn sort_key(ts: &str) -> Vec<u8> {
+    let at = chrono::DateTime::parse_from_rfc3339(ts).expect("the bench's timestamps are valid");
+    let seconds = (at.timestamp() + 62_135_596_800).to_be_bytes();
+    [&seconds[3..], &at.timestamp_subsec_nanos().to_be_bytes()].concat()
+}
+
 /// The text of message `i`: 3 to 8 words of the Zipf-distributed vocabulary.
 pub fn text(i: u64) -> String {
     let r = mix(i.wrapping_mul(2654435761) + 7);

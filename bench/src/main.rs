@@ -11,6 +11,9 @@
 //! With `--remote URL` the server stores on that libSQL server through a proxy of the bench's, which counts
 //! round trips and can add a delay to each; it prints round trips and latency per endpoint.
 //!
+//! With `--write-costs` it times each part of a delivery's write in the service's schema (see
+//! `write_costs.rs`).
+//!
 //! With `--fleet 16x1 --sqld PATH` it runs a fleet of the service's instances on one fresh sqld against plain
 //! one-row inserts on another (see `fleet.rs`).
 
@@ -27,6 +30,7 @@ mod remote;
 mod scenarios;
 mod server;
 mod soak;
+mod write_costs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +66,10 @@ struct Options {
     /// Run only the scenarios whose name contains this text (repeat it for several).
     #[arg(long, value_name = "TEXT")]
     only: Vec<String>,
+    /// Time each part of a delivery's write (the insert, each index, the triggers, the fsync, the text
+    /// index) in the service's schema instead of running the scenarios.
+    #[arg(long)]
+    write_costs: bool,
     /// Run the mixed soak load for this many seconds instead of the scenarios.
     #[arg(long, value_name = "SECONDS")]
     soak: Option<u64>,
@@ -95,6 +103,10 @@ fn main() -> ExitCode {
     if let Some(url) = &o.remote {
         let passed = runtime.block_on(remote::run(&o.server, &o.server_cpu, url, o.delay_ms, o.messages));
         return if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    if o.write_costs {
+        runtime.block_on(write_costs::run(&o.server, &o.server_cpu, dir.path()));
+        return ExitCode::SUCCESS;
     }
     let server = Server::start(&o.server, &o.server_cpu, &format!("sqlite:///{}", db.display()));
 

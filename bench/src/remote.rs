@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::client::{all_ok, drive, get, post, Until};
-use crate::data::{message, sender, timestamp, unique_term};
+use crate::data::{message, sender, sort_key, timestamp, unique_term};
 use crate::hrana::Hrana;
 use crate::proxy::{host_and_port, Proxy};
 use crate::server::Server;
@@ -115,7 +115,7 @@ async fn bulk_load(addr: &str, run: u64, count: u64) -> Result<(), String> {
         let rows: Vec<serde_json::Value> = (start..(start + LOAD_CHUNK).min(count))
             .map(|n| {
                 let (ts, text) = (timestamp(n), crate::data::text(n));
-                let key = sort_key(&ts);
+                let key = hex::encode(sort_key(&ts));
                 serde_json::json!([format!("remote-{run}-pre-{n}"), sender(n), ts, text, key])
             })
             .collect();
@@ -138,11 +138,4 @@ async fn bulk_load(addr: &str, run: u64, count: u64) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The service's sort key of `ts`, in hex: seconds since 0001-01-01T00:00:00Z in five bytes, nanoseconds in
-/// four, big-endian.
-fn sort_key(ts: &str) -> String {
-    let at = chrono::DateTime::parse_from_rfc3339(ts).expect("the bench's timestamps are valid");
-    format!("{:010X}{:08X}", at.timestamp() + 62_135_596_800, at.timestamp_subsec_nanos())
 }

@@ -132,8 +132,9 @@ fuzz: $(CARGO_FUZZ) ## Each fuzz target (webhook pipeline, query parameters, Wha
 
 BENCH := taskset -c 1 target/release/webhook-bench --server-cpu 0
 
-bench: release ## Throughput and latency at 100k and 1M messages (server on cpu 0, load generator on cpu 1)
+bench: release ## Throughput, latency and bytes per message at 100k and 1M messages (server on cpu 0, load generator on cpu 1), and what each part of a write costs
 	$(CARGO) build --release -p webhook-bench
+	$(BENCH) --write-costs
 	$(BENCH) --messages 100000 --seconds 10
 	$(BENCH) --messages 1000000 --seconds 10
 

@@ -375,9 +375,9 @@ async fn hostile_searches_grow_no_memory_and_hold_up_no_other_request() {
     for seed in 0..200 {
         search(&app, &every_length(seed)).await;
     }
-    let before = app.rss_kib();
+    let before = app.anonymous_rss_kib();
     let (searches, _) = attack(&app, every_length).await;
-    let grown = app.rss_kib().saturating_sub(before);
+    let grown = app.anonymous_rss_kib().saturating_sub(before);
     eprintln!("{} searches of every length: RSS {before} KiB, grown by {grown} KiB", searches.len());
     assert!(grown < 8 * 1024, "RSS grew by {grown} KiB under hostile searches");
 

@@ -60,10 +60,10 @@ fn scenarios(preloaded: u64) -> Vec<(String, Load)> {
 }
 
 /// Four clients search hostile terms (every length up to the bound, trigrams never seen before) for `time`
-/// while one asks `/health/live`; prints both rows and the server's memory before and after. Returns how
+/// while one asks `/health/live`; prints both rows and the server's own memory before and after. Returns how
 /// many requests failed.
 pub async fn abuse(server: &Server, time: Duration) -> u64 {
-    let before = server.rss_kib();
+    let before = server.anonymous_rss_kib();
     let hostile = all_ok(|n| get(&format!("/messages?q={}", hostile_term(n))));
     let (searches, live) = tokio::join!(
         drive(&server.addr, 4, Until::Elapsed(time), hostile),
@@ -71,7 +71,8 @@ pub async fn abuse(server: &Server, time: Duration) -> u64 {
     );
     row("abuse: hostile q, 4 clients", &searches);
     row("abuse: GET /health/live meanwhile", &live);
-    println!("abuse: RSS {:.1} MB before, {:.1} MB after", before as f64 / 1024.0, server.rss_kib() as f64 / 1024.0);
+    let after = server.anonymous_rss_kib();
+    println!("abuse: anonymous RSS {:.1} MB before, {:.1} MB after", before as f64 / 1024.0, after as f64 / 1024.0);
     searches.errors + live.errors
 }
 

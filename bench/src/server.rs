@@ -51,11 +51,6 @@ impl Server {
         answer.is_some_and(|head| head.starts_with(b"HTTP/1.1 200"))
     }
 
-    /// Its resident memory now, in KiB.
-    pub fn rss_kib(&self) -> u64 {
-        self.memory_kib("VmRSS:")
-    }
-
     /// The CPU time it has used so far.
     pub fn cpu(&self) -> Duration {
         cpu_time(self.process.id())
@@ -64,6 +59,12 @@ impl Server {
     /// Its peak resident memory, in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
         self.memory_kib("VmHWM:")
+    }
+
+    /// Its resident memory now that is its own (heap, stacks), in KiB: the rest is pages of files it maps,
+    /// the database among them, which the kernel shares with its page cache and may drop.
+    pub fn anonymous_rss_kib(&self) -> u64 {
+        self.memory_kib("RssAnon:")
     }
 
     fn memory_kib(&self, field: &str) -> u64 {

@@ -69,10 +69,14 @@ fn load(preloaded: u64, round: u64) -> Load {
     })
 }
 
-/// Runs the mix for `seconds`, printing each round; false on any unexpected answer, or when the RSS of the
+/// Runs the mix for `seconds`, printing each round; false on any unexpected answer, or when the server's own
+/// memory (anonymous RSS: the database's mapped pages grow with the file, and are the page cache's) after the
 /// last round is far above the first's.
 pub async fn run(server: &Server, connections: usize, preloaded: u64, seconds: u64) -> bool {
-    println!("soak: {seconds} s of mixed load, server RSS after preload {:.1} MB\n", mb(server.rss_kib()));
+    println!(
+        "soak: {seconds} s of mixed load, server's own (anonymous) RSS after preload {:.1} MB\n",
+        mb(server.anonymous_rss_kib())
+    );
     println!("| round |     req/s |  p50 ms |  p99 ms | unexpected | RSS MB |");
     println!("|------:|----------:|---------:|---------:|-----------:|-------:|");
     let mut errors = 0;
@@ -80,7 +84,7 @@ pub async fn run(server: &Server, connections: usize, preloaded: u64, seconds: u
     for round in 0..seconds.div_ceil(10) {
         let until = Until::Elapsed(Duration::from_secs(seconds.min(10)));
         let outcome = drive(&server.addr, connections, until, load(preloaded, round)).await;
-        rss.push(server.rss_kib());
+        rss.push(server.anonymous_rss_kib());
         println!(
             "| {:>5} | {:>9.0} | {:>8.2} | {:>8.2} | {:>10} | {:>6.1} |",
             round + 1,
@@ -94,7 +98,8 @@ pub async fn run(server: &Server, connections: usize, preloaded: u64, seconds: u
     }
     let (first, last) = (rss[0], *rss.last().unwrap());
     println!(
-        "\nRSS after the first round {:.1} MB, after the last {:.1} MB, peak {:.1} MB; {errors} unexpected answers",
+        "\nanonymous RSS after the first round {:.1} MB, after the last {:.1} MB; peak RSS {:.1} MB (mapped \
+         database included); {errors} unexpected answers",
         mb(first),
         mb(last),
         mb(server.peak_rss_kib())

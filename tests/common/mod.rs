@@ -381,11 +381,12 @@ impl TestApp {
         self.child.lock().unwrap().try_wait().ok().flatten()
     }
 
-    /// The process's resident memory now, in KiB.
-    pub fn rss_kib(&self) -> u64 {
+    /// The process's own resident memory now (heap, stacks), in KiB. The pages of the database it maps are
+    /// left out: they are the kernel's page cache, shared, and dropped under pressure.
+    pub fn anonymous_rss_kib(&self) -> u64 {
         let pid = self.child.lock().unwrap().id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap_or_default();
+        let rss = status.lines().find_map(|l| l.strip_prefix("RssAnon:")).unwrap_or_default();
         rss.trim().trim_end_matches("kB").trim().parse().unwrap_or(0)
     }
 

@@ -332,6 +332,20 @@ const V11_AS_RECEIVED_AND_STATUSES: &[&str] = &[
      END",
 ];
 
+/// The statement that rewrites every text sort key of `$table` that is a timestamp as its nine bytes.
+macro_rules! nine_byte_sort_keys {
+    ($table:literal) => {
+        concat!(
+            "UPDATE ",
+            $table,
+            " SET ts_key = CASE WHEN unixepoch(substr(ts_key, 1, 19)) IS NULL THEN ts_key
+                ELSE unhex(printf('%010X%08X', unixepoch(substr(ts_key, 1, 19)) + 62135596800,
+                    CAST(substr(substr(ts_key, 21) || '000000000', 1, 9) AS INTEGER))) END
+                WHERE typeof(ts_key) = 'text'"
+        )
+    };
+}
+
 /// Sort keys as nine bytes ([`crate::message::Timestamp`] says which), where version 2 wrote 29 characters:
 /// the key is in the row and in both ordering indexes, so this is 60 bytes less per message. A key that is
 /// no timestamp (a legacy row's text, see [`legacy_sort_key`]) is kept as it is. The indexes are built
@@ -339,14 +353,8 @@ const V11_AS_RECEIVED_AND_STATUSES: &[&str] = &[
 const V12_NINE_BYTE_SORT_KEYS: &[&str] = &[
     "DROP INDEX messages_by_time",
     "DROP INDEX messages_by_sender",
-    "UPDATE messages SET ts_key = CASE WHEN unixepoch(substr(ts_key, 1, 19)) IS NULL THEN ts_key
-        ELSE unhex(printf('%010X%08X', unixepoch(substr(ts_key, 1, 19)) + 62135596800,
-            CAST(substr(substr(ts_key, 21) || '000000000', 1, 9) AS INTEGER))) END
-        WHERE typeof(ts_key) = 'text'",
-    "UPDATE inbox SET ts_key = CASE WHEN unixepoch(substr(ts_key, 1, 19)) IS NULL THEN ts_key
-        ELSE unhex(printf('%010X%08X', unixepoch(substr(ts_key, 1, 19)) + 62135596800,
-            CAST(substr(substr(ts_key, 21) || '000000000', 1, 9) AS INTEGER))) END
-        WHERE typeof(ts_key) = 'text'",
+    nine_byte_sort_keys!("messages"),
+    nine_byte_sort_keys!("inbox"),
     MESSAGES_BY_TIME,
     MESSAGES_BY_SENDER,
 ];

@@ -40,6 +40,34 @@ def sign(body: bytes, secret: str) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def sort_key(ts: str) -> bytes:
+    """A timestamp's nine-byte sort key: seconds since 0001-01-01 (five bytes), then nanoseconds (four)."""
+    import datetime
+    whole, _, fraction = ts.rstrip("Z").partition(".")
+    instant = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.timezone.utc)
+    seconds = int(instant.timestamp()) + 62_135_596_800
+    return seconds.to_bytes(5, "big") + int(fraction.ljust(9, "0")).to_bytes(4, "big")
+
+
+def cursor(position, order="time", sender=None, since=None, q=None):
+    """A `/messages` cursor as the service seals it under EVENTS_SECRET (src/cursor.rs says how): after
+    (ts, message_id) in time order, or after an arrival number."""
+    hashed = hashlib.sha256()
+    for part in (sender and sender.encode(), since and sort_key(since), q and q.encode()):
+        hashed.update(b"\0" if part is None else b"\1" + len(part).to_bytes(8, "big") + part)
+    order_byte = {"time": 0, "arrival": 1}[order]
+    hashed.update(bytes([order_byte]))
+    content = bytes([1, order_byte]) + hashed.digest()[:8]
+    if order == "time":
+        ts, mid = position
+        content += b"\0" + (9).to_bytes(4, "big") + sort_key(ts) + mid.encode()
+    else:
+        content += position.to_bytes(8, "big", signed=True)
+    key = hmac.new(EVENTS_SECRET.encode(), b"webhook-ingest listing cursor v1", hashlib.sha256).digest()
+    tag = hmac.new(key, content, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(content + tag).rstrip(b"=").decode()
+
+
 def message(mid, sender="+919876543210", ts="2025-01-15T10:00:00Z", text="Hello"):
     m = {"message_id": mid, "from": sender, "to": "+14155550100", "ts": ts}
     if text is not None:
@@ -182,21 +210,41 @@ CORPUS = [
           "text": "Hello"},
          {"message_id": "m5", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T11:45:00Z",
           "text": "hello again"}],
-      "total": 2, "limit": 10, "offset": 0}),
+      "total": 2, "limit": 10, "offset": 0, "next_cursor": None}),
     ("rest-messages-page", rest("GET", "/messages", query={"limit": "2", "offset": "1"}), 200,
      {"data": [
          {"message_id": "m2", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T09:00:00Z",
           "text": "Earlier hello"},
          {"message_id": "m1", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T10:00:00Z",
           "text": "Hello"}],
-      "total": 7, "limit": 2, "offset": 1}),
+      "total": 7, "limit": 2, "offset": 1, "next_cursor": cursor(("2025-01-15T10:00:00Z", "m1"))}),
+    ("v2-messages-next-page",
+     http_api("GET", "/messages", query="limit=2&cursor=" + cursor(("2025-01-15T10:00:00Z", "m1"))), 200,
+     {"data": [
+         {"message_id": "m3", "from": "+14155550100", "to": "+14155550100", "ts": "2025-01-15T10:00:00.5Z",
+          "text": "Reply"},
+         {"message_id": "m5", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T11:45:00Z",
+          "text": "hello again"}],
+      "total": 7, "limit": 2, "offset": 0, "next_cursor": cursor(("2025-01-15T11:45:00Z", "m5"))}),
+    ("rest-messages-arrival", rest("GET", "/messages", query={"order": "arrival", "limit": "2"}), 200,
+     {"data": [
+         {"message_id": "m1", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T10:00:00Z",
+          "text": "Hello"},
+         {"message_id": "m2", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T09:00:00Z",
+          "text": "Earlier hello"}],
+      "total": 7, "limit": 2, "offset": 0, "next_cursor": cursor(2, order="arrival")}),
+    ("alb-messages-forged-cursor",
+     alb("GET", "/messages", query={"order": "arrival", "cursor": cursor(2, order="arrival")[:-2] + "AA"}), 422,
+     {"detail": [{"loc": ["query", "cursor"], "type": "value_error",
+                  "msg": "Value error, cursor is not one this service issued (malformed, truncated or altered); "
+                         "start again without it"}]}),
     ("alb-messages-search", alb("GET", "/messages", query={"q": "hello%20"}), 200,
      {"data": [
          {"message_id": "m5", "from": "+919876543210", "to": "+14155550100", "ts": "2025-01-15T11:45:00Z",
           "text": "hello again"},
          {"message_id": "m6", "from": "+447700900123", "to": "+14155550100", "ts": "2025-01-15T12:00:00Z",
           "text": "HELLO from ALB"}],
-      "total": 2, "limit": 50, "offset": 0}),
+      "total": 2, "limit": 50, "offset": 0, "next_cursor": None}),
     ("v2-messages-bad-limit", http_api("GET", "/messages", query="limit=0"), 422,
      {"detail": [{"loc": ["query", "limit"], "msg": "Input should be greater than or equal to 1",
                   "type": "greater_than_equal"}]}),
@@ -266,7 +314,7 @@ CORPUS += [
           "text": "Hello from WhatsApp"},
          {"message_id": "wamid.e3", "from": "+16315551234", "to": "+15550001234", "ts": "2025-01-15T10:01:00Z",
           "text": "A photo of the hello board"}],
-      "total": 2, "limit": 50, "offset": 0}),
+      "total": 2, "limit": 50, "offset": 0, "next_cursor": None}),
     ("v2-message-by-id", http_api("GET", "/messages/wamid.e3"), 200,
      {"message_id": "wamid.e3", "from": "+16315551234", "to": "+15550001234", "ts": "2025-01-15T10:01:00Z",
       "text": "A photo of the hello board", "type": "image",

@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::{ReadToken, Token};
 use crate::config::Config;
+use crate::cursor::Cursors;
 use crate::signature::Verifier;
 use crate::store::{LazyStore, Store, StoreError};
 use crate::telemetry;
@@ -24,6 +25,8 @@ pub struct App {
     pub whatsapp: Verifier,
     /// What `GET /webhook/whatsapp`'s handshake must present (`WHATSAPP_VERIFY_TOKEN`).
     pub whatsapp_verify_token: Option<Token>,
+    /// Seals and opens `/messages` cursors, under keys every instance sharing the secrets derives alike.
+    pub cursors: Cursors,
     store: LazyStore,
 }
 
@@ -40,6 +43,7 @@ impl App {
             max_connections: config.max_connections,
             whatsapp: Verifier::new(config.whatsapp_secrets.iter().map(String::as_str)),
             whatsapp_verify_token: config.whatsapp_verify_token.as_deref().map(Token::new),
+            cursors: Cursors::new(config.secrets.iter().chain(&config.whatsapp_secrets).map(String::as_str)),
             store: LazyStore::new(config.database.clone()),
         };
         let _ = app.store.open_at_start().await;

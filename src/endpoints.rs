@@ -8,6 +8,7 @@ use crate::app::App;
 use crate::error::{json, json_response, ApiError};
 use crate::query::{ListParams, StatusParams};
 use crate::routes;
+use crate::store::StoredMessage;
 use crate::telemetry;
 
 /// A page of a listing as `/messages` and `/statuses` answer it.
@@ -19,11 +20,20 @@ struct Listing<'a, T> {
     offset: u64,
 }
 
+/// A page of `/messages`: a listing, and the cursor of the page after it.
+#[derive(Serialize)]
+struct MessagesPage<'a> {
+    #[serde(flatten)]
+    listing: Listing<'a, StoredMessage>,
+    next_cursor: Option<String>,
+}
+
 pub async fn messages(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let params = ListParams::parse(req.uri().query()).map_err(ApiError::Validation)?;
+    let params = ListParams::parse(req.uri().query(), &app.cursors).map_err(ApiError::Validation)?;
     let page = app.store().await?.list(&params).await?;
-    let body = json(&Listing { data: &page.data, total: page.total, limit: params.limit, offset: params.offset });
-    Ok(json_response(StatusCode::OK, body))
+    let listing = Listing { data: &page.data, total: page.total, limit: params.limit, offset: params.offset };
+    let next_cursor = page.next.map(|next| app.cursors.seal(&params.filters(), &next));
+    Ok(json_response(StatusCode::OK, json(&MessagesPage { listing, next_cursor })))
 }
 
 /// `GET /messages/{message_id}`: one message with what arrived, or 404.

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod cursor;
 pub mod delivery;
 pub mod endpoints;
 pub mod error;

@@ -1,5 +1,6 @@
 //! Query parameters of `GET /messages` (SPEC §2) and `GET /statuses`.
 
+use crate::cursor::{Cursors, Filters, Order, Position};
 use crate::message::{fold_case, FieldError, Timestamp};
 
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -19,15 +20,36 @@ pub struct ListParams {
     pub since: Option<Timestamp>,
     /// Case-insensitive literal substring of `text`, already folded by [`fold_case`].
     pub q: Option<String>,
+    pub order: Order,
+    /// Where the page starts, from a cursor: after this row (instead of after `offset` rows).
+    pub after: Option<Position>,
 }
 
 impl ListParams {
-    /// Parses a raw (form-encoded) query string. A repeated parameter takes its last value, as FastAPI
-    /// does; unknown parameters are ignored; an empty `from`, `since` or `q` means "no filter".
-    pub fn parse(query: Option<&str>) -> Result<ListParams, Vec<FieldError>> {
-        let [limit, offset, from, since, q] = last_values(query, ["limit", "offset", "from", "since", "q"]);
+    /// Parses a raw (form-encoded) query string, opening its cursor with `cursors`. A repeated parameter takes
+    /// its last value, as FastAPI does; unknown parameters are ignored; an empty `from`, `since`, `q` or
+    /// `cursor` means "none" (an empty `order`, like an empty `limit`, is no choice, and refused).
+    pub fn parse(query: Option<&str>, cursors: &Cursors) -> Result<ListParams, Vec<FieldError>> {
+        let [limit, offset, from, since, q, order, cursor] =
+            last_values(query, ["limit", "offset", "from", "since", "q", "order", "cursor"]);
         let mut errors = Vec::new();
+        let cursor = cursor.filter(|s| !s.is_empty());
+        if cursor.is_some() && offset.is_some() {
+            errors.push(FieldError::new(
+                ["query", "offset"],
+                "value_error",
+                "Value error, offset and cursor cannot be used together: a cursor already says where the page starts",
+            ));
+        }
         let (limit, offset) = page(limit, offset, &mut errors);
+        let order = match order.as_deref() {
+            None | Some("time") => Order::Time,
+            Some("arrival") => Order::Arrival,
+            _ => {
+                errors.push(FieldError::new(["query", "order"], "enum", "Input should be 'time' or 'arrival'"));
+                Order::Time
+            }
+        };
         let since = match since.filter(|s| !s.is_empty()) {
             None => Some(None),
             Some(raw) => match Timestamp::parse(&raw) {
@@ -53,11 +75,27 @@ impl ListParams {
         }
         let q = q.map(|raw| fold_case(&raw));
 
-        match (limit, offset, since) {
-            (Some(limit), Some(offset), Some(since)) if errors.is_empty() => {
-                Ok(ListParams { limit, offset, from, since, q })
+        let (Some(limit), Some(offset), Some(since)) = (limit, offset, since) else { return Err(errors) };
+        let mut params = ListParams { limit, offset, from, since, q, order, after: None };
+        if let Some(cursor) = cursor {
+            match cursors.open(&cursor, &params.filters()) {
+                Ok(position) => params.after = Some(position),
+                Err(refused) => errors.push(refused.field_error()),
             }
-            _ => Err(errors),
+        }
+        match errors.is_empty() {
+            true => Ok(params),
+            false => Err(errors),
+        }
+    }
+
+    /// The filters and order a cursor of this listing belongs to.
+    pub fn filters(&self) -> Filters<'_> {
+        Filters {
+            order: self.order,
+            from: self.from.as_deref(),
+            since: self.since.as_ref().map(Timestamp::sort_key),
+            q: self.q.as_deref(),
         }
     }
 }
@@ -154,7 +192,7 @@ mod tests {
     use super::*;
 
     fn parse(q: &str) -> Result<ListParams, Vec<FieldError>> {
-        ListParams::parse(Some(q))
+        ListParams::parse(Some(q), &Cursors::default())
     }
 
     fn failing(q: &str) -> Vec<(String, &'static str)> {
@@ -163,8 +201,9 @@ mod tests {
 
     #[test]
     fn defaults_and_bounds() {
-        let p = ListParams::parse(None).unwrap();
+        let p = ListParams::parse(None, &Cursors::default()).unwrap();
         assert_eq!((p.limit, p.offset, p.from, p.since, p.q), (50, 0, None, None, None));
+        assert_eq!((p.order, p.after), (Order::Time, None));
         assert_eq!(parse("limit=1").unwrap().limit, 1);
         assert_eq!(parse("limit=100&offset=7").unwrap().offset, 7);
         assert_eq!(failing("limit=0"), [("query.limit".to_owned(), "greater_than_equal")]);
@@ -208,6 +247,33 @@ mod tests {
     }
 
     #[test]
+    fn order_is_time_or_arrival_and_a_cursor_opens_only_for_its_own_filters() {
+        assert_eq!(parse("order=arrival").unwrap().order, Order::Arrival);
+        assert_eq!(parse("order=time").unwrap().order, Order::Time);
+        assert_eq!(failing("order=newest"), [("query.order".to_owned(), "enum")]);
+        assert_eq!(failing("order="), [("query.order".to_owned(), "enum")]);
+        let cursors = Cursors::default();
+        let params = parse("from=+1555&q=Kaka&order=arrival").unwrap();
+        let cursor = cursors.seal(&params.filters(), &Position::Arrival(9));
+        let next = parse(&format!("q=kaka&from=%2B1555&order=arrival&limit=3&cursor={cursor}")).unwrap();
+        assert_eq!((next.after, next.limit, next.offset), (Some(Position::Arrival(9)), 3, 0));
+        assert_eq!(
+            failing(&format!("q=kaka&order=arrival&cursor={cursor}")),
+            [("query.cursor".to_owned(), "value_error")]
+        );
+        assert_eq!(
+            failing(&format!("q=kaka&from=%2B1555&cursor={cursor}")),
+            [("query.cursor".to_owned(), "value_error")]
+        );
+        assert_eq!(failing("cursor=AAAA"), [("query.cursor".to_owned(), "value_error")]);
+        assert_eq!(
+            failing(&format!("q=kaka&from=%2B1555&order=arrival&offset=0&cursor={cursor}")),
+            [("query.offset".to_owned(), "value_error")]
+        );
+        assert!(parse("cursor=").unwrap().after.is_none());
+    }
+
+    #[test]
     fn last_value_wins_and_unknown_parameters_are_ignored() {
         let p = parse("limit=5&limit=7&page=3").unwrap();
         assert_eq!(p.limit, 7);
@@ -222,12 +288,12 @@ mod properties {
     proptest! {
         #[test]
         fn no_query_string_panics_the_parser(query in "\\PC{0,200}") {
-            let _ = ListParams::parse(Some(&query));
+            let _ = ListParams::parse(Some(&query), &Cursors::default());
         }
 
         #[test]
         fn accepted_limits_are_always_in_range(limit in any::<i64>(), offset in any::<i64>()) {
-            if let Ok(p) = ListParams::parse(Some(&format!("limit={limit}&offset={offset}"))) {
+            if let Ok(p) = ListParams::parse(Some(&format!("limit={limit}&offset={offset}")), &Cursors::default()) {
                 prop_assert!((1..=MAX_LIMIT).contains(&p.limit));
                 prop_assert_eq!(p.limit as i64, limit);
                 prop_assert_eq!(p.offset as i64, offset);

@@ -163,7 +163,7 @@ async fn stats_of_an_empty_store() {
         )
     );
     let (_, listing) = app.get("/messages").await;
-    assert_eq!(listing, json!({"data": [], "total": 0, "limit": 50, "offset": 0}));
+    assert_eq!(listing, json!({"data": [], "total": 0, "limit": 50, "offset": 0, "next_cursor": null}));
 }
 
 #[tokio::test]

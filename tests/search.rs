@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::{connect, eventually, Target, TempDb};
 use webhook_ingest::config::{Database, Server};
+use webhook_ingest::cursor::Cursors;
 use webhook_ingest::message::fold_case;
 use webhook_ingest::message::{Message, Timestamp};
 use webhook_ingest::query::ListParams;
@@ -94,7 +95,7 @@ async fn check(store: &Store, texts: &[(String, Option<String>)], terms: &[Strin
     for term in terms {
         let query: String =
             form_urlencoded::Serializer::new(String::new()).append_pair("q", term).append_pair("limit", "100").finish();
-        let params = ListParams::parse(Some(&query)).unwrap();
+        let params = ListParams::parse(Some(&query), &Cursors::default()).unwrap();
         let folded = fold_case(term);
         let expected: Vec<&str> = texts
             .iter()
@@ -132,7 +133,7 @@ async fn rows_not_yet_in_the_text_index_are_still_found() {
     }
     let past = query_bool(&conn, "SELECT indexed_through < (SELECT max(rowid) FROM messages) FROM text_index_state");
     assert!(past.await, "the new rows should be past the watermark");
-    let page = store.list(&ListParams::parse(Some("q=needle")).unwrap()).await.unwrap();
+    let page = store.list(&ListParams::parse(Some("q=needle"), &Cursors::default()).unwrap()).await.unwrap();
     let ids: Vec<&str> = page.data.iter().map(|m| m.message_id.as_str()).collect();
     assert_eq!((ids, page.total), (vec!["a", "b", "d"], 3));
 }
@@ -211,7 +212,7 @@ impl Corpus {
 
     /// Lists `query` and compares page and total with [`Corpus::expected`].
     async fn check(&self, store: &Store, query: &str) {
-        let params = ListParams::parse(Some(query)).unwrap();
+        let params = ListParams::parse(Some(query), &Cursors::default()).unwrap();
         let page = store.list(&params).await.unwrap();
         let got: Vec<String> = page.data.iter().map(|m| m.message_id.clone()).collect();
         assert_eq!((got, page.total), self.expected(&params), "{query}");
@@ -339,7 +340,7 @@ async fn a_search_asked_again_is_exact_when_read_from_its_remembered_matches() {
     corpus.check_each(&store, &listings).await;
     corpus.check_each(&store, &listings).await;
 
-    let first = corpus.expected(&ListParams::parse(Some("q=rika")).unwrap()).0[0].clone();
+    let first = corpus.expected(&ListParams::parse(Some("q=rika"), &Cursors::default()).unwrap()).0[0].clone();
     conn.execute("DELETE FROM messages WHERE message_id = ?", [first.as_str()]).await.unwrap();
     corpus.messages.retain(|m| m.0 != first);
     corpus.check_each(&store, &listings).await;
@@ -372,7 +373,8 @@ async fn totals_stay_exact_while_rows_are_written() {
     let store = Arc::new(Store::open(&Database::Local(db.path.clone())).await.unwrap());
     let mut corpus = Corpus::default();
     corpus.add(&store, 0..300).await;
-    let matching = |corpus: &Corpus| corpus.expected(&ListParams::parse(Some("q=kaka")).unwrap()).1;
+    let matching =
+        |corpus: &Corpus| corpus.expected(&ListParams::parse(Some("q=kaka"), &Cursors::default()).unwrap()).1;
     let before = matching(&corpus);
 
     let acknowledged = Arc::new(AtomicU64::new(0));
@@ -389,7 +391,7 @@ async fn totals_stay_exact_while_rows_are_written() {
             }
         })
     };
-    let params = ListParams::parse(Some("q=kaka&limit=50&offset=200")).unwrap();
+    let params = ListParams::parse(Some("q=kaka&limit=50&offset=200"), &Cursors::default()).unwrap();
     let mut searches = 0;
     while !writer.is_finished() {
         let floor = acknowledged.load(Ordering::SeqCst);

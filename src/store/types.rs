@@ -13,6 +13,7 @@ use thiserror::Error;
 
 #[cfg(feature = "remote")]
 use super::hrana::HranaError;
+use crate::cursor::Position;
 use crate::message::Message;
 use crate::status::Status;
 
@@ -108,11 +109,13 @@ pub struct StatusPage {
     pub total: u64,
 }
 
-/// One page of a listing and the number of messages matching its filters.
+/// One page of a listing, the number of messages matching its filters, and where the next page starts:
+/// none after the last page in time order; in arrival order always somewhere, since a feed has no last page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub data: Vec<StoredMessage>,
     pub total: u64,
+    pub next: Option<Position>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -8,9 +8,10 @@ use libsql::Value;
 
 use super::counts::{Count, Known, Matches};
 use super::plan::{self, TrigramFrequencies};
+use crate::cursor::{Order, Position, SortKey};
 use crate::query::ListParams;
 use crate::store::rows::{self, Table};
-use crate::store::types::{Listing, Page, Query, StoreError, Tables};
+use crate::store::types::{Listing, Page, Query, StoreError, StoredMessage, Tables};
 
 /// A listing's filters as SQL.
 struct ListQuery {
@@ -43,9 +44,21 @@ const WATERMARK: &str = "(SELECT coalesce(max(rowid), 0) FROM messages), (SELECT
 const SENDER_ROWS: &str = "(SELECT count FROM sender_counts WHERE from_msisdn = ?1)";
 /// What the other listings carry in those four columns.
 const NOT_COUNTED: &str = "NULL, NULL, NULL, NULL";
-/// What a listing reads of each row, in `messages` and in `inbox` alike: the message, and its order.
+/// The column of a page's rows after the message's: its position in the listing's order ([`Position`]).
+const POSITION: usize = 10;
+/// What a listing reads of each row of `messages`: the message, and its place in either order. A row's
+/// arrival number is its rowid: rows get increasing rowids in the order they are committed (one writer at a
+/// time, on a file and on a server alike).
 #[cfg(feature = "remote")]
-const LISTED: &str = "message_id, from_msisdn, to_msisdn, ts, text, ts_key";
+const LISTED: &str = "message_id, from_msisdn, to_msisdn, ts, text, ts_key, rowid AS arrival";
+/// The same of each row of `inbox`, whose arrival number is the rowid it will get in `messages`: its rows move
+/// there in their order, numbered on from the last ([`crate::store::inbox`]), and only ever all at once, so
+/// the inbox's own rowids count from 1.
+#[cfg(feature = "remote")]
+const LISTED_ARRIVING: &str =
+    "message_id, from_msisdn, to_msisdn, ts, text, ts_key, (SELECT coalesce(max(rowid), 0) FROM messages) + rowid";
+/// The end of the feed: the arrival number of the latest row, where a feed with nothing new goes on from.
+const FEED_END: &str = "(SELECT coalesce(max(rowid), 0) FROM messages)";
 
 impl ListQuery {
     fn new(params: &ListParams, known: Option<&Known>, frequencies: &TrigramFrequencies) -> ListQuery {
@@ -57,7 +70,17 @@ impl ListQuery {
             query.and("ts_key >= ?", Value::Blob(since.sort_key().to_vec()));
         }
         if let Some(q) = &params.q {
-            let wanted = params.offset.saturating_add(u64::from(params.limit));
+            let wanted = params.offset.saturating_add(u64::from(params.limit) + 1);
+            // Remembered matches are in time order from the first: of no use to a page in arrival order or
+            // after a cursor.
+            let without_matches;
+            let known = match known {
+                Some(known) if !reads_remembered_matches(params) => {
+                    without_matches = Known { count: known.count, matches: None };
+                    Some(&without_matches)
+                }
+                known => known,
+            };
             if let Some((clause, args)) = plan::plan(q, known, wanted, frequencies).candidates() {
                 query.candidates = format!(" AND {}", numbered(clause, query.args.len() + 1));
                 query.args.extend(args);
@@ -106,10 +129,15 @@ impl ListQuery {
                 let total = format!("{total}{plus_inbox}, {NOT_COUNTED}");
                 (total.clone(), total)
             }
-            Total::Counted => (
-                format!("count(*) OVER (), {counted_through}"),
-                format!("(SELECT count(*) FROM messages{filter}{candidates}){plus_inbox}, {counted_through}"),
-            ),
+            Total::Counted => {
+                let total =
+                    format!("(SELECT count(*) FROM messages{filter}{candidates}){plus_inbox}, {counted_through}");
+                // After a cursor the page's pass sees only the rows past it, so it cannot count them all.
+                match params.after {
+                    None => (format!("count(*) OVER (), {counted_through}"), total),
+                    Some(_) => (total.clone(), total),
+                }
+            }
             Total::Scanned => {
                 let total = format!("(SELECT count(*) FROM messages{filter}){plus_inbox}, {counted_through}");
                 (total.clone(), total)
@@ -127,37 +155,83 @@ impl ListQuery {
                 (total.clone(), total)
             }
         };
+        let total_args = self.args.clone();
+        // The page starts after the cursor's row: a condition of the page's rows alone, never of the total.
+        let (after, after_arriving) = match &params.after {
+            None => (String::new(), String::new()),
+            Some(position) => {
+                let first = self.args.len() + 1;
+                let and = if filter.is_empty() { " WHERE" } else { " AND" };
+                match position {
+                    Position::Time { sort_key, message_id } => {
+                        self.args.push(match sort_key {
+                            SortKey::Bytes(bytes) => Value::Blob(bytes.clone()),
+                            SortKey::Text(text) => Value::Text(text.clone()),
+                        });
+                        self.args.push(Value::Text(message_id.clone()));
+                        let after = format!("{and} (ts_key, message_id) > (?{first}, ?{})", first + 1);
+                        (after.clone(), after)
+                    }
+                    Position::Arrival(number) => {
+                        self.args.push(Value::Integer(*number));
+                        (format!("{and} rowid > ?{first}"), format!("{and} rowid > ?{first} - {FEED_END}"))
+                    }
+                }
+            }
+        };
+        #[cfg(not(feature = "remote"))]
+        let _ = &after_arriving;
         let (limit, offset) = (self.args.len() + 1, self.args.len() + 2);
         let page = format!("LIMIT ?{limit} OFFSET ?{offset}");
         let columns = rows::MESSAGE_COLUMNS;
+        let (order, order_of_candidates, position) = match params.order {
+            Order::Time => ("ts_key, message_id", "+ts_key, +message_id", "ts_key"),
+            Order::Arrival => ("rowid", "+rowid", "rowid"),
+        };
         // Without candidates, the page's rows come first walking the time index. Asking the index yields
         // candidates in rowid order, so they are all sorted instead: `+` (or, with the inbox, ordering outside
         // the subquery) keeps SQLite from walking the time index and testing each row against them, which
         // reads every row for a rare term.
         let page = match (tables, candidates.is_empty()) {
             (Tables::Messages, true) => {
-                format!("SELECT {in_page}, {columns} FROM messages{filter} ORDER BY ts_key, message_id {page}")
+                format!("SELECT {in_page}, {columns}, {position} FROM messages{filter}{after} ORDER BY {order} {page}")
             }
             (Tables::Messages, false) => format!(
-                "SELECT {in_page}, {columns} FROM messages{filter}{candidates} ORDER BY +ts_key, +message_id {page}"
+                "SELECT {in_page}, {columns}, {position} FROM messages{filter}{candidates}{after} \
+                 ORDER BY {order_of_candidates} {page}"
             ),
             // The inbox's rows merged in order with the rest (the rows of a subquery keep its order).
             #[cfg(feature = "remote")]
             (Tables::WithInbox, in_order) => {
                 let rows = format!(
-                    "SELECT {LISTED} FROM messages{filter}{candidates} UNION ALL SELECT {LISTED} FROM inbox{filter}"
+                    "SELECT {LISTED} FROM messages{filter}{candidates}{after} \
+                     UNION ALL SELECT {LISTED_ARRIVING} FROM inbox{filter}{after_arriving}"
                 );
-                let order = format!("ORDER BY ts_key, message_id {page}");
+                let (order, position) = match params.order {
+                    Order::Time => (order, position),
+                    Order::Arrival => ("arrival", "arrival"),
+                };
+                let order = format!("ORDER BY {order} {page}");
                 match in_order {
-                    true => format!("SELECT {in_page}, {columns} FROM ({rows} {order})"),
-                    false => format!("SELECT {in_page}, {columns} FROM ({rows}) {order}"),
+                    true => format!("SELECT {in_page}, {columns}, {position} FROM ({rows} {order})"),
+                    false => format!("SELECT {in_page}, {columns}, {position} FROM ({rows}) {order}"),
                 }
             }
         };
-        let only_total = format!("SELECT {past_end}, NULL, NULL, NULL, NULL, NULL");
-        let total = Query { sql: only_total, args: self.args.clone() };
+        // Past the end, a feed goes on from its end, which `inbox`'s rows move on.
+        let end = match (params.order, tables) {
+            (Order::Time, _) => "NULL".to_owned(),
+            (Order::Arrival, Tables::Messages) => FEED_END.to_owned(),
+            #[cfg(feature = "remote")]
+            (Order::Arrival, Tables::WithInbox) => {
+                format!("{FEED_END} + (SELECT coalesce(max(rowid), 0) FROM inbox)")
+            }
+        };
+        let only_total = format!("SELECT {past_end}, NULL, NULL, NULL, NULL, NULL, {end}");
+        let total = Query { sql: only_total, args: total_args };
         let mut args = self.args;
-        args.push(i64::from(params.limit).into());
+        // One row more than the page, to tell whether another page follows it.
+        args.push((i64::from(params.limit) + 1).into());
         args.push(i64::try_from(params.offset).unwrap_or(i64::MAX).into());
         Listing { page: Query { sql: page, args }, total }
     }
@@ -172,6 +246,12 @@ fn numbered(clause: &str, first: usize) -> String {
     }
     sql
 }
+/// Whether a listing's page may be read from the matches remembered of its filters, which are in time order
+/// from the first: a page by offset in time order.
+pub fn reads_remembered_matches(params: &ListParams) -> bool {
+    params.order == Order::Time && params.after.is_none()
+}
+
 /// Whether a listing's total is counted from its rows (with `since` or `q`), rather than read from the
 /// aggregates; only a counted total can be remembered.
 pub fn counted(params: &ListParams) -> bool {
@@ -203,11 +283,12 @@ pub fn matches_of(mut rows: Table) -> Result<Option<Matches>, StoreError> {
     Ok((!rowids.is_empty()).then_some(Matches { through, removed, rowids }))
 }
 
-/// The page and total in the rows of a [`Listing`]'s statements, and for a counted listing the count it
-/// took.
-pub fn page(mut rows: Table) -> Result<(Page, Option<Count>), StoreError> {
+/// The page and total in the rows of the statements of the listing `params` asks for, and for a counted
+/// listing the count it took.
+pub fn page(mut rows: Table, params: &ListParams) -> Result<(Page, Option<Count>), StoreError> {
     let (mut total, mut counted) = (0, None);
-    let mut data = Vec::new();
+    let (mut data, mut positions) = (Vec::new(), Vec::new());
+    let mut feed_end = None;
     for row in rows.rows_mut() {
         total = rows::count(row, 0)?;
         if !rows::is_null(row, 1)? {
@@ -219,9 +300,43 @@ pub fn page(mut rows: Table) -> Result<(Page, Option<Count>), StoreError> {
         }
         if !rows::is_null(row, 5)? {
             data.push(rows::stored_message(row, 5)?);
+            positions.push(std::mem::replace(&mut row[POSITION], Value::Null));
+        } else if params.order == Order::Arrival {
+            feed_end = Some(rows::integer(row, POSITION)?);
         }
     }
-    Ok((Page { data, total }, counted))
+    let limit = params.limit as usize;
+    let more = data.len() > limit;
+    data.truncate(limit);
+    let next = match (data.last(), params.order) {
+        (None, Order::Time) => None,
+        (Some(_), Order::Time) if !more => None,
+        (Some(last), _) => Some(position(params.order, positions.swap_remove(data.len() - 1), last)?),
+        // A feed with nothing new goes on from where it was asked for, or from its end, whichever is later:
+        // every row up to its end was in the snapshot the page was read from.
+        (None, Order::Arrival) => {
+            let asked = match params.after {
+                Some(Position::Arrival(number)) => number,
+                _ => 0,
+            };
+            Some(Position::Arrival(asked.max(feed_end.unwrap_or(0))))
+        }
+    };
+    Ok((Page { data, total, next }, counted))
+}
+
+/// The position of the row `message` in the listing's `order`, from its position column.
+fn position(order: Order, column: Value, message: &StoredMessage) -> Result<Position, StoreError> {
+    Ok(match (order, column) {
+        (Order::Time, Value::Blob(bytes)) => {
+            Position::Time { sort_key: SortKey::Bytes(bytes), message_id: message.message_id.clone() }
+        }
+        (Order::Time, Value::Text(text)) => {
+            Position::Time { sort_key: SortKey::Text(text), message_id: message.message_id.clone() }
+        }
+        (Order::Arrival, Value::Integer(number)) => Position::Arrival(number),
+        _ => return Err(StoreError::Unexpected("a row's position in its listing is neither a key nor a number")),
+    })
 }
 
 /// The statement that reads how many indexed rows hold each of `trigrams`, and how many rows there are, for
@@ -243,6 +358,7 @@ pub fn trigram_frequencies(trigrams: &[String]) -> Query {
 #[cfg(all(test, feature = "remote"))]
 mod tests {
     use super::*;
+    use crate::cursor::Cursors;
     use crate::store::read::{stats, stats_of};
     use crate::store::schema;
     use std::sync::Arc;
@@ -294,13 +410,13 @@ mod tests {
     }
 
     /// The page and count of `listing` as a file gets them, and as a server does.
-    async fn both_ways(conn: &libsql::Connection, listing: &Listing) -> (Page, Option<Count>) {
+    async fn both_ways(conn: &libsql::Connection, params: &ListParams, listing: &Listing) -> (Page, Option<Count>) {
         let mut local = run(conn, &listing.page).await;
         if local.is_empty() {
             local = run(conn, &listing.total).await;
         }
-        let local = page(local).unwrap();
-        assert_eq!(page(run(conn, &listing.combined()).await).unwrap(), local, "{}", listing.page.sql);
+        let local = page(local, params).unwrap();
+        assert_eq!(page(run(conn, &listing.combined()).await, params).unwrap(), local, "{}", listing.page.sql);
         local
     }
 
@@ -325,16 +441,18 @@ mod tests {
         arrive(&arriving, 150..200).await;
         let frequencies = TrigramFrequencies::default();
         for query in LISTINGS.iter().chain(&["limit=100&offset=120", "q=kaka&since=2025-01-15T10:20:00Z"]) {
-            let params = ListParams::parse(Some(query)).unwrap();
-            let (expected, _) = both_ways(&stored, &list(&params, None, &frequencies, Tables::Messages)).await;
-            let (found, counted) = both_ways(&arriving, &list(&params, None, &frequencies, Tables::WithInbox)).await;
+            let params = ListParams::parse(Some(query), &Cursors::default()).unwrap();
+            let (expected, _) = both_ways(&stored, &params, &list(&params, None, &frequencies, Tables::Messages)).await;
+            let (found, counted) =
+                both_ways(&arriving, &params, &list(&params, None, &frequencies, Tables::WithInbox)).await;
             assert_eq!(found, expected, "{query}");
             assert!(counted.is_none_or(|count| count.through == 150), "{query}: counted through the stored rows");
         }
         // A count remembered through a watermark holds while more rows arrive and after they move.
         for query in LISTINGS {
-            let params = ListParams::parse(Some(query)).unwrap();
-            let Some(count) = both_ways(&arriving, &list(&params, None, &frequencies, Tables::WithInbox)).await.1
+            let params = ListParams::parse(Some(query), &Cursors::default()).unwrap();
+            let Some(count) =
+                both_ways(&arriving, &params, &list(&params, None, &frequencies, Tables::WithInbox)).await.1
             else {
                 continue;
             };
@@ -352,8 +470,9 @@ mod tests {
                         .unwrap();
                 }
                 let (again, _) =
-                    both_ways(&arriving, &list(&params, Some(&known), &frequencies, Tables::WithInbox)).await;
-                let (fresh, _) = both_ways(&arriving, &list(&params, None, &frequencies, Tables::WithInbox)).await;
+                    both_ways(&arriving, &params, &list(&params, Some(&known), &frequencies, Tables::WithInbox)).await;
+                let (fresh, _) =
+                    both_ways(&arriving, &params, &list(&params, None, &frequencies, Tables::WithInbox)).await;
                 assert_eq!(again, fresh, "{query}: after the rows {step}");
             }
             arriving.execute_batch("DELETE FROM inbox; DELETE FROM messages WHERE rowid > 150;").await.unwrap();
@@ -401,19 +520,19 @@ mod tests {
         let frequencies = TrigramFrequencies::default();
         for (query, tables) in LISTINGS.iter().flat_map(|q| [(q, Tables::Messages), (q, Tables::WithInbox)]) {
             let list = |params: &ListParams, known: Option<&Known>| list(params, known, &frequencies, tables);
-            let params = ListParams::parse(Some(query)).unwrap();
-            let (first, counted) = both_ways(&conn, &list(&params, None)).await;
+            let params = ListParams::parse(Some(query), &Cursors::default()).unwrap();
+            let (first, counted) = both_ways(&conn, &params, &list(&params, None)).await;
             let matches = matches_of(run(&conn, &matches(&params, &frequencies)).await).unwrap().map(Arc::new);
             add(&conn, 1000..1010).await;
             let known = counted.map(|count| Known { count, matches: None });
-            let (again, _) = both_ways(&conn, &list(&params, known.as_ref())).await;
-            let (fresh, _) = both_ways(&conn, &list(&params, None)).await;
+            let (again, _) = both_ways(&conn, &params, &list(&params, known.as_ref())).await;
+            let (fresh, _) = both_ways(&conn, &params, &list(&params, None)).await;
             assert_eq!(again, fresh, "{query}: a total known through a watermark, and rows after it");
             assert!(counted.is_none() || first.total <= again.total, "{query}");
             if let (Some(count), Some(matches), Some(_)) = (counted, matches, &params.q) {
                 assert_eq!(matches.rowids.len() as u64, count.matches, "{query}");
                 let known = Known { count, matches: Some(matches) };
-                let (remembered, _) = both_ways(&conn, &list(&params, Some(&known))).await;
+                let (remembered, _) = both_ways(&conn, &params, &list(&params, Some(&known))).await;
                 assert_eq!(remembered, fresh, "{query}: matches remembered through a watermark, and rows after it");
             }
             conn.execute("DELETE FROM messages WHERE message_id >= 'm1000'", ()).await.unwrap();

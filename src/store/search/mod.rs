@@ -86,7 +86,7 @@ impl Search {
         known: Option<&Known>,
     ) -> Result<(Page, Option<Count>), StoreError> {
         let statements = listing::list(params, known, &self.frequencies, backend.tables());
-        listing::page(backend.list(&statements).await?)
+        listing::page(backend.list(&statements).await?, params)
     }
 
     /// Finds and remembers every match of a search asked again, where reading its pages from them is worth
@@ -98,7 +98,7 @@ impl Search {
         filters: &Filters,
         known: &mut Known,
     ) -> Result<(), StoreError> {
-        let Some(q) = params.q.as_deref() else { return Ok(()) };
+        let Some(q) = params.q.as_deref().filter(|_| listing::reads_remembered_matches(params)) else { return Ok(()) };
         let wanted = params.offset.saturating_add(u64::from(params.limit));
         if !backend.reads_locally() || !plan::worth_remembering(q, known, wanted, &self.frequencies) {
             return Ok(());

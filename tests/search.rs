@@ -326,6 +326,8 @@ async fn a_search_asked_again_is_exact_when_read_from_its_remembered_matches() {
         "q=rika",
         "q=RIKA&limit=7&offset=3",
         "q=rika&limit=50&offset=60",
+        "q=rika&limit=5&offset=90",
+        "q=rika&limit=10&offset=150",
         "q=rika&offset=10000",
         "q=rika&limit=20&since=2025-01-15T14:00:00Z",
         "q=rika&from=%2B1555000001&limit=5&offset=2",

@@ -103,6 +103,9 @@ pub struct Terms {
     pub broad: (String, f64),
     /// The word whose share is closest to 1%.
     pub one_percent: (String, f64),
+    /// The words whose shares are closest to 7% and to 0.5%: a medium and a rare term for deep pages.
+    pub seven_percent: (String, f64),
+    pub half_percent: (String, f64),
     /// A word in no message.
     pub absent: String,
 }
@@ -117,7 +120,28 @@ impl Terms {
             .map(|rank| (word(rank), share(&word(rank))))
             .min_by(|a, b| (a.1 - 0.01).abs().total_cmp(&(b.1 - 0.01).abs()))
             .expect("ranks to measure");
-        Terms { broad: (broad.clone(), share(&broad)), one_percent, absent: "zzyzx".to_owned() }
+        // Shares fall with rank (nearly: a word may be inside a longer one), so a search by halves finds the
+        // first rank at or under the share wanted; it or the rank before is the closest.
+        let near = |wanted: f64| {
+            let (mut below, mut above) = (1, VOCABULARY);
+            while below < above {
+                let middle = (below + above) / 2;
+                match share(&word(middle)) > wanted {
+                    true => below = middle + 1,
+                    false => above = middle,
+                }
+            }
+            let candidates = [below.saturating_sub(1).max(1), below];
+            let closest = candidates.into_iter().map(|rank| (word(rank), share(&word(rank))));
+            closest.min_by(|a, b| (a.1 - wanted).abs().total_cmp(&(b.1 - wanted).abs())).expect("two ranks")
+        };
+        Terms {
+            broad: (broad.clone(), share(&broad)),
+            one_percent,
+            seven_percent: near(0.07),
+            half_percent: near(0.005),
+            absent: "zzyzx".to_owned(),
+        }
     }
 }
 

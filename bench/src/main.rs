@@ -24,6 +24,7 @@ mod fleet;
 mod hrana;
 #[path = "../../tests/common/listening.rs"]
 mod listening;
+mod pages;
 #[path = "../../tests/common/proxy.rs"]
 mod proxy;
 mod remote;
@@ -141,7 +142,9 @@ fn main() -> ExitCode {
     }
 
     let time = Duration::from_secs(o.seconds);
-    let mut errors = runtime.block_on(scenarios::run(&server.addr, o.connections, time, o.messages, &o.only));
+    // The pages first: the scenarios' ingest adds rows.
+    let mut errors = runtime.block_on(pages::run(&server.addr, o.connections, time, o.messages, &o.only));
+    errors += runtime.block_on(scenarios::run(&server.addr, o.connections, time, o.messages, &o.only));
     if o.only.is_empty() || o.only.iter().any(|part| "abuse".contains(part.as_str())) {
         errors += runtime.block_on(scenarios::abuse(&server, time));
     }

@@ -37,11 +37,12 @@ const CAPACITY: usize = 1024;
 /// Filters longer than this in all (the search term and the sender, in bytes) are not remembered, so a client
 /// cannot fill memory with long ones; searches that long are rare, and their candidates few.
 const LONGEST_FILTERS: usize = 256;
-/// Rowids of matches remembered at most for one listing's filters (512 KiB): more common terms find their
-/// pages by reading rows in order, after a few rows each.
-pub const MOST_MATCHES: u64 = 65_536;
-/// Rowids of matches remembered at most in all (8 MiB); past this, those used least recently are forgotten.
-const MATCHES_KEPT: usize = 1 << 20;
+/// Rowids of matches remembered at most for one listing's filters (8 MiB): as many as a table of a million
+/// rows holds, so that no term of one has a deep page that reads rows in order, which costs about as many rows
+/// per match as the term is rare. Past it (tables past twice this), a term in fewer than half the rows does.
+pub const MOST_MATCHES: u64 = 1 << 20;
+/// Rowids of matches remembered at most in all (32 MiB); past this, those used least recently are forgotten.
+const MATCHES_KEPT: usize = 1 << 22;
 /// Shared totals an instance reads when it starts, the newest; and kept on the server at most.
 #[cfg(feature = "remote")]
 const SHARED_READ: usize = 256;

@@ -7,7 +7,7 @@
 use libsql::Value;
 
 use super::counts::{Count, Known, Matches};
-use super::plan::{self, TrigramFrequencies};
+use super::plan::{self, Plan, Reach, TrigramFrequencies};
 use crate::cursor::{Order, Position, SortKey};
 use crate::query::ListParams;
 use crate::store::rows::{self, Table};
@@ -20,6 +20,8 @@ struct ListQuery {
     /// ` AND …` narrowing a search to the text index's candidates, when the planner asks the index.
     candidates: String,
     args: Vec<Value>,
+    /// How a search finds its page ([`Plan::InOrder`] for any other listing).
+    plan: Plan,
 }
 
 /// How a listing learns how many messages match its filters.
@@ -62,7 +64,8 @@ const FEED_END: &str = "(SELECT coalesce(max(rowid), 0) FROM messages)";
 
 impl ListQuery {
     fn new(params: &ListParams, known: Option<&Known>, frequencies: &TrigramFrequencies) -> ListQuery {
-        let mut query = ListQuery { filter: String::new(), candidates: String::new(), args: Vec::new() };
+        let mut query =
+            ListQuery { filter: String::new(), candidates: String::new(), args: Vec::new(), plan: Plan::InOrder };
         if let Some(from) = &params.from {
             query.and("from_msisdn = ?", from.clone().into());
         }
@@ -70,7 +73,6 @@ impl ListQuery {
             query.and("ts_key >= ?", Value::Blob(since.sort_key().to_vec()));
         }
         if let Some(q) = &params.q {
-            let wanted = params.offset.saturating_add(u64::from(params.limit) + 1);
             // Remembered matches are in time order from the first: of no use to a page in arrival order or
             // after a cursor.
             let without_matches;
@@ -81,7 +83,8 @@ impl ListQuery {
                 }
                 known => known,
             };
-            if let Some((clause, args)) = plan::plan(q, known, wanted, frequencies).candidates() {
+            query.plan = plan::plan(q, known, reach(params), frequencies);
+            if let Some((clause, args)) = query.plan.candidates() {
                 query.candidates = format!(" AND {}", numbered(clause, query.args.len() + 1));
                 query.args.extend(args);
             }
@@ -232,7 +235,9 @@ impl ListQuery {
         let mut args = self.args;
         // One row more than the page, to tell whether another page follows it.
         args.push((i64::from(params.limit) + 1).into());
-        args.push(i64::try_from(params.offset).unwrap_or(i64::MAX).into());
+        // The plan may skip rows itself.
+        let offset = params.offset - self.plan.skipped();
+        args.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
         Listing { page: Query { sql: page, args }, total }
     }
 }
@@ -258,16 +263,29 @@ pub fn counted(params: &ListParams) -> bool {
     params.since.is_some() || params.q.is_some()
 }
 
-/// The statements that list the page `params` asks for; `known`, what earlier listings learned of the same
-/// filters, and `frequencies`, what is known of the index, choose how a search finds it.
-pub fn list(params: &ListParams, known: Option<&Known>, frequencies: &TrigramFrequencies, tables: Tables) -> Listing {
-    ListQuery::new(params, known, frequencies).into_queries(params, known.map(|known| known.count), tables)
+/// How far into its listing the page `params` asks for reaches.
+pub fn reach(params: &ListParams) -> Reach {
+    Reach { offset: params.offset, wanted: params.offset.saturating_add(u64::from(params.limit) + 1) }
+}
+
+/// The statements that list the page `params` asks for, and the plan they follow; `known`, what earlier
+/// listings learned of the same filters, and `frequencies`, what is known of the index, choose how a search
+/// finds it.
+pub fn list(
+    params: &ListParams,
+    known: Option<&Known>,
+    frequencies: &TrigramFrequencies,
+    tables: Tables,
+) -> (Listing, Plan) {
+    let query = ListQuery::new(params, known, frequencies);
+    let plan = query.plan.clone();
+    (query.into_queries(params, known.map(|known| known.count), tables), plan)
 }
 
 /// The statement that finds every match of a listing's filters, in its order, for [`matches_of`]: each
 /// row's rowid, then the watermark and deletions so far.
 pub fn matches(params: &ListParams, frequencies: &TrigramFrequencies) -> Query {
-    let ListQuery { filter, candidates, args } = ListQuery::new(params, None, frequencies);
+    let ListQuery { filter, candidates, args, .. } = ListQuery::new(params, None, frequencies);
     let order = if candidates.is_empty() { "ts_key, message_id" } else { "+ts_key, +message_id" };
     let sql = format!("SELECT rowid, {WATERMARK} FROM messages{filter}{candidates} ORDER BY {order}");
     Query { sql, args }
@@ -410,13 +428,19 @@ mod tests {
     }
 
     /// The page and count of `listing` as a file gets them, and as a server does.
-    async fn both_ways(conn: &libsql::Connection, params: &ListParams, listing: &Listing) -> (Page, Option<Count>) {
+    async fn both_ways(
+        conn: &libsql::Connection,
+        params: &ListParams,
+        listed: &(Listing, Plan),
+    ) -> (Page, Option<Count>) {
+        let (listing, plan) = listed;
         let mut local = run(conn, &listing.page).await;
         if local.is_empty() {
             local = run(conn, &listing.total).await;
         }
         let local = page(local, params).unwrap();
         assert_eq!(page(run(conn, &listing.combined()).await, params).unwrap(), local, "{}", listing.page.sql);
+        assert!(plan.holds(local.0.total), "{plan:?}: {}", listing.page.sql);
         local
     }
 
@@ -511,6 +535,29 @@ mod tests {
         assert!(expected.messages_per_sender.iter().any(|s| s.from == "+119"), "{expected:?}");
         assert_eq!(expected.first_message_ts.as_deref(), Some("t0"));
         assert_eq!(stats_of(run(&arriving, &stats(Tables::WithInbox)).await).unwrap(), expected);
+    }
+
+    /// A deep page read from remembered matches looks up only its own rows and those before it that may have
+    /// come past them; it is the page counted afresh while few have, and says it no longer holds once more have.
+    #[tokio::test]
+    async fn a_deep_page_from_remembered_matches_holds_while_few_matches_came_past_them() {
+        let conn = database().await;
+        add(&conn, 0..2000).await;
+        let frequencies = TrigramFrequencies::default();
+        let params = ListParams::parse(Some("q=rika&limit=5&offset=500"), &Cursors::default()).unwrap();
+        let (fresh, counted) = both_ways(&conn, &params, &list(&params, None, &frequencies, Tables::Messages)).await;
+        let matches = matches_of(run(&conn, &matches(&params, &frequencies)).await).unwrap().map(Arc::new);
+        let known = Known { count: counted.unwrap(), matches };
+        for tables in [Tables::Messages, Tables::WithInbox] {
+            let listed = list(&params, Some(&known), &frequencies, tables);
+            assert!(listed.1.skipped() > 400, "{:?}", listed.1);
+            assert_eq!(both_ways(&conn, &params, &listed).await.0, fresh);
+        }
+        // 90 matching rows more, spread over the day, with the count as it was: more than the page allows for.
+        add(&conn, 2000..2300).await;
+        let (listing, plan) = list(&params, Some(&known), &frequencies, Tables::Messages);
+        let (stale, _) = page(run(&conn, &listing.page).await, &params).unwrap();
+        assert!(!plan.holds(stale.total), "{} matches", stale.total);
     }
 
     #[tokio::test]

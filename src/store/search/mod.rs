@@ -85,7 +85,14 @@ impl Search {
         params: &ListParams,
         known: Option<&Known>,
     ) -> Result<(Page, Option<Count>), StoreError> {
-        let statements = listing::list(params, known, &self.frequencies, backend.tables());
+        let (statements, plan) = listing::list(params, known, &self.frequencies, backend.tables());
+        let (page, counted) = listing::page(backend.list(&statements).await?, params)?;
+        if plan.holds(page.total) {
+            return Ok((page, counted));
+        }
+        // More matches came past the remembered ones than the page allowed for: list it without skipping.
+        let known = known.map(|known| Known { count: known.count, matches: None });
+        let (statements, _) = listing::list(params, known.as_ref(), &self.frequencies, backend.tables());
         listing::page(backend.list(&statements).await?, params)
     }
 
@@ -99,8 +106,8 @@ impl Search {
         known: &mut Known,
     ) -> Result<(), StoreError> {
         let Some(q) = params.q.as_deref().filter(|_| listing::reads_remembered_matches(params)) else { return Ok(()) };
-        let wanted = params.offset.saturating_add(u64::from(params.limit));
-        if !backend.reads_locally() || !plan::worth_remembering(q, known, wanted, &self.frequencies) {
+        let reach = listing::reach(params);
+        if !backend.reads_locally() || !plan::worth_remembering(q, known, reach, &self.frequencies) {
             return Ok(());
         }
         // Listings asking at once leave it to the first; the rest read as they would have.

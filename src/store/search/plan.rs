@@ -13,8 +13,10 @@
 //! - Asking the index costs a lookup and a sort for every candidate it proposes, and reading the lists of
 //!   the trigrams asked for. Rows hold all of a term's trigrams only if they hold its rarest ones, so only the
 //!   few rarest are asked for: a common trigram's list is long and narrows the candidates little.
-//! - Remembered matches cost a lookup and a sort for each of the first `wanted`, and a test of every row
-//!   past their watermark; finding them costs what counting did, so only a search asked again gets them.
+//! - Remembered matches cost a lookup and a sort for each of the page's own rows and, before them, as many
+//!   as there may be matches past their watermark (their rows may sort anywhere), and a test of every row
+//!   past their watermark; so a deep page costs what a first one does. Finding them costs what counting them
+//!   did, so only a search asked again gets them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,18 +38,31 @@ const TRIGRAMS_ASKED: usize = 3;
 const FREQUENCIES_KEPT: usize = 20_000;
 /// Listings a search's matches are expected to serve before they are found again: finding them costs about
 /// what counting them did, so it is done when that many pages read from them save at least as much.
-const PAGES_TO_REPAY: u64 = 32;
+const PAGES_TO_REPAY: u64 = 128;
+/// Matches a page from remembered ones allows for past the latest count, beyond those the count knew of:
+/// rows stored since. More than this, and the page is listed again without skipping ([`Plan::Remembered`]).
+const ARRIVED_SINCE_COUNT: u64 = 64;
+
+/// How far into a listing a page reaches: the rows before it, and those it needs (its own, and one more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reach {
+    pub offset: u64,
+    pub wanted: u64,
+}
 
 /// How a search finds its page. Whichever it is, `instr` on the folded text decides what matches.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// Read rows in the listing's order, testing each, until the page is full.
     InOrder,
     /// Test the candidates the trigram index proposes for this FTS5 query (the term's rarest trigrams), and
     /// the rows past the index's watermark, which it does not hold yet.
     Index(String),
-    /// Look up the first `wanted` rows remembered to match, by rowid, and test the rows past their watermark.
-    Remembered(Arc<Matches>, usize),
+    /// Look up `take` rows remembered to match after the first `skip`, by rowid, and test the rows past their
+    /// watermark. Those rows may sort before any remembered one, so the page starts `offset - skip` rows into
+    /// these, which holds while at most `past` matches are past the remembered ones: the listing checks
+    /// that against its total ([`Plan::holds`]).
+    Remembered { matches: Arc<Matches>, skip: u64, take: u64, past: u64 },
 }
 
 impl Plan {
@@ -61,9 +76,11 @@ impl Plan {
                  OR rowid IN (SELECT rowid FROM messages_text WHERE messages_text MATCH ?))",
                 vec![Value::from(trigrams.clone())],
             )),
-            Plan::Remembered(matches, wanted) => {
-                let first = &matches.rowids[..(*wanted).min(matches.rowids.len())];
-                let rowids = serde_json::to_string(first).expect("integers are JSON");
+            Plan::Remembered { matches, skip, take, .. } => {
+                let (skip, take) =
+                    (usize::try_from(*skip).unwrap_or(usize::MAX), usize::try_from(*take).unwrap_or(usize::MAX));
+                let rowids = matches.rowids.iter().skip(skip).take(take).collect::<Vec<_>>();
+                let rowids = serde_json::to_string(&rowids).expect("integers are JSON");
                 Some((
                     "(rowid > ? OR rowid IN (SELECT value FROM json_each(?)))",
                     vec![Value::from(matches.through), Value::from(rowids)],
@@ -73,10 +90,32 @@ impl Plan {
     }
 }
 
-/// The cheapest way to find the first `wanted` matches of the folded term `q`. A listing never counted asks
+impl Plan {
+    /// The rows of the listing the page skips by itself: those before the rows it looks up.
+    pub fn skipped(&self) -> u64 {
+        match self {
+            Plan::Remembered { skip, .. } => *skip,
+            _ => 0,
+        }
+    }
+
+    /// Whether the page listed with this plan is right, given the listing's `total`: always, but for a page
+    /// of remembered matches that skipped some, which holds while the matches past them are as few as it
+    /// allowed for.
+    pub fn holds(&self, total: u64) -> bool {
+        match self {
+            Plan::Remembered { matches, skip, past, .. } if *skip > 0 => {
+                total.saturating_sub(matches.rowids.len() as u64) <= *past
+            }
+            _ => true,
+        }
+    }
+}
+
+/// The cheapest way to find the matches of the folded term `q` a page reaches. A listing never counted asks
 /// the index unless its term is known to be common (it must test every match to count them); terms under
 /// three characters have no trigram, so the index cannot propose any.
-pub fn plan(q: &str, known: Option<&Known>, wanted: u64, frequencies: &TrigramFrequencies) -> Plan {
+pub fn plan(q: &str, known: Option<&Known>, reach: Reach, frequencies: &TrigramFrequencies) -> Plan {
     let trigrams = frequencies.rarest(&trigrams(q));
     let Some(known) = known else {
         return match trigrams.is_empty() || common(&trigrams, frequencies) {
@@ -84,11 +123,12 @@ pub fn plan(q: &str, known: Option<&Known>, wanted: u64, frequencies: &TrigramFr
             false => index(trigrams),
         };
     };
-    let costs = Costs::of(&trigrams, &known.count, wanted);
+    let costs = Costs::of(&trigrams, &known.count, reach);
     let remembered = known.matches.as_ref().map_or(u64::MAX, |matches| costs.remembered(matches));
-    if remembered <= costs.in_order.min(costs.index) {
-        let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
-        return Plan::Remembered(Arc::clone(known.matches.as_ref().expect("costed")), wanted);
+    if let Some(matches) = known.matches.as_ref().filter(|_| remembered <= costs.in_order.min(costs.index)) {
+        let past = past_remembered(&known.count, matches);
+        let skip = reach.offset.saturating_sub(past);
+        return Plan::Remembered { matches: Arc::clone(matches), skip, take: reach.wanted - skip, past };
     }
     match costs.in_order <= costs.index {
         true => Plan::InOrder,
@@ -99,18 +139,18 @@ pub fn plan(q: &str, known: Option<&Known>, wanted: u64, frequencies: &TrigramFr
 /// Whether finding every match of a search asked again, and reading its pages from them, repays itself
 /// within [`PAGES_TO_REPAY`] pages: its matches are few enough to remember, and a page read from fresh ones
 /// costs that much less than the plan it gets otherwise.
-pub fn worth_remembering(q: &str, known: &Known, wanted: u64, frequencies: &TrigramFrequencies) -> bool {
+pub fn worth_remembering(q: &str, known: &Known, reach: Reach, frequencies: &TrigramFrequencies) -> bool {
     let count = &known.count;
     if count.matches == 0 || count.matches > MOST_MATCHES {
         return false;
     }
     let trigrams = frequencies.rarest(&trigrams(q));
-    let costs = Costs::of(&trigrams, count, wanted);
+    let costs = Costs::of(&trigrams, count, reach);
     let now = known.matches.as_ref().map_or(u64::MAX, |matches| costs.remembered(matches));
     let now = now.min(costs.in_order).min(costs.index);
     // Finding them is what counting them cost: every candidate, or every row when the term is common.
     let finding = costs.index.min(u64::try_from(count.through).unwrap_or(0));
-    let fresh = costs.fresh();
+    let fresh = costs.fresh(ARRIVED_SINCE_COUNT);
     fresh < now && (now - fresh).saturating_mul(PAGES_TO_REPAY) >= finding
 }
 
@@ -118,37 +158,39 @@ pub fn worth_remembering(q: &str, known: &Known, wanted: u64, frequencies: &Trig
 struct Costs {
     in_order: u64,
     index: u64,
-    /// Rows through the watermark of the count.
-    through: i64,
-    /// Rows a page from remembered matches looks up at most.
-    wanted: u64,
+    /// The count the costs are of.
+    count: Count,
+    reach: Reach,
 }
 
 impl Costs {
-    fn of(trigrams: &[(String, Option<u64>)], count: &Count, wanted: u64) -> Costs {
+    fn of(trigrams: &[(String, Option<u64>)], count: &Count, reach: Reach) -> Costs {
+        let wanted = reach.wanted;
         // Candidates hold the rarest trigram asked for, and every match is one.
         let index = match trigrams.is_empty() {
             true => u64::MAX,
             false => rarest(trigrams).unwrap_or(0).max(count.matches).saturating_mul(CANDIDATE_COST),
         };
-        Costs {
-            in_order: rows_to_read(count, wanted),
-            index,
-            through: count.through,
-            wanted: wanted.min(count.matches),
-        }
+        Costs { in_order: rows_to_read(count, wanted), index, count: *count, reach }
     }
 
     /// Looking up the page's rows from `matches`, and testing every row past their watermark.
     fn remembered(&self, matches: &Matches) -> u64 {
-        let past = u64::try_from(self.through.saturating_sub(matches.through)).unwrap_or(0);
-        past.saturating_add(self.fresh())
+        let past = u64::try_from(self.count.through.saturating_sub(matches.through)).unwrap_or(0);
+        past.saturating_add(self.fresh(past_remembered(&self.count, matches)))
     }
 
-    /// Looking up the page's rows from matches found now.
-    fn fresh(&self) -> u64 {
-        self.wanted.saturating_mul(CANDIDATE_COST)
+    /// Looking up the page's rows from matches remembered with `past` matches after them.
+    fn fresh(&self, past: u64) -> u64 {
+        let looked_up = self.reach.wanted - self.reach.offset.saturating_sub(past);
+        looked_up.min(self.count.matches).saturating_mul(CANDIDATE_COST)
     }
+}
+
+/// How many matches a page from `matches` allows for past them: those the latest count found past their
+/// watermark, and a few stored since ([`ARRIVED_SINCE_COUNT`]).
+fn past_remembered(count: &Count, matches: &Matches) -> u64 {
+    count.matches.saturating_sub(matches.rowids.len() as u64).saturating_add(ARRIVED_SINCE_COUNT)
 }
 
 /// Whether the rarest of `trigrams` (all known) is in more than one row in eight: testing every row in order
@@ -278,6 +320,11 @@ impl TrigramFrequencies {
 mod tests {
     use super::*;
 
+    /// The first `wanted` rows of a listing.
+    fn first(wanted: u64) -> Reach {
+        Reach { offset: 0, wanted }
+    }
+
     fn known(through: i64, matches: u64) -> Count {
         Count { through, matches, removed: 0, scope: None }
     }
@@ -294,7 +341,7 @@ mod tests {
     /// What a listing asks the index for, none when it reads in order.
     fn asked(q: &str, count: Option<&Count>, wanted: u64, frequencies: &TrigramFrequencies) -> Option<String> {
         let known = count.map(|count| Known { count: *count, matches: None });
-        match plan(q, known.as_ref(), wanted, frequencies) {
+        match plan(q, known.as_ref(), first(wanted), frequencies) {
             Plan::Index(trigrams) => Some(trigrams),
             Plan::InOrder => None,
             other => panic!("{other:?}"),
@@ -362,42 +409,70 @@ mod tests {
         let count = known(100_000, 1_000);
         let mut known = Known { count, matches: None };
         // The walk reads ~5,000 rows for 50 matches; 50 lookups are ~400.
-        assert!(worth_remembering("nemi", &known, 50, &learned));
+        assert!(worth_remembering("nemi", &known, first(50), &learned));
         known.matches = Some(matches(100_000, 1_000));
-        assert!(matches!(plan("nemi", Some(&known), 50, &learned), Plan::Remembered(_, 50)));
-        assert!(!worth_remembering("nemi", &known, 50, &learned), "fresh already");
+        assert!(matches!(plan("nemi", Some(&known), first(50), &learned), Plan::Remembered { skip: 0, take: 50, .. }));
+        assert!(!worth_remembering("nemi", &known, first(50), &learned), "fresh already");
         // A few rows past their watermark are tested as they are; many make finding them again worth it.
-        known.count.through = 100_300;
-        assert!(matches!(plan("nemi", Some(&known), 50, &learned), Plan::Remembered(..)));
-        assert!(!worth_remembering("nemi", &known, 50, &learned));
+        known.count.through = 100_080;
+        assert!(matches!(plan("nemi", Some(&known), first(50), &learned), Plan::Remembered { .. }));
+        assert!(!worth_remembering("nemi", &known, first(50), &learned));
         known.count.through = 104_000;
-        assert!(worth_remembering("nemi", &known, 50, &learned));
+        assert!(worth_remembering("nemi", &known, first(50), &learned));
         known.count.through = 200_000;
-        assert_eq!(plan("nemi", Some(&known), 50, &learned), Plan::InOrder, "100,000 rows past them");
+        assert_eq!(plan("nemi", Some(&known), first(50), &learned), Plan::InOrder, "100,000 rows past them");
     }
 
     #[test]
     fn a_common_term_or_a_deep_page_is_not_worth_remembering() {
         let nothing = TrigramFrequencies::default();
         let broad = Known { count: known(100_000, 71_000), matches: None };
-        assert!(!worth_remembering("kaka", &broad, 150, &nothing), "the walk reads ~211 rows");
+        assert!(!worth_remembering("kaka", &broad, first(150), &nothing), "the walk reads ~211 rows");
         let too_many = Known { count: known(1_000_000, MOST_MATCHES + 1), matches: None };
-        assert!(!worth_remembering("kaka", &too_many, 50_000, &nothing));
+        assert!(!worth_remembering("kaka", &too_many, first(50_000), &nothing));
         let medium = Known { count: known(100_000, 1_000), matches: None };
-        assert!(!worth_remembering("nemi", &medium, 1_000, &nothing), "every match is on the way to the page");
+        assert!(!worth_remembering("nemi", &medium, first(1_000), &nothing), "every match is on the way to the page");
         let none = Known { count: known(100_000, 0), matches: None };
-        assert!(!worth_remembering("zzyzx", &none, 50, &nothing));
+        assert!(!worth_remembering("zzyzx", &none, first(50), &nothing));
     }
 
     #[test]
     fn remembered_matches_narrow_a_page_to_its_first_rows_and_those_past_their_watermark() {
-        let plan = Plan::Remembered(matches(900, 300), 150);
+        let plan = Plan::Remembered { matches: matches(900, 300), skip: 0, take: 150, past: 64 };
         let (clause, args) = plan.candidates().unwrap();
         assert_eq!(clause, "(rowid > ? OR rowid IN (SELECT value FROM json_each(?)))");
         let first: Vec<i64> = (1..=150).collect();
         assert_eq!(args, vec![Value::Integer(900), Value::Text(serde_json::to_string(&first).unwrap())]);
-        let (_, args) = Plan::Remembered(matches(900, 3), 150).candidates().unwrap();
+        let (_, args) =
+            Plan::Remembered { matches: matches(900, 3), skip: 0, take: 150, past: 64 }.candidates().unwrap();
         assert_eq!(args[1], Value::Text("[1,2,3]".to_owned()));
+    }
+
+    #[test]
+    fn a_deep_page_from_remembered_matches_looks_up_its_own_rows_and_as_many_before_as_may_have_come_since() {
+        let learned = frequencies(&[("nem", 30_000), ("emi", 29_000)]);
+        // 20,000 matches remembered through row 100,000, 100 more counted through row 101,000.
+        let count = known(101_000, 20_100);
+        let known = Known { count, matches: Some(matches(100_000, 20_000)) };
+        let deep = Reach { offset: 15_000, wanted: 15_051 };
+        let plan = plan("nemi", Some(&known), deep, &learned);
+        let past = 100 + ARRIVED_SINCE_COUNT;
+        let expected =
+            Plan::Remembered { matches: matches(100_000, 20_000), skip: 15_000 - past, take: past + 51, past };
+        assert_eq!(plan, expected);
+        assert_eq!(plan.skipped(), 15_000 - past);
+        let (_, args) = plan.candidates().unwrap();
+        let Value::Text(looked_up) = &args[1] else { panic!("{args:?}") };
+        let looked_up: Vec<i64> = serde_json::from_str(looked_up).unwrap();
+        assert_eq!(looked_up, ((15_000 - past as i64 + 1)..=15_051).collect::<Vec<_>>());
+        // It holds while the matches past the remembered ones are as many as it allowed for.
+        assert!(plan.holds(20_000 + past));
+        assert!(!plan.holds(20_000 + past + 1));
+        // A page near the start skips nothing, and always holds.
+        let near = Reach { offset: 100, wanted: 151 };
+        let plan = super::plan("nemi", Some(&known), near, &learned);
+        assert_eq!((plan.skipped(), plan.holds(u64::MAX)), (0, true));
+        assert!(worth_remembering("nemi", &Known { matches: None, ..known.clone() }, deep, &learned));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! URL-safe cursor that names the filters it belongs to and is signed, so a cursor the service did not issue
 //! for these filters is refused rather than read.
 //!
-//! A cursor is `base64url(version, order, filters' fingerprint, position, tag)`: the tag is a truncated
+//! A cursor is `base64url(version, order, filters' fingerprint, ordinal, position, tag)`: the tag is a truncated
 //! HMAC-SHA256 under a key derived from the webhook secrets, which every instance of a fleet shares, so any
 //! instance reads another's cursors, and a cursor issued before a rotation is read with the previous secret.
 //! The position is what the next page's statement compares with: a row's sort key and id, or its arrival
@@ -45,6 +45,16 @@ pub enum Position {
     Time { sort_key: SortKey, message_id: String },
     /// A row's arrival number: increasing in commit order ([`crate::store`] says how each back end keeps it).
     Arrival(i64),
+}
+
+/// Where a time-ordered page of a search ended, counted: the first `rows_before` matches among the rows up to
+/// rowid `through` are at or before its last row. Rows up to a rowid never change, so this stays true, and a
+/// page after it can start from the matches remembered of its filters ([`crate::store`]'s search) instead of
+/// finding its place again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ordinal {
+    pub rows_before: u64,
+    pub through: i64,
 }
 
 /// A stored sort key: nine bytes for every timestamp, text for a legacy key that is none.
@@ -125,10 +135,18 @@ impl Cursors {
         Cursors { keys }
     }
 
-    /// The cursor of the page after `position` in the listing of `filters`.
-    pub fn seal(&self, filters: &Filters, position: &Position) -> String {
+    /// The cursor of the page after `position` (and `ordinal`, when counted) in the listing of `filters`.
+    pub fn seal(&self, filters: &Filters, position: &Position, ordinal: Option<Ordinal>) -> String {
         let mut bytes = vec![VERSION, order_byte(filters.order)];
         bytes.extend(filters.fingerprint());
+        match ordinal {
+            None => bytes.push(0),
+            Some(Ordinal { rows_before, through }) => {
+                bytes.push(1);
+                bytes.extend(rows_before.to_be_bytes());
+                bytes.extend(through.to_be_bytes());
+            }
+        }
         match position {
             Position::Time { sort_key, message_id } => {
                 let (kind, key) = match sort_key {
@@ -148,8 +166,8 @@ impl Cursors {
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// The position `cursor` holds, if this service sealed it for `filters`.
-    pub fn open(&self, cursor: &str, filters: &Filters) -> Result<Position, Refused> {
+    /// The position (and ordinal) `cursor` holds, if this service sealed it for `filters`.
+    pub fn open(&self, cursor: &str, filters: &Filters) -> Result<(Position, Option<Ordinal>), Refused> {
         let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| Refused::Unreadable)?;
         let signed = bytes.len().checked_sub(TAG).ok_or(Refused::Unreadable)?;
         let (content, tag) = bytes.split_at(signed);
@@ -166,11 +184,12 @@ impl Cursors {
         if *version != VERSION || *order != order_byte(filters.order) {
             return Err(if *version == VERSION { Refused::OtherFilters } else { Refused::Unreadable });
         }
-        let (fingerprint, position) = rest.split_at_checked(FINGERPRINT).ok_or(Refused::Unreadable)?;
+        let (fingerprint, rest) = rest.split_at_checked(FINGERPRINT).ok_or(Refused::Unreadable)?;
         if fingerprint != filters.fingerprint() {
             return Err(Refused::OtherFilters);
         }
-        position_of(filters.order, position).ok_or(Refused::Unreadable)
+        let (ordinal, position) = ordinal_of(rest).ok_or(Refused::Unreadable)?;
+        Ok((position_of(filters.order, position).ok_or(Refused::Unreadable)?, ordinal))
     }
 }
 
@@ -191,6 +210,22 @@ fn order_byte(order: Order) -> u8 {
     match order {
         Order::Time => 0,
         Order::Arrival => 1,
+    }
+}
+
+/// The ordinal at the start of `bytes`, and the bytes after it, in the layout [`Cursors::seal`] writes.
+fn ordinal_of(bytes: &[u8]) -> Option<(Option<Ordinal>, &[u8])> {
+    let (&present, rest) = bytes.split_first()?;
+    match present {
+        0 => Some((None, rest)),
+        1 => {
+            let (rows_before, rest) = rest.split_first_chunk::<8>()?;
+            let (through, rest) = rest.split_first_chunk::<8>()?;
+            let ordinal =
+                Ordinal { rows_before: u64::from_be_bytes(*rows_before), through: i64::from_be_bytes(*through) };
+            Some((Some(ordinal), rest))
+        }
+        _ => None,
     }
 }
 
@@ -225,24 +260,27 @@ mod tests {
     #[test]
     fn a_sealed_position_opens_under_the_same_filters_and_any_configured_secret() {
         let cursors = Cursors::new(["new", "old"]);
+        let ordinal = Some(Ordinal { rows_before: 1_000, through: 90_210 });
         for position in [position(), Position::Time { sort_key: SortKey::Text("legacy".into()), message_id: "".into() }]
         {
-            let cursor = cursors.seal(&TIME, &position);
-            assert!(cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{cursor}");
-            assert_eq!(cursors.open(&cursor, &TIME), Ok(position));
+            for ordinal in [None, ordinal] {
+                let cursor = cursors.seal(&TIME, &position, ordinal);
+                assert!(cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{cursor}");
+                assert_eq!(cursors.open(&cursor, &TIME), Ok((position.clone(), ordinal)));
+            }
         }
         let arrival = Filters { order: Order::Arrival, from: None, since: None, q: None };
-        let cursor = cursors.seal(&arrival, &Position::Arrival(42));
-        assert_eq!(cursors.open(&cursor, &arrival), Ok(Position::Arrival(42)));
+        let cursor = cursors.seal(&arrival, &Position::Arrival(42), None);
+        assert_eq!(cursors.open(&cursor, &arrival), Ok((Position::Arrival(42), None)));
         // Sealed before a rotation, with what is now the previous secret.
-        let before = Cursors::new(["old"]).seal(&TIME, &position());
-        assert_eq!(cursors.open(&before, &TIME), Ok(position()));
+        let before = Cursors::new(["old"]).seal(&TIME, &position(), ordinal);
+        assert_eq!(cursors.open(&before, &TIME), Ok((position(), ordinal)));
     }
 
     #[test]
     fn a_cursor_for_other_filters_or_another_order_is_refused() {
         let cursors = Cursors::new(["s"]);
-        let cursor = cursors.seal(&TIME, &position());
+        let cursor = cursors.seal(&TIME, &position(), None);
         for other in [
             Filters { from: None, ..TIME },
             Filters { from: Some("+1556"), ..TIME },
@@ -259,7 +297,7 @@ mod tests {
     #[test]
     fn a_forged_truncated_or_altered_cursor_is_unreadable() {
         let cursors = Cursors::new(["s"]);
-        let cursor = cursors.seal(&TIME, &position());
+        let cursor = cursors.seal(&TIME, &position(), Some(Ordinal { rows_before: 7, through: 9 }));
         let unreadable = |cursor: &str| assert_eq!(cursors.open(cursor, &TIME), Err(Refused::Unreadable), "{cursor}");
         unreadable("");
         unreadable("not base64!");
@@ -272,7 +310,7 @@ mod tests {
             unreadable(&String::from_utf8(altered).unwrap());
         }
         // Sealed under another secret: what a client forging one has.
-        unreadable(&Cursors::new(["guess"]).seal(&TIME, &position()));
+        unreadable(&Cursors::new(["guess"]).seal(&TIME, &position(), None));
     }
 }
 
@@ -291,14 +329,15 @@ mod properties {
 
         #[test]
         fn every_position_survives_sealing(key in proptest::collection::vec(any::<u8>(), 0..40), id in "\\PC{0,80}",
-                                           number in any::<i64>()) {
+                                           number in any::<i64>(), rows_before in any::<u64>()) {
             let cursors = Cursors::new(["s"]);
             let time = Filters { order: Order::Time, from: None, since: None, q: Some(&id) };
             let position = Position::Time { sort_key: SortKey::Bytes(key), message_id: id.clone() };
-            prop_assert_eq!(cursors.open(&cursors.seal(&time, &position), &time), Ok(position));
+            let ordinal = Some(Ordinal { rows_before, through: number });
+            prop_assert_eq!(cursors.open(&cursors.seal(&time, &position, ordinal), &time), Ok((position, ordinal)));
             let arrival = Filters { order: Order::Arrival, ..time };
             let position = Position::Arrival(number);
-            prop_assert_eq!(cursors.open(&cursors.seal(&arrival, &position), &arrival), Ok(position));
+            prop_assert_eq!(cursors.open(&cursors.seal(&arrival, &position, None), &arrival), Ok((position, None)));
         }
     }
 }

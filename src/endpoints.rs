@@ -32,7 +32,7 @@ pub async fn messages(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
     let params = ListParams::parse(req.uri().query(), &app.cursors).map_err(ApiError::Validation)?;
     let page = app.store().await?.list(&params).await?;
     let listing = Listing { data: &page.data, total: page.total, limit: params.limit, offset: params.offset };
-    let next_cursor = page.next.map(|next| app.cursors.seal(&params.filters(), &next));
+    let next_cursor = page.next.map(|next| app.cursors.seal(&params.filters(), &next, page.next_ordinal));
     Ok(json_response(StatusCode::OK, json(&MessagesPage { listing, next_cursor })))
 }
 

@@ -1,6 +1,6 @@
 //! Query parameters of `GET /messages` (SPEC §2) and `GET /statuses`.
 
-use crate::cursor::{Cursors, Filters, Order, Position};
+use crate::cursor::{Cursors, Filters, Order, Ordinal, Position};
 use crate::message::{fold_case, FieldError, Timestamp};
 
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -21,8 +21,10 @@ pub struct ListParams {
     /// Case-insensitive literal substring of `text`, already folded by [`fold_case`].
     pub q: Option<String>,
     pub order: Order,
-    /// Where the page starts, from a cursor: after this row (instead of after `offset` rows).
+    /// Where the page starts, from a cursor: after this row (instead of after `offset` rows),
     pub after: Option<Position>,
+    /// and, when the cursor's page was counted, how many matches came before that.
+    pub ordinal: Option<Ordinal>,
 }
 
 impl ListParams {
@@ -76,10 +78,10 @@ impl ListParams {
         let q = q.map(|raw| fold_case(&raw));
 
         let (Some(limit), Some(offset), Some(since)) = (limit, offset, since) else { return Err(errors) };
-        let mut params = ListParams { limit, offset, from, since, q, order, after: None };
+        let mut params = ListParams { limit, offset, from, since, q, order, after: None, ordinal: None };
         if let Some(cursor) = cursor {
             match cursors.open(&cursor, &params.filters()) {
-                Ok(position) => params.after = Some(position),
+                Ok((position, ordinal)) => (params.after, params.ordinal) = (Some(position), ordinal),
                 Err(refused) => errors.push(refused.field_error()),
             }
         }
@@ -254,7 +256,7 @@ mod tests {
         assert_eq!(failing("order="), [("query.order".to_owned(), "enum")]);
         let cursors = Cursors::default();
         let params = parse("from=+1555&q=Kaka&order=arrival").unwrap();
-        let cursor = cursors.seal(&params.filters(), &Position::Arrival(9));
+        let cursor = cursors.seal(&params.filters(), &Position::Arrival(9), None);
         let next = parse(&format!("q=kaka&from=%2B1555&order=arrival&limit=3&cursor={cursor}")).unwrap();
         assert_eq!((next.after, next.limit, next.offset), (Some(Position::Arrival(9)), 3, 0));
         assert_eq!(

@@ -218,6 +218,24 @@ impl Corpus {
         assert_eq!((got, page.total), self.expected(&params), "{query}");
     }
 
+    /// Walks `query` to its end with the cursors of its pages (their positions and ordinals, as a cursor
+    /// carries them) and compares the rows with every match, in order.
+    async fn check_walk(&self, store: &Store, query: &str) {
+        let mut params = ListParams::parse(Some(query), &Cursors::default()).unwrap();
+        let (mut walked, mut pages) = (Vec::new(), 0);
+        loop {
+            let page = store.list(&params).await.unwrap();
+            walked.extend(page.data.iter().map(|m| m.message_id.clone()));
+            pages += 1;
+            match page.next {
+                Some(next) => (params.after, params.ordinal) = (Some(next), page.next_ordinal),
+                None => break,
+            }
+        }
+        let all = ListParams { limit: u32::MAX, ..ListParams::parse(Some(query), &Cursors::default()).unwrap() };
+        assert_eq!(walked, self.expected(&all).0, "{query}, walked in {pages} pages");
+    }
+
     async fn check_each(&self, store: &Store, queries: &[impl AsRef<str>]) {
         for query in queries {
             self.check(store, query.as_ref()).await;
@@ -335,12 +353,17 @@ async fn a_search_asked_again_is_exact_when_read_from_its_remembered_matches() {
     for _ in 0..3 {
         corpus.check_each(&store, &listings).await;
     }
+    corpus.check_walk(&store, "q=rika&limit=7").await;
     corpus.add(&store, 900..930).await;
     corpus.check_each(&store, &listings).await;
     corpus.check_each(&store, &listings).await;
+    // Cursors after pages of remembered matches, with matches past their watermark sorting among them.
+    corpus.check_walk(&store, "q=rika&limit=7").await;
+    corpus.check_walk(&store, "q=rika&limit=1&from=%2B1555000001").await;
     corpus.add(&store, 930..2000).await;
     corpus.check_each(&store, &listings).await;
     corpus.check_each(&store, &listings).await;
+    corpus.check_walk(&store, "q=rika&limit=13").await;
 
     let first = corpus.expected(&ListParams::parse(Some("q=rika"), &Cursors::default()).unwrap()).0[0].clone();
     conn.execute("DELETE FROM messages WHERE message_id = ?", [first.as_str()]).await.unwrap();

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use webhook_ingest::cursor::{Cursors, Order, Position, SortKey};
+use webhook_ingest::cursor::{Cursors, Order, Ordinal, Position, SortKey};
 use webhook_ingest::query::{ListParams, MAX_LIMIT};
 
 fuzz_target!(|input: &[u8]| {
@@ -24,9 +24,10 @@ fuzz_target!(|input: &[u8]| {
                 }
                 Order::Arrival => Position::Arrival(input.len() as i64),
             };
-            let next = format!("{query}&cursor={}", cursors.seal(&params.filters(), &position));
+            let ordinal = Some(Ordinal { rows_before: input.len() as u64, through: params.limit.into() });
+            let next = format!("{query}&cursor={}", cursors.seal(&params.filters(), &position, ordinal));
             match ListParams::parse(Some(&next), &cursors) {
-                Ok(next) => assert_eq!(next.after, Some(position)),
+                Ok(next) => assert_eq!((next.after, next.ordinal), (Some(position), ordinal)),
                 Err(errors) => assert!(errors.iter().all(|e| e.loc == ["query", "offset"]), "{errors:?}"),
             }
         }

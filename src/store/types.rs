@@ -13,7 +13,7 @@ use thiserror::Error;
 
 #[cfg(feature = "remote")]
 use super::hrana::HranaError;
-use crate::cursor::Position;
+use crate::cursor::{Ordinal, Position};
 use crate::message::Message;
 use crate::status::Status;
 
@@ -116,6 +116,8 @@ pub struct Page {
     pub data: Vec<StoredMessage>,
     pub total: u64,
     pub next: Option<Position>,
+    /// With `next` on a counted page in time order: how many matches come before the next page.
+    pub next_ordinal: Option<Ordinal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -8,7 +8,7 @@ use libsql::Value;
 
 use super::counts::{Count, Known, Matches};
 use super::plan::{self, Plan, Reach, TrigramFrequencies};
-use crate::cursor::{Order, Position, SortKey};
+use crate::cursor::{Order, Ordinal, Position, SortKey};
 use crate::query::ListParams;
 use crate::store::rows::{self, Table};
 use crate::store::types::{Listing, Page, Query, StoreError, StoredMessage, Tables};
@@ -46,8 +46,10 @@ const WATERMARK: &str = "(SELECT coalesce(max(rowid), 0) FROM messages), (SELECT
 const SENDER_ROWS: &str = "(SELECT count FROM sender_counts WHERE from_msisdn = ?1)";
 /// What the other listings carry in those four columns.
 const NOT_COUNTED: &str = "NULL, NULL, NULL, NULL";
-/// The column of a page's rows after the message's: its position in the listing's order ([`Position`]).
+/// The columns of a page's rows after the message's: its position in the listing's order ([`Position`]), and
+/// its rowid (for a row of `inbox`, the rowid it will get).
 const POSITION: usize = 10;
+const ROWID: usize = 11;
 /// What a listing reads of each row of `messages`: the message, and its place in either order. A row's
 /// arrival number is its rowid: rows get increasing rowids in the order they are committed (one writer at a
 /// time, on a file and on a server alike).
@@ -196,11 +198,11 @@ impl ListQuery {
         // the subquery) keeps SQLite from walking the time index and testing each row against them, which
         // reads every row for a rare term.
         let page = match (tables, candidates.is_empty()) {
-            (Tables::Messages, true) => {
-                format!("SELECT {in_page}, {columns}, {position} FROM messages{filter}{after} ORDER BY {order} {page}")
-            }
+            (Tables::Messages, true) => format!(
+                "SELECT {in_page}, {columns}, {position}, rowid FROM messages{filter}{after} ORDER BY {order} {page}"
+            ),
             (Tables::Messages, false) => format!(
-                "SELECT {in_page}, {columns}, {position} FROM messages{filter}{candidates}{after} \
+                "SELECT {in_page}, {columns}, {position}, rowid FROM messages{filter}{candidates}{after} \
                  ORDER BY {order_of_candidates} {page}"
             ),
             // The inbox's rows merged in order with the rest (the rows of a subquery keep its order).
@@ -216,8 +218,8 @@ impl ListQuery {
                 };
                 let order = format!("ORDER BY {order} {page}");
                 match in_order {
-                    true => format!("SELECT {in_page}, {columns}, {position} FROM ({rows} {order})"),
-                    false => format!("SELECT {in_page}, {columns}, {position} FROM ({rows}) {order}"),
+                    true => format!("SELECT {in_page}, {columns}, {position}, arrival FROM ({rows} {order})"),
+                    false => format!("SELECT {in_page}, {columns}, {position}, arrival FROM ({rows}) {order}"),
                 }
             }
         };
@@ -230,7 +232,7 @@ impl ListQuery {
                 format!("{FEED_END} + (SELECT coalesce(max(rowid), 0) FROM inbox)")
             }
         };
-        let only_total = format!("SELECT {past_end}, NULL, NULL, NULL, NULL, NULL, {end}");
+        let only_total = format!("SELECT {past_end}, NULL, NULL, NULL, NULL, NULL, {end}, NULL");
         let total = Query { sql: only_total, args: total_args };
         let mut args = self.args;
         // One row more than the page, to tell whether another page follows it.
@@ -252,9 +254,9 @@ fn numbered(clause: &str, first: usize) -> String {
     sql
 }
 /// Whether a listing's page may be read from the matches remembered of its filters, which are in time order
-/// from the first: a page by offset in time order.
+/// from the first: a page in time order by offset, or after a cursor that counted the matches before it.
 pub fn reads_remembered_matches(params: &ListParams) -> bool {
-    params.order == Order::Time && params.after.is_none()
+    params.order == Order::Time && (params.after.is_none() || params.ordinal.is_some())
 }
 
 /// Whether a listing's total is counted from its rows (with `since` or `q`), rather than read from the
@@ -265,7 +267,8 @@ pub fn counted(params: &ListParams) -> bool {
 
 /// How far into its listing the page `params` asks for reaches.
 pub fn reach(params: &ListParams) -> Reach {
-    Reach { offset: params.offset, wanted: params.offset.saturating_add(u64::from(params.limit) + 1) }
+    let wanted = params.offset.saturating_add(u64::from(params.limit) + 1);
+    Reach { offset: params.offset, wanted, after: params.after.as_ref().and(params.ordinal) }
 }
 
 /// The statements that list the page `params` asks for, and the plan they follow; `known`, what earlier
@@ -301,11 +304,11 @@ pub fn matches_of(mut rows: Table) -> Result<Option<Matches>, StoreError> {
     Ok((!rowids.is_empty()).then_some(Matches { through, removed, rowids }))
 }
 
-/// The page and total in the rows of the statements of the listing `params` asks for, and for a counted
-/// listing the count it took.
-pub fn page(mut rows: Table, params: &ListParams) -> Result<(Page, Option<Count>), StoreError> {
+/// The page and total in the rows of the statements of the listing `params` asks for in `tables`, and for a
+/// counted listing the count it took.
+pub fn page(mut rows: Table, params: &ListParams, tables: Tables) -> Result<(Page, Option<Count>), StoreError> {
     let (mut total, mut counted) = (0, None);
-    let (mut data, mut positions) = (Vec::new(), Vec::new());
+    let (mut data, mut positions, mut rowids) = (Vec::new(), Vec::new(), Vec::new());
     let mut feed_end = None;
     for row in rows.rows_mut() {
         total = rows::count(row, 0)?;
@@ -319,6 +322,7 @@ pub fn page(mut rows: Table, params: &ListParams) -> Result<(Page, Option<Count>
         if !rows::is_null(row, 5)? {
             data.push(rows::stored_message(row, 5)?);
             positions.push(std::mem::replace(&mut row[POSITION], Value::Null));
+            rowids.push(rows::integer(row, ROWID)?);
         } else if params.order == Order::Arrival {
             feed_end = Some(rows::integer(row, POSITION)?);
         }
@@ -340,7 +344,25 @@ pub fn page(mut rows: Table, params: &ListParams) -> Result<(Page, Option<Count>
             Some(Position::Arrival(asked.max(feed_end.unwrap_or(0))))
         }
     };
-    Ok((Page { data, total, next }, counted))
+    let next_ordinal = match (&next, params.order, tables) {
+        (Some(_), Order::Time, Tables::Messages) => ordinal(params, counted.as_ref(), &rowids[..data.len()]),
+        _ => None,
+    };
+    Ok((Page { data, total, next, next_ordinal }, counted))
+}
+
+/// How many matches up to a watermark come before the page after this one: those before this page (its
+/// offset, all up to the watermark its count took, or what its cursor counted), and this page's rows up to
+/// that watermark. Only a file's pages say: on a server, rows in the inbox may be among those before a page
+/// by offset, and are past every watermark.
+fn ordinal(params: &ListParams, counted: Option<&Count>, rowids: &[i64]) -> Option<Ordinal> {
+    let (before, through) = match (&params.after, params.ordinal, counted) {
+        (None, _, Some(count)) => (params.offset, count.through),
+        (Some(_), Some(ordinal), _) => (ordinal.rows_before, ordinal.through),
+        _ => return None,
+    };
+    let on_this_page = rowids.iter().filter(|rowid| **rowid <= through).count() as u64;
+    Some(Ordinal { rows_before: before.saturating_add(on_this_page), through })
 }
 
 /// The position of the row `message` in the listing's `order`, from its position column.
@@ -377,6 +399,7 @@ pub fn trigram_frequencies(trigrams: &[String]) -> Query {
 mod tests {
     use super::*;
     use crate::cursor::Cursors;
+    use crate::message::Timestamp;
     use crate::store::read::{stats, stats_of};
     use crate::store::schema;
     use std::sync::Arc;
@@ -432,14 +455,16 @@ mod tests {
         conn: &libsql::Connection,
         params: &ListParams,
         listed: &(Listing, Plan),
+        tables: Tables,
     ) -> (Page, Option<Count>) {
         let (listing, plan) = listed;
         let mut local = run(conn, &listing.page).await;
         if local.is_empty() {
             local = run(conn, &listing.total).await;
         }
-        let local = page(local, params).unwrap();
-        assert_eq!(page(run(conn, &listing.combined()).await, params).unwrap(), local, "{}", listing.page.sql);
+        let local = page(local, params, tables).unwrap();
+        let combined = page(run(conn, &listing.combined()).await, params, tables).unwrap();
+        assert_eq!(combined, local, "{}", listing.page.sql);
         assert!(plan.holds(local.0.total), "{plan:?}: {}", listing.page.sql);
         local
     }
@@ -466,17 +491,23 @@ mod tests {
         let frequencies = TrigramFrequencies::default();
         for query in LISTINGS.iter().chain(&["limit=100&offset=120", "q=kaka&since=2025-01-15T10:20:00Z"]) {
             let params = ListParams::parse(Some(query), &Cursors::default()).unwrap();
-            let (expected, _) = both_ways(&stored, &params, &list(&params, None, &frequencies, Tables::Messages)).await;
+            let (expected, _) =
+                both_ways(&stored, &params, &list(&params, None, &frequencies, Tables::Messages), Tables::Messages)
+                    .await;
             let (found, counted) =
-                both_ways(&arriving, &params, &list(&params, None, &frequencies, Tables::WithInbox)).await;
-            assert_eq!(found, expected, "{query}");
+                both_ways(&arriving, &params, &list(&params, None, &frequencies, Tables::WithInbox), Tables::WithInbox)
+                    .await;
+            // A server's page says nothing of how many came before the next one (`ordinal`).
+            assert_eq!(found, Page { next_ordinal: None, ..expected }, "{query}");
             assert!(counted.is_none_or(|count| count.through == 150), "{query}: counted through the stored rows");
         }
         // A count remembered through a watermark holds while more rows arrive and after they move.
         for query in LISTINGS {
             let params = ListParams::parse(Some(query), &Cursors::default()).unwrap();
             let Some(count) =
-                both_ways(&arriving, &params, &list(&params, None, &frequencies, Tables::WithInbox)).await.1
+                both_ways(&arriving, &params, &list(&params, None, &frequencies, Tables::WithInbox), Tables::WithInbox)
+                    .await
+                    .1
             else {
                 continue;
             };
@@ -493,10 +524,20 @@ mod tests {
                         .await
                         .unwrap();
                 }
-                let (again, _) =
-                    both_ways(&arriving, &params, &list(&params, Some(&known), &frequencies, Tables::WithInbox)).await;
-                let (fresh, _) =
-                    both_ways(&arriving, &params, &list(&params, None, &frequencies, Tables::WithInbox)).await;
+                let (again, _) = both_ways(
+                    &arriving,
+                    &params,
+                    &list(&params, Some(&known), &frequencies, Tables::WithInbox),
+                    Tables::WithInbox,
+                )
+                .await;
+                let (fresh, _) = both_ways(
+                    &arriving,
+                    &params,
+                    &list(&params, None, &frequencies, Tables::WithInbox),
+                    Tables::WithInbox,
+                )
+                .await;
                 assert_eq!(again, fresh, "{query}: after the rows {step}");
             }
             arriving.execute_batch("DELETE FROM inbox; DELETE FROM messages WHERE rowid > 150;").await.unwrap();
@@ -545,19 +586,67 @@ mod tests {
         add(&conn, 0..2000).await;
         let frequencies = TrigramFrequencies::default();
         let params = ListParams::parse(Some("q=rika&limit=5&offset=500"), &Cursors::default()).unwrap();
-        let (fresh, counted) = both_ways(&conn, &params, &list(&params, None, &frequencies, Tables::Messages)).await;
+        let (fresh, counted) =
+            both_ways(&conn, &params, &list(&params, None, &frequencies, Tables::Messages), Tables::Messages).await;
         let matches = matches_of(run(&conn, &matches(&params, &frequencies)).await).unwrap().map(Arc::new);
         let known = Known { count: counted.unwrap(), matches };
         for tables in [Tables::Messages, Tables::WithInbox] {
             let listed = list(&params, Some(&known), &frequencies, tables);
             assert!(listed.1.skipped() > 400, "{:?}", listed.1);
-            assert_eq!(both_ways(&conn, &params, &listed).await.0, fresh);
+            let (page, _) = both_ways(&conn, &params, &listed, tables).await;
+            let ordinal = if tables == Tables::Messages { fresh.next_ordinal } else { None };
+            assert_eq!(page, Page { next_ordinal: ordinal, ..fresh.clone() });
         }
         // 90 matching rows more, spread over the day, with the count as it was: more than the page allows for.
         add(&conn, 2000..2300).await;
         let (listing, plan) = list(&params, Some(&known), &frequencies, Tables::Messages);
-        let (stale, _) = page(run(&conn, &listing.page).await, &params).unwrap();
+        let (stale, _) = page(run(&conn, &listing.page).await, &params, Tables::Messages).unwrap();
         assert!(!plan.holds(stale.total), "{} matches", stale.total);
+    }
+
+    /// A page after a cursor whose page was counted reads the remembered matches that can follow it, and is
+    /// the page found afresh, with matches past their watermark sorting before, among and after them.
+    #[tokio::test]
+    async fn a_page_after_a_counted_cursor_read_from_remembered_matches_is_the_page_found_afresh() {
+        let conn = database().await;
+        let insert = async |range: std::ops::Range<u32>| {
+            for i in range {
+                let text = if i % 50 == 0 { format!("nemo {i}") } else { format!("other {i}") };
+                let ts = format!("2025-01-15T{:02}:{:02}:00Z", i * 7 % 24, i % 60);
+                conn.execute(
+                    "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, \
+                     text_folded) VALUES (?, '+1', '+2', ?, ?, '', ?, ?)",
+                    (
+                        format!("n{i:04}"),
+                        ts.clone(),
+                        text.clone(),
+                        Timestamp::parse(&ts).unwrap().sort_key().to_vec(),
+                        text,
+                    ),
+                )
+                .await
+                .unwrap();
+            }
+        };
+        insert(0..2000).await;
+        let frequencies = TrigramFrequencies::default();
+        let mut params = ListParams::parse(Some("q=nemo&limit=5&offset=10"), &Cursors::default()).unwrap();
+        let matches = matches_of(run(&conn, &matches(&params, &frequencies)).await).unwrap().map(Arc::new);
+        insert(2000..2150).await;
+        let first = list(&params, None, &frequencies, Tables::Messages);
+        let (page, counted) = both_ways(&conn, &params, &first, Tables::Messages).await;
+        let known = Known { count: counted.unwrap(), matches };
+        (params.offset, params.after, params.ordinal) = (0, page.next, page.next_ordinal);
+        let mut pages = 0;
+        while params.after.is_some() {
+            let listed = list(&params, Some(&known), &frequencies, Tables::Messages);
+            assert!(matches!(listed.1, Plan::Remembered { past: None, .. }), "{:?}", listed.1);
+            let (remembered, _) = both_ways(&conn, &params, &listed, Tables::Messages).await;
+            let fresh = list(&params, None, &frequencies, Tables::Messages);
+            assert_eq!(remembered, both_ways(&conn, &params, &fresh, Tables::Messages).await.0, "page {pages}");
+            (params.after, params.ordinal, pages) = (remembered.next, remembered.next_ordinal, pages + 1);
+        }
+        assert_eq!(pages, 6, "43 matches, 15 before the cursor, 5 a page");
     }
 
     #[tokio::test]
@@ -568,18 +657,18 @@ mod tests {
         for (query, tables) in LISTINGS.iter().flat_map(|q| [(q, Tables::Messages), (q, Tables::WithInbox)]) {
             let list = |params: &ListParams, known: Option<&Known>| list(params, known, &frequencies, tables);
             let params = ListParams::parse(Some(query), &Cursors::default()).unwrap();
-            let (first, counted) = both_ways(&conn, &params, &list(&params, None)).await;
+            let (first, counted) = both_ways(&conn, &params, &list(&params, None), tables).await;
             let matches = matches_of(run(&conn, &matches(&params, &frequencies)).await).unwrap().map(Arc::new);
             add(&conn, 1000..1010).await;
             let known = counted.map(|count| Known { count, matches: None });
-            let (again, _) = both_ways(&conn, &params, &list(&params, known.as_ref())).await;
-            let (fresh, _) = both_ways(&conn, &params, &list(&params, None)).await;
+            let (again, _) = both_ways(&conn, &params, &list(&params, known.as_ref()), tables).await;
+            let (fresh, _) = both_ways(&conn, &params, &list(&params, None), tables).await;
             assert_eq!(again, fresh, "{query}: a total known through a watermark, and rows after it");
             assert!(counted.is_none() || first.total <= again.total, "{query}");
             if let (Some(count), Some(matches), Some(_)) = (counted, matches, &params.q) {
                 assert_eq!(matches.rowids.len() as u64, count.matches, "{query}");
                 let known = Known { count, matches: Some(matches) };
-                let (remembered, _) = both_ways(&conn, &params, &list(&params, Some(&known))).await;
+                let (remembered, _) = both_ways(&conn, &params, &list(&params, Some(&known)), tables).await;
                 assert_eq!(remembered, fresh, "{query}: matches remembered through a watermark, and rows after it");
             }
             conn.execute("DELETE FROM messages WHERE message_id >= 'm1000'", ()).await.unwrap();

@@ -86,14 +86,14 @@ impl Search {
         known: Option<&Known>,
     ) -> Result<(Page, Option<Count>), StoreError> {
         let (statements, plan) = listing::list(params, known, &self.frequencies, backend.tables());
-        let (page, counted) = listing::page(backend.list(&statements).await?, params)?;
+        let (page, counted) = listing::page(backend.list(&statements).await?, params, backend.tables())?;
         if plan.holds(page.total) {
             return Ok((page, counted));
         }
         // More matches came past the remembered ones than the page allowed for: list it without skipping.
         let known = known.map(|known| Known { count: known.count, matches: None });
         let (statements, _) = listing::list(params, known.as_ref(), &self.frequencies, backend.tables());
-        listing::page(backend.list(&statements).await?, params)
+        listing::page(backend.list(&statements).await?, params, backend.tables())
     }
 
     /// Finds and remembers every match of a search asked again, where reading its pages from them is worth

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use libsql::Value;
 
 use super::counts::{Count, Known, Matches, MOST_MATCHES};
+use crate::cursor::Ordinal;
 use crate::store::rows::{self, Table};
 use crate::store::types::StoreError;
 
@@ -43,11 +44,13 @@ const PAGES_TO_REPAY: u64 = 128;
 /// rows stored since. More than this, and the page is listed again without skipping ([`Plan::Remembered`]).
 const ARRIVED_SINCE_COUNT: u64 = 64;
 
-/// How far into a listing a page reaches: the rows before it, and those it needs (its own, and one more).
+/// How far into a listing a page reaches: the rows before it, and those it needs (its own, and one more); or,
+/// after a cursor, those it needs after the matches the cursor counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reach {
     pub offset: u64,
     pub wanted: u64,
+    pub after: Option<Ordinal>,
 }
 
 /// How a search finds its page. Whichever it is, `instr` on the folded text decides what matches.
@@ -59,10 +62,11 @@ pub enum Plan {
     /// the rows past the index's watermark, which it does not hold yet.
     Index(String),
     /// Look up `take` rows remembered to match after the first `skip`, by rowid, and test the rows past their
-    /// watermark. Those rows may sort before any remembered one, so the page starts `offset - skip` rows into
-    /// these, which holds while at most `past` matches are past the remembered ones: the listing checks
-    /// that against its total ([`Plan::holds`]).
-    Remembered { matches: Arc<Matches>, skip: u64, take: u64, past: u64 },
+    /// watermark. Those rows may sort before any remembered one, so a page by offset starts `offset - skip`
+    /// rows into these, which holds while at most `past` matches are past the remembered ones: the listing
+    /// checks that against its total ([`Plan::holds`]). After a cursor (`past` none) the page starts after
+    /// the cursor's row, and the rows looked up hold every remembered one that can follow it.
+    Remembered { matches: Arc<Matches>, skip: u64, take: u64, past: Option<u64> },
 }
 
 impl Plan {
@@ -94,7 +98,7 @@ impl Plan {
     /// The rows of the listing the page skips by itself: those before the rows it looks up.
     pub fn skipped(&self) -> u64 {
         match self {
-            Plan::Remembered { skip, .. } => *skip,
+            Plan::Remembered { skip, past: Some(_), .. } => *skip,
             _ => 0,
         }
     }
@@ -104,7 +108,7 @@ impl Plan {
     /// allowed for.
     pub fn holds(&self, total: u64) -> bool {
         match self {
-            Plan::Remembered { matches, skip, past, .. } if *skip > 0 => {
+            Plan::Remembered { matches, skip, past: Some(past), .. } if *skip > 0 => {
                 total.saturating_sub(matches.rowids.len() as u64) <= *past
             }
             _ => true,
@@ -126,9 +130,18 @@ pub fn plan(q: &str, known: Option<&Known>, reach: Reach, frequencies: &TrigramF
     let costs = Costs::of(&trigrams, &known.count, reach);
     let remembered = known.matches.as_ref().map_or(u64::MAX, |matches| costs.remembered(matches));
     if let Some(matches) = known.matches.as_ref().filter(|_| remembered <= costs.in_order.min(costs.index)) {
-        let past = past_remembered(&known.count, matches);
-        let skip = reach.offset.saturating_sub(past);
-        return Plan::Remembered { matches: Arc::clone(matches), skip, take: reach.wanted - skip, past };
+        let matches = Arc::clone(matches);
+        return match reach.after {
+            None => {
+                let past = past_remembered(&known.count, &matches);
+                let skip = reach.offset.saturating_sub(past);
+                Plan::Remembered { matches, skip, take: reach.wanted - skip, past: Some(past) }
+            }
+            Some(after) => {
+                let (skip, take) = after_cursor(&known.count, &matches, after, reach.wanted).expect("costed");
+                Plan::Remembered { matches, skip, take, past: None }
+            }
+        };
     }
     match costs.in_order <= costs.index {
         true => Plan::InOrder,
@@ -177,7 +190,14 @@ impl Costs {
     /// Looking up the page's rows from `matches`, and testing every row past their watermark.
     fn remembered(&self, matches: &Matches) -> u64 {
         let past = u64::try_from(self.count.through.saturating_sub(matches.through)).unwrap_or(0);
-        past.saturating_add(self.fresh(past_remembered(&self.count, matches)))
+        let looked_up = match self.reach.after {
+            None => self.fresh(past_remembered(&self.count, matches)),
+            Some(after) => match after_cursor(&self.count, matches, after, self.reach.wanted) {
+                Some((_, take)) => take.saturating_mul(CANDIDATE_COST),
+                None => return u64::MAX,
+            },
+        };
+        past.saturating_add(looked_up)
     }
 
     /// Looking up the page's rows from matches remembered with `past` matches after them.
@@ -185,6 +205,19 @@ impl Costs {
         let looked_up = self.reach.wanted - self.reach.offset.saturating_sub(past);
         looked_up.min(self.count.matches).saturating_mul(CANDIDATE_COST)
     }
+}
+
+/// The remembered matches a page of `wanted` rows after a cursor's `after` looks up, as (skipped, taken), if the cursor counted
+/// through a watermark between theirs and the latest count's: the cursor's page ended after `rows_before` of
+/// the matches up to its watermark, which are these and at most `count.matches - |matches|` others, so the
+/// first remembered match after it is among those from `rows_before` minus those others on.
+fn after_cursor(count: &Count, matches: &Matches, after: Ordinal, wanted: u64) -> Option<(u64, u64)> {
+    if !(matches.through..=count.through).contains(&after.through) {
+        return None;
+    }
+    let others = count.matches.saturating_sub(matches.rowids.len() as u64);
+    let skip = after.rows_before.saturating_sub(others);
+    Some((skip, after.rows_before - skip + wanted))
 }
 
 /// How many matches a page from `matches` allows for past them: those the latest count found past their
@@ -322,7 +355,7 @@ mod tests {
 
     /// The first `wanted` rows of a listing.
     fn first(wanted: u64) -> Reach {
-        Reach { offset: 0, wanted }
+        Reach { offset: 0, wanted, after: None }
     }
 
     fn known(through: i64, matches: u64) -> Count {
@@ -438,13 +471,13 @@ mod tests {
 
     #[test]
     fn remembered_matches_narrow_a_page_to_its_first_rows_and_those_past_their_watermark() {
-        let plan = Plan::Remembered { matches: matches(900, 300), skip: 0, take: 150, past: 64 };
+        let plan = Plan::Remembered { matches: matches(900, 300), skip: 0, take: 150, past: Some(64) };
         let (clause, args) = plan.candidates().unwrap();
         assert_eq!(clause, "(rowid > ? OR rowid IN (SELECT value FROM json_each(?)))");
         let first: Vec<i64> = (1..=150).collect();
         assert_eq!(args, vec![Value::Integer(900), Value::Text(serde_json::to_string(&first).unwrap())]);
         let (_, args) =
-            Plan::Remembered { matches: matches(900, 3), skip: 0, take: 150, past: 64 }.candidates().unwrap();
+            Plan::Remembered { matches: matches(900, 3), skip: 0, take: 150, past: Some(64) }.candidates().unwrap();
         assert_eq!(args[1], Value::Text("[1,2,3]".to_owned()));
     }
 
@@ -454,11 +487,15 @@ mod tests {
         // 20,000 matches remembered through row 100,000, 100 more counted through row 101,000.
         let count = known(101_000, 20_100);
         let known = Known { count, matches: Some(matches(100_000, 20_000)) };
-        let deep = Reach { offset: 15_000, wanted: 15_051 };
+        let deep = Reach { offset: 15_000, wanted: 15_051, after: None };
         let plan = plan("nemi", Some(&known), deep, &learned);
         let past = 100 + ARRIVED_SINCE_COUNT;
-        let expected =
-            Plan::Remembered { matches: matches(100_000, 20_000), skip: 15_000 - past, take: past + 51, past };
+        let expected = Plan::Remembered {
+            matches: matches(100_000, 20_000),
+            skip: 15_000 - past,
+            take: past + 51,
+            past: Some(past),
+        };
         assert_eq!(plan, expected);
         assert_eq!(plan.skipped(), 15_000 - past);
         let (_, args) = plan.candidates().unwrap();
@@ -469,10 +506,29 @@ mod tests {
         assert!(plan.holds(20_000 + past));
         assert!(!plan.holds(20_000 + past + 1));
         // A page near the start skips nothing, and always holds.
-        let near = Reach { offset: 100, wanted: 151 };
+        let near = Reach { offset: 100, wanted: 151, after: None };
         let plan = super::plan("nemi", Some(&known), near, &learned);
         assert_eq!((plan.skipped(), plan.holds(u64::MAX)), (0, true));
         assert!(worth_remembering("nemi", &Known { matches: None, ..known.clone() }, deep, &learned));
+    }
+
+    #[test]
+    fn a_page_after_a_cursor_that_counted_looks_up_the_remembered_matches_that_can_follow_it() {
+        let learned = frequencies(&[("nem", 30_000), ("emi", 29_000)]);
+        // 1,000 matches remembered through row 100,000; 100 more counted through row 100,100.
+        let known = Known { count: known(100_100, 1_100), matches: Some(matches(100_000, 1_000)) };
+        // The cursor's page ended after 500 matches up to row 100,050: up to 100 of them may be the others.
+        let after = Reach { offset: 0, wanted: 51, after: Some(Ordinal { rows_before: 500, through: 100_050 }) };
+        let plan = plan("nemi", Some(&known), after, &learned);
+        let expected = Plan::Remembered { matches: matches(100_000, 1_000), skip: 400, take: 151, past: None };
+        assert_eq!(plan, expected);
+        assert_eq!((plan.skipped(), plan.holds(u64::MAX)), (0, true), "the cursor's row says where the page starts");
+        // A cursor counted through a watermark before the matches', or after the latest count, cannot say.
+        for through in [99_999, 100_101] {
+            let after = Reach { after: Some(Ordinal { rows_before: 500, through }), ..after };
+            let plan = super::plan("nemi", Some(&known), after, &learned);
+            assert!(!matches!(plan, Plan::Remembered { .. }), "{through}");
+        }
     }
 
     #[test]

@@ -103,7 +103,9 @@ pub struct Terms {
     pub broad: (String, f64),
     /// The word whose share is closest to 1%.
     pub one_percent: (String, f64),
-    /// The words whose shares are closest to 7% and to 0.5%: a medium and a rare term for deep pages.
+    /// The words whose shares are closest to 25%, 7% and 0.5%: a common, a medium and a rare term for deep
+    /// pages.
+    pub quarter: (String, f64),
     pub seven_percent: (String, f64),
     pub half_percent: (String, f64),
     /// A word in no message.
@@ -138,6 +140,7 @@ impl Terms {
         Terms {
             broad: (broad.clone(), share(&broad)),
             one_percent,
+            quarter: near(0.25),
             seven_percent: near(0.07),
             half_percent: near(0.005),
             absent: "zzyzx".to_owned(),

@@ -77,7 +77,7 @@ pub async fn run(addr: &str, connections: usize, time: Duration, preloaded: u64,
     errors
 }
 
-/// The listings compared: plain, and a broad, a medium and a rare search.
+/// The listings compared: plain, and a broad, a common, a medium and a rare search.
 fn listings(preloaded: u64) -> Vec<(String, String)> {
     let terms = Terms::measure(preloaded);
     let percent = |share: f64| format!("{:.1}%", share * 100.0);
@@ -86,6 +86,7 @@ fn listings(preloaded: u64) -> Vec<(String, String)> {
     vec![
         ("plain".to_owned(), String::new()),
         search(&terms.broad, "broad"),
+        search(&terms.quarter, "common"),
         search(&terms.seven_percent, "medium"),
         search(&terms.half_percent, "rare"),
     ]

@@ -39,7 +39,7 @@ const TRIGRAMS_ASKED: usize = 3;
 const FREQUENCIES_KEPT: usize = 20_000;
 /// Listings a search's matches are expected to serve before they are found again: finding them costs about
 /// what counting them did, so it is done when that many pages read from them save at least as much.
-const PAGES_TO_REPAY: u64 = 128;
+const PAGES_TO_REPAY: u64 = 1024;
 /// Matches a page from remembered ones allows for past the latest count, beyond those the count knew of:
 /// rows stored since. More than this, and the page is listed again without skipping ([`Plan::Remembered`]).
 const ARRIVED_SINCE_COUNT: u64 = 64;
@@ -447,7 +447,7 @@ mod tests {
         assert!(matches!(plan("nemi", Some(&known), first(50), &learned), Plan::Remembered { skip: 0, take: 50, .. }));
         assert!(!worth_remembering("nemi", &known, first(50), &learned), "fresh already");
         // A few rows past their watermark are tested as they are; many make finding them again worth it.
-        known.count.through = 100_080;
+        known.count.through = 100_010;
         assert!(matches!(plan("nemi", Some(&known), first(50), &learned), Plan::Remembered { .. }));
         assert!(!worth_remembering("nemi", &known, first(50), &learned));
         known.count.through = 104_000;

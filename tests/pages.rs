@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{message, spawn_app, Setup, TestApp};
+use common::{message, spawn_app, Setup, Target, TestApp};
 use serde_json::Value;
 
 fn ids(listing: &Value) -> Vec<String> {
@@ -179,14 +179,21 @@ async fn the_feed_follows_messages_in_arrival_order_whatever_their_ts() {
 }
 
 /// The feed under several processes writing at once (on a server, a fleet of instances): a consumer that
-/// follows it with its cursors gets every acknowledged message exactly once, and nothing else.
+/// follows it with its cursors gets every acknowledged message exactly once, and nothing else. In replica
+/// mode the consumer reads from its replica and the other writers store on the server directly, as a fleet
+/// of Lambda instances does (a new replica first copies the server's whole history: several at once would
+/// test how fast that is).
 #[tokio::test]
 async fn a_consumer_of_the_feed_gets_every_message_exactly_once_while_several_processes_write() {
     let first = TestApp::start(Setup::new().env("LIBSQL_SYNC_INTERVAL", "0.2")).await;
+    let beside_first = || match &first.target {
+        Target::Replica(server) => Setup::new().same_store_as(&first).on(Target::Server(server.clone())),
+        _ => Setup::new().same_store_as(&first),
+    };
+    let more = (1..4).map(|_| TestApp::start(beside_first()));
+    let more = futures::future::join_all(more).await;
     let mut writers = vec![first];
-    let more =
-        (1..4).map(|_| TestApp::start(Setup::new().same_store_as(&writers[0]).env("LIBSQL_SYNC_INTERVAL", "0.2")));
-    writers.extend(futures::future::join_all(more).await);
+    writers.extend(more);
     let until = Instant::now() + Duration::from_secs(4);
     let writing = writers.iter().enumerate().map(|(instance, app)| async move {
         let mut acknowledged = Vec::new();

@@ -271,7 +271,8 @@ impl TestApp {
         // Every app listens on a port the operating system picks (LISTEN_ADDR ends in :0), read from /proc
         // once it listens, whatever its log level: no port is chosen ahead, so none can be taken meanwhile.
         let pid = app.child.lock().unwrap().id();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Longer than the service allows a new replica's first sync before it listens (60 s).
+        let deadline = Instant::now() + Duration::from_secs(75);
         let port = loop {
             if let Some(port) = listening::listening_port(pid) {
                 break port;

@@ -51,7 +51,8 @@ fn listings() -> Vec<String> {
 }
 
 /// Walks `listing` page by page with cursors and with offsets side by side while `during` adds rows after
-/// each page (told its number), and checks every page of one is the page of the other, and the walk ends when the rows do.
+/// each page (told its number), and checks every page of one is the page of the other, and the walk ends when
+/// the rows do.
 async fn walk(app: &TestApp, listing: &str, limit: u32, during: &mut impl AsyncFnMut(u32)) {
     let (mut cursor, mut offset) = (None::<String>, 0);
     for page in 0.. {

@@ -92,9 +92,7 @@ impl Plan {
             }
         }
     }
-}
 
-impl Plan {
     /// The rows of the listing the page skips by itself: those before the rows it looks up.
     pub fn skipped(&self) -> u64 {
         match self {
@@ -207,10 +205,10 @@ impl Costs {
     }
 }
 
-/// The remembered matches a page of `wanted` rows after a cursor's `after` looks up, as (skipped, taken), if the cursor counted
-/// through a watermark between theirs and the latest count's: the cursor's page ended after `rows_before` of
-/// the matches up to its watermark, which are these and at most `count.matches - |matches|` others, so the
-/// first remembered match after it is among those from `rows_before` minus those others on.
+/// The remembered matches a page of `wanted` rows after a cursor's `after` looks up, as (skipped, taken), if
+/// the cursor counted through a watermark between theirs and the latest count's: the cursor's page ended after
+/// `rows_before` of the matches up to its watermark, which are these and at most `count.matches - |matches|`
+/// others, so the first remembered match after it is among those from `rows_before` minus those others on.
 fn after_cursor(count: &Count, matches: &Matches, after: Ordinal, wanted: u64) -> Option<(u64, u64)> {
     if !(matches.through..=count.through).contains(&after.through) {
         return None;

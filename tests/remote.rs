@@ -241,6 +241,7 @@ async fn every_request_is_one_round_trip_to_the_server() {
         "/messages?q=hello",
         "/messages?q=hello&offset=100",
         "/messages?q=he&from=%2B15550001",
+        "/messages?order=arrival",
         "/stats",
         "/health/ready",
         "/messages/m1",
@@ -253,6 +254,15 @@ async fn every_request_is_one_round_trip_to_the_server() {
         assert_eq!((status, proxy.take_requests()), (200, 1), "{path}: {answer}");
     }
     assert_eq!((app.get("/messages/unknown").await.0, proxy.take_requests()), (404, 1), "an unknown id");
+    // The page after a cursor, in either order and of a search, is one round trip too.
+    for first in ["/messages?limit=1", "/messages?limit=1&order=arrival", "/messages?q=hello&limit=1"] {
+        let (_, page) = app.get(first).await;
+        proxy.take_requests();
+        let next = format!("{first}&cursor={}", page["next_cursor"].as_str().unwrap());
+        let (status, answer) = app.get(&next).await;
+        assert_eq!((status, proxy.take_requests()), (200, 1), "{next}: {answer}");
+        assert_eq!(answer["data"].as_array().map(Vec::len), Some(1), "{next}: {answer}");
+    }
     let (_, by_status) = app.get("/statuses?status=read").await;
     assert_eq!(by_status["total"], 1);
     assert_eq!(app.get("/messages/wamid.in").await.1["contact"]["wa_id"], "16315551234");

@@ -81,12 +81,20 @@ unit: ## Unit, integration, Lambda-event and corpus-replay tests (`cargo test --
 	else echo "unit: not root: the full-disk test, which mounts a tmpfs, was not run (it is reported ignored)"; fi
 
 remote-test: ## The integration suite and the graders on the libSQL server in LIBSQL_TEST_URL, directly and through replicas
-	@[ -n "$${LIBSQL_TEST_URL:-}" ] || { echo "remote-test: set LIBSQL_TEST_URL to a libSQL server, e.g. http://127.0.0.1:8080" >&2; exit 2; }
+	@[ -n "$${LIBSQL_TEST_URL:-}$(ON_SERVER)" ] || { echo "remote-test: set LIBSQL_TEST_URL to a libSQL server, e.g. http://127.0.0.1:8080" >&2; exit 2; }
 	for mode in remote replica; do \
 		echo "remote-test: LIBSQL_TEST_MODE=$$mode"; \
-		LIBSQL_TEST_MODE=$$mode $(CARGO) test --features local -- --include-ignored --skip a_full_disk --nocapture; \
-		LIBSQL_TEST_MODE=$$mode $(MAKE) graders; \
+		for test in $(INTEGRATION_TESTS); do \
+			LIBSQL_TEST_MODE=$$mode $(ON_SERVER) $(CARGO) test --features local --test $$test -- --include-ignored --skip a_full_disk --nocapture || exit 1; \
+		done; \
+		LIBSQL_TEST_MODE=$$mode $(ON_SERVER) $(MAKE) graders || exit 1; \
 	done
+
+# The integration test binaries, which remote-test runs one at a time.
+INTEGRATION_TESTS := $(basename $(notdir $(wildcard tests/*.rs)))
+# A command remote-test runs each test binary and the graders under; server-test gives each a fresh sqld, so
+# no replica's first sync copies the history of the tests before it.
+ON_SERVER ?=
 
 # A libSQL server binary (sqld) for server-test and bench-fleet: SQLD=path/to/sqld. None is installed here.
 SQLD ?=
@@ -98,9 +106,9 @@ export SQLD_ARGS
 FLEET ?= 8x1,16x1,64x1,4x32
 FLEET_SECONDS ?= 60
 
-server-test: release ## On a fresh sqld (SQLD=path): remote-test (the suite and the graders, directly and through replicas), then a 20 s fleet of 16 instances
+server-test: release ## On fresh sqld servers (SQLD=path): remote-test, each test binary and the graders on a server of its own, then a 20 s fleet of 16 instances
 	@[ -x "$(SQLD)" ] || { echo "server-test: set SQLD to a sqld binary (libSQL server), e.g. SQLD=/usr/local/bin/sqld" >&2; exit 2; }
-	scripts/with-sqld.sh $(SQLD) $(MAKE) remote-test
+	$(MAKE) remote-test ON_SERVER="scripts/with-sqld.sh $(SQLD)"
 	$(MAKE) bench-fleet FLEET=16x1 FLEET_SECONDS=20
 
 release: ## The local-listener release binary

@@ -108,7 +108,8 @@ pub async fn run(binary: &Path, cpu: &str, url: &str, delay_ms: u64, preload: u6
 
 /// Loads messages `0..count` of the bench's data straight into the server's `messages` and text index, a
 /// chunk a statement: a million through the service would take the better part of an hour, and the
-/// preload only sets the scene. The schema is the service's, which created it when it started.
+/// preload only sets the scene. The schema is the service's, which created it when it started; `text_folded`
+/// stays NULL, as the service leaves it for these lower-case ASCII texts.
 async fn bulk_load(addr: &str, run: u64, count: u64) -> Result<(), String> {
     let mut server = Hrana::new(addr);
     for start in (0..count).step_by(LOAD_CHUNK as usize) {
@@ -122,14 +123,14 @@ async fn bulk_load(addr: &str, run: u64, count: u64) -> Result<(), String> {
         let rows = serde_json::json!({"type": "text", "value": serde_json::Value::Array(rows).to_string()});
         for (sql, args) in [
             (
-                "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
+                "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key) \
                  SELECT value ->> 0, value ->> 1, '+14155550100', value ->> 2, value ->> 3, \
-                 '2026-01-01T00:00:00.000Z', unhex(value ->> 4), lower(value ->> 3) FROM json_each(?1)",
+                 '2026-01-01T00:00:00.000Z', unhex(value ->> 4) FROM json_each(?1)",
                 vec![rows],
             ),
             (
-                "INSERT INTO messages_text (rowid, text_folded) SELECT rowid, text_folded FROM messages \
-                 WHERE rowid > (SELECT indexed_through FROM text_index_state)",
+                "INSERT INTO messages_text (rowid, text_folded) SELECT rowid, coalesce(text_folded, lower(text)) \
+                 FROM messages WHERE rowid > (SELECT indexed_through FROM text_index_state)",
                 Vec::new(),
             ),
             ("UPDATE text_index_state SET indexed_through = (SELECT max(rowid) FROM messages)", Vec::new()),

@@ -24,6 +24,7 @@ use libsql::Value;
 use super::rows::{self, Table};
 use super::search_index;
 use super::types::{Inserted, Query};
+use super::write::folded_apart;
 use crate::message::fold_case;
 use crate::message::Message;
 
@@ -62,9 +63,9 @@ pub fn delivery(created_at: &str, messages: &[Message]) -> Query {
 }
 
 /// One message's columns as the statements take them, but for when it is stored, with the sort key in hex (a
-/// JSON array holds no bytes; the statements turn it back). The text the index takes
-/// is given only when it differs from the folded text (a NUL in it, which the index cannot read), so the
-/// trigger cannot make it itself.
+/// JSON array holds no bytes; the statements turn it back) and the folded text only where `lower()` does not
+/// give it ([`folded_apart`]). The text the index takes is given only when it differs from the folded text
+/// (a NUL in it, which the index cannot read), so the trigger cannot make it itself.
 fn row(message: &Message) -> [Option<String>; 12] {
     let folded = message.text.as_deref().map(fold_case);
     let indexed = folded.as_deref().map(search_index::indexable).filter(|indexed| Some(indexed) != folded.as_ref());
@@ -75,7 +76,7 @@ fn row(message: &Message) -> [Option<String>; 12] {
         Some(message.ts.as_str().to_owned()),
         message.text.clone(),
         Some(hex::encode(message.ts.sort_key())),
-        folded,
+        message.text.as_deref().zip(folded).and_then(|(text, folded)| folded_apart(text, folded)),
         message.message_type.clone(),
         indexed,
         message.received.raw.clone(),

@@ -12,7 +12,7 @@ use super::types::StoreError;
 use crate::message::fold_case;
 
 /// The schema version this build writes and reads.
-pub const LATEST: u32 = 12;
+pub const LATEST: u32 = 13;
 
 /// One version's change: what it does, for the log; its statements in order; then, where rows exist
 /// already, what only code can fill in (version 2's sort keys).
@@ -45,6 +45,11 @@ const MIGRATIONS: [Migration; LATEST as usize] = [
     Migration {
         does: "every sort key rewritten in nine bytes (free pages are reused; VACUUM returns them)",
         statements: V12_NINE_BYTE_SORT_KEYS,
+        fill: None,
+    },
+    Migration {
+        does: "folded text kept in the row only where lower(text) is not it",
+        statements: V13_FOLDED_TEXT_WHERE_LOWER_IS_NOT_IT,
         fill: None,
     },
 ];
@@ -273,6 +278,32 @@ const V10_SHARED_TOTALS: &[&str] = &[
     "CREATE INDEX search_totals_by_age ON search_totals (shared)",
 ];
 
+/// The trigger `inbox_full` since version 11, indexing the text `$indexed` of each moved row where `$has_text`.
+macro_rules! inbox_full {
+    ($indexed:literal, $has_text:literal) => {
+        concat!(
+            "CREATE TRIGGER inbox_full AFTER INSERT ON inbox WHEN NEW.rowid >= 256 BEGIN
+        UPDATE text_index_state SET indexed_through = indexed_through + (SELECT count(*) FROM inbox)
+            WHERE indexed_through = (SELECT coalesce(max(rowid), 0) FROM messages)
+            AND NOT EXISTS (SELECT 1 FROM inbox JOIN messages USING (message_id));
+        INSERT OR IGNORE INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key,
+                text_folded, message_type, raw, contact, metadata)
+            SELECT message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type,
+                raw, contact, metadata
+            FROM inbox ORDER BY rowid;
+        INSERT OR REPLACE INTO messages_text (rowid, text_folded)
+            SELECT m.rowid, ",
+            $indexed,
+            " FROM inbox AS i JOIN messages AS m USING (message_id)
+            WHERE ",
+            $has_text,
+            " AND m.created_at = i.created_at;
+        DELETE FROM inbox;
+     END"
+        )
+    };
+}
+
 /// What arrived, as it arrived, and WhatsApp's delivery statuses.
 ///
 /// `raw` is a message's JSON as received; NULL when it was exactly the message's canonical JSON, which a
@@ -291,20 +322,7 @@ const V11_AS_RECEIVED_AND_STATUSES: &[&str] = &[
     "ALTER TABLE inbox ADD COLUMN contact TEXT",
     "ALTER TABLE inbox ADD COLUMN metadata TEXT",
     "DROP TRIGGER inbox_full",
-    "CREATE TRIGGER inbox_full AFTER INSERT ON inbox WHEN NEW.rowid >= 256 BEGIN
-        UPDATE text_index_state SET indexed_through = indexed_through + (SELECT count(*) FROM inbox)
-            WHERE indexed_through = (SELECT coalesce(max(rowid), 0) FROM messages)
-            AND NOT EXISTS (SELECT 1 FROM inbox JOIN messages USING (message_id));
-        INSERT OR IGNORE INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key,
-                text_folded, message_type, raw, contact, metadata)
-            SELECT message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded, message_type,
-                raw, contact, metadata
-            FROM inbox ORDER BY rowid;
-        INSERT OR REPLACE INTO messages_text (rowid, text_folded)
-            SELECT m.rowid, coalesce(i.text_indexed, i.text_folded) FROM inbox AS i JOIN messages AS m USING (message_id)
-            WHERE i.text_folded IS NOT NULL AND m.created_at = i.created_at;
-        DELETE FROM inbox;
-     END",
+    inbox_full!("coalesce(i.text_indexed, i.text_folded)", "i.text_folded IS NOT NULL"),
     "CREATE TABLE statuses (
         message_id   TEXT NOT NULL,
         status       TEXT NOT NULL,
@@ -357,6 +375,30 @@ const V12_NINE_BYTE_SORT_KEYS: &[&str] = &[
     nine_byte_sort_keys!("inbox"),
     MESSAGES_BY_TIME,
     MESSAGES_BY_SENDER,
+];
+
+/// The folded text of a row as searches read it and both orderings index it: `text_folded` where folding
+/// changes more than SQL's `lower()` does (it folds ASCII letters only), else `lower(text)`. The planner
+/// matches the expression in a query to the indexes' own, so it must be written this way everywhere.
+macro_rules! folded_text {
+    () => {
+        "coalesce(text_folded, lower(text))"
+    };
+}
+pub(crate) use folded_text;
+
+/// The folded copy of a text leaves the row wherever `lower(text)` gives it, which is every text without
+/// an upper-case letter outside ASCII: the orderings' indexes hold the folded text ([`folded_text!`]) as
+/// before, and the row holds the text once. The indexes are built again after the rows change.
+const V13_FOLDED_TEXT_WHERE_LOWER_IS_NOT_IT: &[&str] = &[
+    "DROP INDEX messages_by_time",
+    "DROP INDEX messages_by_sender",
+    "UPDATE messages SET text_folded = NULL WHERE text_folded = lower(text)",
+    "UPDATE inbox SET text_folded = NULL WHERE text_folded = lower(text)",
+    concat!("CREATE INDEX messages_by_time ON messages (ts_key, message_id, ", folded_text!(), ")"),
+    concat!("CREATE INDEX messages_by_sender ON messages (from_msisdn, ts_key, message_id, ", folded_text!(), ")"),
+    "DROP TRIGGER inbox_full",
+    inbox_full!("coalesce(i.text_indexed, i.text_folded, lower(i.text))", "i.text IS NOT NULL"),
 ];
 
 /// Version 2's sort key, `YYYY-MM-DDTHH:MM:SS.fffffffff` (version 12 turns it into bytes). Rows written by
@@ -485,21 +527,23 @@ mod tests {
         logged
     }
 
-    /// A database the previous version wrote, with `rows` messages stored the way its writer stored them (the
-    /// 29-character sort key), one legacy row whose key is no timestamp, and the text index filled.
-    async fn previous_version_database(rows: usize) -> Connection {
+    /// A database of version 11 with `rows` messages stored the way its writer stored them (the 29-character
+    /// sort key, every text's folded copy beside it), one legacy row whose key is no timestamp, and the text
+    /// index filled.
+    async fn version_11_database(rows: usize) -> Connection {
         let conn = libsql::Builder::new_local(":memory:").build().await.unwrap().connect().unwrap();
         conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
-        migrate_in_transaction(&conn, LATEST - 1).await.unwrap();
+        migrate_in_transaction(&conn, 11).await.unwrap();
         let insert = "INSERT INTO messages (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, \
-             text_folded) VALUES (?1, ?2, '+14155550100', ?3, ?4, '2026-12-01T00:00:00.000Z', ?5, ?4)";
+             text_folded) VALUES (?1, ?2, '+14155550100', ?3, ?4, '2026-12-01T00:00:00.000Z', ?5, ?6)";
         for n in 0..rows {
             let ts = instant(n as u64);
             let key = legacy_sort_key(&ts);
-            let args = (format!("m{n}"), format!("+1555{:07}", n % 1000), ts, format!("text {n}"), key);
+            let text = text(n);
+            let args = (format!("m{n}"), format!("+1555{:07}", n % 1000), ts, text.clone(), key, fold_case(&text));
             conn.execute(insert, args).await.unwrap();
         }
-        let legacy = ("legacy".to_owned(), "+1555".to_owned(), "not a time".to_owned(), "old".to_owned(), "not a time");
+        let legacy = ("legacy", "+1555", "not a time", "old", "not a time", "old");
         conn.execute(insert, legacy).await.unwrap();
         conn.execute("INSERT INTO messages_text (rowid, text_folded) SELECT rowid, text_folded FROM messages", ())
             .await
@@ -509,6 +553,15 @@ mod tests {
             .unwrap();
         conn.execute("COMMIT", ()).await.unwrap();
         conn
+    }
+
+    /// The `n`th message's text: lower case, upper case in ASCII, or upper case beyond it.
+    fn text(n: usize) -> String {
+        match n % 3 {
+            0 => format!("text {n}"),
+            1 => format!("Text {n}"),
+            _ => format!("ÉTÉ {n}"),
+        }
     }
 
     /// The `n`th of a spread of instants: every year from 1 to 9999 reached, fractions of every length.
@@ -529,7 +582,7 @@ mod tests {
     #[tokio::test]
     async fn version_12_gives_every_stored_row_the_key_the_code_computes() {
         use crate::message::Timestamp;
-        let conn = previous_version_database(2_000).await;
+        let conn = version_11_database(2_000).await;
         migrate(&conn).await.unwrap();
         let mut rows = conn.query("SELECT ts, ts_key FROM messages ORDER BY rowid", ()).await.unwrap();
         let mut checked = 0;
@@ -545,21 +598,49 @@ mod tests {
     }
 
     /// A database of the previous version at 100k messages is migrated once: the rows keep their order, a
-    /// `since` filter finds what it found, the log says what was done, and opening it again does nothing.
+    /// `since` filter and a search find what they found, the folded copies `lower()` gives are gone, the log
+    /// says what was done, and opening it again does nothing.
     #[tokio::test]
     async fn a_hundred_thousand_rows_of_the_previous_version_migrate_once() {
-        let conn = previous_version_database(100_000).await;
-        let order =
-            "SELECT group_concat(message_id) FROM (SELECT message_id FROM messages ORDER BY ts_key, message_id)";
+        let conn = version_11_database(100_000).await;
+        conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
+        migrate_in_transaction(&conn, LATEST - 1).await.unwrap();
+        conn.execute("COMMIT", ()).await.unwrap();
+        // A server's deliveries waiting in its inbox, as that version stored them.
+        for n in 0..6 {
+            conn.execute(
+                "INSERT INTO inbox (message_id, from_msisdn, to_msisdn, ts, text, created_at, ts_key, text_folded) \
+                 VALUES (?1, '+1', '+2', '2026-12-01T00:00:00Z', ?2, '', x'00', ?3)",
+                (format!("waiting{n}"), text(n), fold_case(&text(n))),
+            )
+            .await
+            .unwrap();
+        }
         let text = |conn: &Connection, sql: String| {
             let conn = conn.clone();
             async move { conn.query(&sql, ()).await.unwrap().next().await.unwrap().unwrap().get::<String>(0).unwrap() }
         };
+        let order =
+            "SELECT group_concat(message_id) FROM (SELECT message_id FROM messages ORDER BY ts_key, message_id)";
+        let found = |folded: &str| {
+            let terms = ["text 1", "xt 99", "été 2", "t 3"];
+            terms.map(|term| {
+                format!(
+                    "SELECT group_concat(message_id) FROM (SELECT message_id FROM messages \
+                     WHERE instr({folded}, '{term}') > 0 ORDER BY rowid)"
+                )
+            })
+        };
         let before = text(&conn, order.to_owned()).await;
+        let mut found_before = Vec::new();
+        for search in found("text_folded") {
+            found_before.push(text(&conn, search).await);
+        }
         let logs = logged(migrate(&conn)).await;
         assert_eq!(user_version(&conn).await.unwrap(), LATEST);
-        assert!(logs.contains("schema migrated: every sort key rewritten in nine bytes"), "{logs}");
-        assert!(logs.contains("version=12"), "{logs}");
+        let does = MIGRATIONS[LATEST as usize - 1].does;
+        assert!(logs.contains(&format!("schema migrated: {does}")), "{logs}");
+        assert!(logs.contains(&format!("version={LATEST} ")), "{logs}");
         // The legacy row's text key sorts before every byte key, as text sorts before blobs.
         let after = text(&conn, order.to_owned()).await;
         assert_eq!(after.strip_prefix("legacy,").unwrap(), before.replace("legacy,", "").trim_end_matches(",legacy"));
@@ -568,11 +649,47 @@ mod tests {
             .query("SELECT count(*) FROM messages WHERE ts_key >= ?1", [Value::Blob(since.sort_key().to_vec())])
             .await
             .unwrap();
-        let found = rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap();
+        let found_since = rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap();
         let expected = (0..100_000).filter(|n| instant(*n).as_str() >= "5000").count() as i64;
-        assert_eq!(found, expected);
+        assert_eq!(found_since, expected);
+        for (search, before) in found(folded_text!()).into_iter().zip(found_before) {
+            assert_eq!(text(&conn, search).await, before);
+        }
+        let kept = "SELECT count(*) || ' ' || sum(text LIKE 'ÉTÉ %') FROM messages WHERE text_folded IS NOT NULL";
+        assert_eq!(text(&conn, kept.to_owned()).await, "33333 33333");
+        let waiting = "SELECT group_concat(message_id) FROM inbox WHERE text_folded IS NOT NULL";
+        assert_eq!(text(&conn, waiting.to_owned()).await, "waiting2,waiting5");
         let again = logged(migrate(&conn)).await;
         assert!(!again.contains("schema migrated"), "{again}");
+    }
+
+    /// Both orderings' indexes hold the folded text, so a search through either tests rows from the index
+    /// alone: the table is opened (for a page's rows) but no column of it is read.
+    #[tokio::test]
+    async fn a_search_reads_the_folded_text_from_either_ordering_index() {
+        let conn = libsql::Builder::new_local(":memory:").build().await.unwrap().connect().unwrap();
+        migrate(&conn).await.unwrap();
+        let table_root = "SELECT rootpage FROM sqlite_schema WHERE name = 'messages'";
+        let root = conn.query(table_root, ()).await.unwrap().next().await.unwrap().unwrap().get::<i64>(0).unwrap();
+        let filters = ["", "from_msisdn = '+1' AND "];
+        for filter in filters {
+            let search = format!(
+                "EXPLAIN SELECT message_id FROM messages WHERE {filter}instr({}, 'ab') > 0 \
+                 ORDER BY ts_key, message_id LIMIT 5",
+                folded_text!()
+            );
+            let program = rows::collect(conn.query(&search, ()).await.unwrap()).await.unwrap();
+            let op = |row: &[Value]| match (&row[1], &row[2], &row[3]) {
+                (Value::Text(op), Value::Integer(p1), Value::Integer(p2)) => (op.clone(), *p1, *p2),
+                _ => panic!("not an instruction: {row:?}"),
+            };
+            let ops: Vec<(String, i64, i64)> = program.rows().map(op).collect();
+            let table = ops.iter().find(|(op, _, p2)| op == "OpenRead" && *p2 == root).map(|(_, cursor, _)| *cursor);
+            let index = ops.iter().find(|(op, cursor, _)| op == "OpenRead" && Some(*cursor) != table);
+            assert!(index.is_some(), "{filter}: no index opened: {ops:?}");
+            let reads_table = ops.iter().any(|(op, cursor, _)| op == "Column" && Some(*cursor) == table);
+            assert!(!reads_table, "{filter}: reads the table: {ops:?}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 use libsql::Value;
 
+use super::schema::folded_text;
 use super::session::Session;
 
 /// Rows the indexer takes in one transaction: enough to spread the index's per-commit cost, few enough
@@ -63,9 +64,11 @@ impl Indexer {
 
 /// The rows past the watermark, oldest first, at most `?1` of them: each with the watermark, its rowid and
 /// its folded text (as a blob, so text with a NUL arrives whole).
-pub const PENDING_ROWS: &str = "SELECT (SELECT indexed_through FROM text_index_state), rowid, \
-     CAST(text_folded AS BLOB) FROM messages \
-     WHERE rowid > (SELECT indexed_through FROM text_index_state) ORDER BY rowid LIMIT ?1";
+pub const PENDING_ROWS: &str = concat!(
+    "SELECT (SELECT indexed_through FROM text_index_state), rowid, CAST(",
+    folded_text!(),
+    " AS BLOB) FROM messages WHERE rowid > (SELECT indexed_through FROM text_index_state) ORDER BY rowid LIMIT ?1"
+);
 
 /// Indexes row `?1` with text `?2` ([`indexable`]). `OR REPLACE`, because a row whose rowid was reused after
 /// a deletion may already be there.

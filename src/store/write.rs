@@ -24,12 +24,20 @@ pub fn insert_args(created_at: &str, m: &Message) -> Vec<Value> {
         text(m.text.as_deref()),
         created_at.to_owned().into(),
         Value::Blob(m.ts.sort_key().to_vec()),
-        text(m.text.as_deref().map(fold_case).as_deref()),
+        text(m.text.as_deref().and_then(|t| folded_apart(t, fold_case(t))).as_deref()),
         text(m.message_type.as_deref()),
         text(m.received.raw.as_deref()),
         text(m.received.contact.as_deref()),
         text(m.received.metadata.as_deref()),
     ]
+}
+
+/// What a row's `text_folded` holds for `text`, whose folded text is `folded`: nothing where SQL's `lower()`,
+/// which folds ASCII letters only, gives it ([`super::schema::folded_text!`] reads it back either way).
+pub fn folded_apart(text: &str, folded: String) -> Option<String> {
+    let lower =
+        folded.len() == text.len() && folded.bytes().zip(text.bytes()).all(|(f, t)| f == t.to_ascii_lowercase());
+    (!lower).then_some(folded)
 }
 
 /// The probe row's update: a write that must commit for the service to call itself ready.
@@ -43,4 +51,29 @@ pub async fn write_probe(conn: &Session) -> Result<(), libsql::Error> {
 /// `created_at`: the current UTC time with milliseconds.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::schema::folded_text;
+
+    /// What a row keeps, read back as every search reads it, is the text's folded text, whatever its letters:
+    /// SQL's `lower()` folds what the row leaves out.
+    #[tokio::test]
+    async fn every_texts_folded_text_reads_back() {
+        let conn = libsql::Builder::new_local(":memory:").build().await.unwrap().connect().unwrap();
+        let texts = ["plain", "MiXeD ASCII", "ÉTÉ", "été", "\u{212A} kelvin", "İstanbul", "ǅ", "ΣΑΣ", "NUL\0In", ""];
+        for text in texts {
+            let kept = folded_apart(text, fold_case(text));
+            let args = vec![kept.map_or(Value::Null, Value::Text), Value::Text(text.to_owned())];
+            // As a blob, which a text with a NUL arrives whole as.
+            let read = folded_text!().replace("text_folded", "?1").replace("(text)", "(?2)");
+            let mut rows = conn.query(&format!("SELECT CAST({read} AS BLOB)"), args).await.unwrap();
+            let read = rows.next().await.unwrap().unwrap().get::<Vec<u8>>(0).unwrap();
+            assert_eq!(read, fold_case(text).into_bytes(), "{text:?}");
+        }
+        let kept: Vec<bool> = texts.iter().map(|text| folded_apart(text, fold_case(text)).is_some()).collect();
+        assert_eq!(kept, [false, false, true, false, true, true, true, true, false, false]);
+    }
 }

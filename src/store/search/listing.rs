@@ -11,6 +11,7 @@ use super::plan::{self, Plan, Reach, TrigramFrequencies};
 use crate::cursor::{Order, Ordinal, Position, SortKey};
 use crate::query::ListParams;
 use crate::store::rows::{self, Table};
+use crate::store::schema::folded_text;
 use crate::store::types::{Listing, Page, Query, StoreError, StoredMessage, Tables};
 
 /// A listing's filters as SQL.
@@ -91,7 +92,7 @@ impl ListQuery {
                 query.args.extend(args);
             }
             // instr() decides, comparing literally: %, _ and quotes are plain characters.
-            query.and("instr(text_folded, ?) > 0", q.clone().into());
+            query.and(concat!("instr(", folded_text!(), ", ?) > 0"), q.clone().into());
         }
         query
     }

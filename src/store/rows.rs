@@ -77,7 +77,7 @@ pub fn stored_message(row: &mut [Value], at: usize) -> Result<StoredMessage, Sto
 
 /// A nullable text column selected as a BLOB (taken out of the row).
 pub fn optional_text(row: &mut [Value], idx: usize) -> Result<Option<String>, StoreError> {
-    let slot = row.get_mut(idx).ok_or(StoreError::Unexpected("a row has fewer columns than selected"))?;
+    let slot = row.get_mut(idx).ok_or_else(|| StoreError::Unexpected("a row has fewer columns than selected"))?;
     let value = std::mem::replace(slot, Value::Null);
     match value {
         Value::Blob(bytes) => {
@@ -97,7 +97,7 @@ pub fn optional_json(row: &mut [Value], idx: usize) -> Result<Option<Box<RawValu
 
 /// A NOT NULL text column selected as a BLOB (taken out of the row).
 pub fn text(row: &mut [Value], idx: usize) -> Result<String, StoreError> {
-    optional_text(row, idx)?.ok_or(StoreError::Unexpected("a NOT NULL text column is NULL"))
+    optional_text(row, idx)?.ok_or_else(|| StoreError::Unexpected("a NOT NULL text column is NULL"))
 }
 
 /// A count or other non-negative integer column.
@@ -119,5 +119,5 @@ pub fn is_null(row: &[Value], idx: usize) -> Result<bool, StoreError> {
 }
 
 fn column(row: &[Value], idx: usize) -> Result<&Value, StoreError> {
-    row.get(idx).ok_or(StoreError::Unexpected("a row has fewer columns than selected"))
+    row.get(idx).ok_or_else(|| StoreError::Unexpected("a row has fewer columns than selected"))
 }

@@ -121,10 +121,11 @@ fn main() -> ExitCode {
     let preload = runtime.block_on(drive(&server.addr, o.connections, Until::Sent(o.messages), preload));
     assert_eq!(preload.errors, 0, "preload failed");
     println!(
-        "preloaded {} messages in {:.1} s ({:.0} msg/s)\n",
+        "preloaded {} messages in {:.1} s ({:.0} msg/s); the server settled {:.1} s later\n",
         preload.requests,
         preload.elapsed.as_secs_f64(),
-        preload.rate()
+        preload.rate(),
+        server.settle().as_secs_f64()
     );
 
     let footprint = runtime.block_on(disk::measure(&db, dir.path()));

@@ -56,6 +56,22 @@ impl Server {
         cpu_time(self.process.id())
     }
 
+    /// Waits until it has used no CPU for half a second (at most a minute), so that what it does after
+    /// answering (the text index's chunks behind a preload) is done before anything is timed; returns how
+    /// long that took.
+    pub fn settle(&self) -> Duration {
+        let started = Instant::now();
+        let mut used = self.cpu();
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = self.cpu();
+            if now == used || started.elapsed() > Duration::from_secs(60) {
+                return started.elapsed();
+            }
+            used = now;
+        }
+    }
+
     /// Its peak resident memory, in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
         self.memory_kib("VmHWM:")
